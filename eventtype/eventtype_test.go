@@ -1,0 +1,154 @@
+package eventtype_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/surveyhooks/surveyhooks/eventtype"
+)
+
+func TestAll(t *testing.T) {
+	t.Parallel()
+
+	all := eventtype.All()
+	names := make([]string, 0, len(all))
+	for _, typ := range all {
+		names = append(names, typ.Name)
+		require.NotEmpty(t, typ.Description, typ.Name)
+		var data map[string]any
+		require.NoError(t, json.Unmarshal(typ.Example, &data), typ.Name)
+		require.NotEmpty(t, data, typ.Name)
+	}
+	require.Equal(t, []string{
+		eventtype.SurveyResponseCompleted,
+		eventtype.SurveyResponseUpdated,
+		eventtype.SurveyResponseDisqualified,
+		eventtype.FormSubmissionCreated,
+		eventtype.WebhookTest,
+	}, names)
+
+	// Changing the returned slice must not change the catalog.
+	all[0].Name = "changed"
+	require.Equal(t, eventtype.SurveyResponseCompleted, eventtype.All()[0].Name)
+}
+
+func TestSurveyExamplesFollowPayloadShape(t *testing.T) {
+	t.Parallel()
+
+	// DESIGN.md: data = {"survey":{"id","title"},"response":{"id","answers":[...],...}}.
+	for _, typ := range eventtype.All()[:3] {
+		var data struct {
+			Survey struct {
+				ID    string `json:"id"`
+				Title string `json:"title"`
+			} `json:"survey"`
+			Response struct {
+				ID      string `json:"id"`
+				Answers []any  `json:"answers"`
+			} `json:"response"`
+		}
+		require.NoError(t, json.Unmarshal(typ.Example, &data), typ.Name)
+		require.NotEmpty(t, data.Survey.ID, typ.Name)
+		require.NotEmpty(t, data.Survey.Title, typ.Name)
+		require.NotEmpty(t, data.Response.ID, typ.Name)
+		require.NotEmpty(t, data.Response.Answers, typ.Name)
+	}
+}
+
+func TestIsKnown(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{eventtype.SurveyResponseCompleted, true},
+		{eventtype.SurveyResponseUpdated, true},
+		{eventtype.SurveyResponseDisqualified, true},
+		{eventtype.FormSubmissionCreated, true},
+		{eventtype.WebhookTest, true},
+		{"survey.response_completed", false},
+		{"survey.response.*", false},
+		{"*", false},
+		{"", false},
+		{"SURVEY.RESPONSE.COMPLETED", false},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, eventtype.IsKnown(tt.name), tt.name)
+	}
+}
+
+func TestValidPattern(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		pattern string
+		valid   bool
+	}{
+		{eventtype.SurveyResponseCompleted, true},
+		{eventtype.SurveyResponseUpdated, true},
+		{eventtype.SurveyResponseDisqualified, true},
+		{eventtype.FormSubmissionCreated, true},
+		{"*", true},
+		{"survey.*", true},
+		{"survey.response.*", true},
+		{"form.*", true},
+		{"form.submission.*", true},
+		{eventtype.WebhookTest, false},
+		{"webhook.*", false}, // matches only webhook.test
+		{"", false},
+		{"survey.response_completed", false}, // seed 001's spelling is not ours
+		{"survey.respnse.*", false},
+		{"survey.response.completed.*", false},
+		{"survey*", false},
+		{"survey.", false},
+		{".*", false},
+		{"*.*", false},
+		{"**", false},
+		{"*.completed", false},
+		{"survey.*.completed", false},
+		{" survey.*", false},
+	}
+	for _, tt := range tests {
+		err := eventtype.ValidPattern(tt.pattern)
+		if tt.valid {
+			require.NoError(t, err, tt.pattern)
+		} else {
+			require.Error(t, err, tt.pattern)
+			require.True(t, errors.Is(err, eventtype.ErrInvalidPattern), tt.pattern)
+		}
+	}
+}
+
+func TestMatches(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		pattern, eventType string
+		want               bool
+	}{
+		{"*", eventtype.SurveyResponseCompleted, true},
+		{"*", eventtype.FormSubmissionCreated, true},
+		{"*", eventtype.WebhookTest, false},
+		{"webhook.*", eventtype.WebhookTest, false},
+		{eventtype.WebhookTest, eventtype.WebhookTest, false},
+		{"survey.*", eventtype.SurveyResponseCompleted, true},
+		{"survey.*", eventtype.FormSubmissionCreated, false},
+		{"survey.response.*", eventtype.SurveyResponseDisqualified, true},
+		{"survey.response.*", "survey.responses.x", false},
+		{"survey.*", "surveys.response.completed", false},
+		{"form.*", eventtype.FormSubmissionCreated, true},
+		{eventtype.SurveyResponseCompleted, eventtype.SurveyResponseCompleted, true},
+		{eventtype.SurveyResponseCompleted, eventtype.SurveyResponseUpdated, false},
+		{"survey.response", eventtype.SurveyResponseCompleted, false},
+		{".*", eventtype.SurveyResponseCompleted, false},
+		{"*.*", eventtype.SurveyResponseCompleted, false},
+		{"*", "", false},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, eventtype.Matches(tt.pattern, tt.eventType), "%s ~ %s", tt.pattern, tt.eventType)
+	}
+}
