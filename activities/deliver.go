@@ -1,0 +1,256 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/surveyhooks/surveyhooks/netguard"
+	"github.com/surveyhooks/surveyhooks/signature"
+	"github.com/surveyhooks/surveyhooks/store"
+)
+
+// Error types of Deliver's failures, as workflows and the Temporal UI see them.
+const (
+	// ErrTypeAttemptFailed: the attempt failed and the schedule retries it.
+	ErrTypeAttemptFailed = "DeliveryAttemptFailed"
+	// ErrTypeDeliveryFailed: the delivery failed for good (refused, or no attempt left).
+	ErrTypeDeliveryFailed = "DeliveryFailed"
+)
+
+// DeliverInput names a delivery and what started this run of attempts.
+type DeliverInput struct {
+	DeliveryID uuid.UUID
+	// Trigger is recorded with the run's first attempt (auto, manual or test); the
+	// schedule's later attempts are auto.
+	Trigger string
+	// Single makes this run one attempt: a manual retry of a finished delivery, or a test.
+	Single bool
+	// Force attempts a delivery that was already delivered.
+	Force bool
+}
+
+// DeliverResult is how a run of attempts ended without a failure.
+type DeliverResult struct {
+	// Status is the delivery's status: delivered, or failed when it was not attempted.
+	Status string
+	// Attempts is the delivery's attempt count.
+	Attempts int
+	// StatusCode is the last response status, 0 when none.
+	StatusCode int
+	// Skipped says why no attempt was made, if none was.
+	Skipped string
+}
+
+// Deliver makes one attempt of a delivery: it signs the event's body with the webhook's
+// secrets, POSTs it, records the attempt and the delivery's new state, and tells Temporal
+// what comes next. A retryable failure returns an error carrying the schedule's next delay;
+// a final one a non-retryable error; success a result.
+func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+	info := activity.GetInfo(ctx)
+	trigger, force := in.Trigger, in.Force
+	if info.Attempt > 1 {
+		trigger, force = store.TriggerAuto, false
+	}
+	target, err := a.store.GetTarget(ctx, in.DeliveryID)
+	if errors.Is(err, store.ErrNotFound) {
+		// The webhook was deleted, and its deliveries with it: nothing to send to.
+		return DeliverResult{Status: store.StatusFailed, Skipped: "the webhook was deleted"}, nil
+	}
+	if err != nil {
+		return DeliverResult{}, fmt.Errorf("load delivery: %w", err)
+	}
+	if target.Status == store.StatusDelivered && !force {
+		// Already delivered (a retry of an activity whose result was lost, or a retry
+		// request that raced the schedule): never send it again unasked.
+		return DeliverResult{Status: store.StatusDelivered, Attempts: target.AttemptCount, Skipped: "already delivered"}, nil
+	}
+	if !target.Webhook.IsActive && trigger != store.TriggerTest {
+		const reason = "the webhook is inactive"
+		if err := a.store.FailDelivery(ctx, in.DeliveryID, reason); err != nil {
+			return DeliverResult{}, err
+		}
+		return DeliverResult{Status: store.StatusFailed, Attempts: target.AttemptCount, Skipped: reason}, nil
+	}
+
+	sent := a.send(ctx, target)
+	sent.attempt.Trigger = trigger
+	number, outcome, err := a.store.RecordAttempt(ctx, sent.attempt, func(number int) store.Outcome {
+		return a.decide(number, in.Single, sent)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return DeliverResult{Status: store.StatusFailed, Skipped: "the webhook was deleted"}, nil
+	}
+	if err != nil {
+		// The POST happened but its record did not: retrying sends again (at least once).
+		return DeliverResult{}, fmt.Errorf("record attempt: %w", err)
+	}
+	a.logger.InfoContext(ctx, "delivery attempt",
+		"delivery_id", in.DeliveryID, "event_id", target.EventID, "webhook_id", target.Webhook.ID,
+		"attempt", number, "trigger", trigger, "status_code", sent.statusCode,
+		"duration_ms", sent.attempt.DurationMS, "outcome", outcome.Status, "error", sent.attempt.Error)
+
+	switch outcome.Status {
+	case store.StatusDelivered:
+		return DeliverResult{Status: outcome.Status, Attempts: number, StatusCode: sent.statusCode}, nil
+	case store.StatusRetrying:
+		delay := outcome.NextAttemptAt.Sub(a.now())
+		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(
+			fmt.Sprintf("attempt %d: %s; next attempt in %s", number, outcome.LastError, delay.Round(time.Second)),
+			ErrTypeAttemptFailed,
+			temporal.ApplicationErrorOptions{NextRetryDelay: max(delay, time.Millisecond)})
+	default:
+		return DeliverResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("attempt %d: %s; delivery failed", number, outcome.LastError),
+			ErrTypeDeliveryFailed, nil)
+	}
+}
+
+// sentAttempt is one POST as sent and as answered, before it is numbered.
+type sentAttempt struct {
+	attempt    store.Attempt
+	statusCode int
+	retryAfter time.Duration
+	// permanent failures are not retried: 4xx other than 408/429, redirects, refused addresses.
+	permanent bool
+}
+
+// send POSTs the event once. s is a named result so that the deferred duration lands in
+// what is returned.
+func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
+	started := a.now()
+	headers := signature.Headers(t.Webhook.SigningSecrets(started), t.DeliveryID.String(), started, t.Body)
+	headers.Set("Content-Type", "application/json")
+	headers.Set("User-Agent", UserAgent)
+	headers.Set(signature.HeaderEvent, t.EventType)
+	headers.Set(signature.HeaderDelivery, t.DeliveryID.String())
+
+	s = sentAttempt{attempt: store.Attempt{
+		DeliveryID:     t.DeliveryID,
+		StartedAt:      started,
+		RequestURL:     t.Webhook.URL,
+		RequestHeaders: headersJSON(headers),
+		RequestBody:    a.loggable(t.Body),
+	}}
+	attemptCtx, cancel := context.WithTimeout(ctx, a.cfg.AttemptTimeout)
+	defer cancel()
+	clock := time.Now() // duration by the monotonic clock, whatever a.now is
+	defer func() { s.attempt.DurationMS = float64(time.Since(clock).Microseconds()) / 1000 }()
+
+	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, t.Webhook.URL, bytes.NewReader(t.Body))
+	if err != nil {
+		s.attempt.Error, s.permanent = fmt.Sprintf("invalid webhook URL: %v", err), true
+		return s
+	}
+	req.Header = headers
+	resp, err := a.client.Do(req)
+	if err != nil {
+		s.attempt.Error, s.permanent = describeSendError(err, a.cfg.AttemptTimeout)
+		return s
+	}
+	defer resp.Body.Close()
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(a.cfg.MaxLoggedBody)+1))
+	// Drain a little more so the connection can be reused; give up on huge bodies.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 256<<10))
+
+	status := resp.StatusCode
+	s.statusCode = status
+	s.attempt.ResponseStatus = &status
+	s.attempt.ResponseHeaders = headersJSON(resp.Header)
+	s.attempt.ResponseBody = a.loggable(body)
+	switch {
+	case status >= 200 && status < 300:
+		if readErr != nil && !errors.Is(readErr, io.EOF) {
+			// The receiver said 2xx; a broken body does not undo that.
+			s.attempt.Error = fmt.Sprintf("reading the response body: %v", readErr)
+		}
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+		s.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), a.now())
+		s.attempt.Error = fmt.Sprintf("receiver answered %d %s", status, http.StatusText(status))
+	case status >= 300 && status < 400:
+		s.permanent = true
+		s.attempt.Error = fmt.Sprintf("receiver answered %d %s; redirects are not followed (Location: %s)",
+			status, http.StatusText(status), resp.Header.Get("Location"))
+	default:
+		s.permanent = true
+		s.attempt.Error = fmt.Sprintf("receiver answered %d %s; not retried", status, http.StatusText(status))
+	}
+	return s
+}
+
+// decide turns attempt number's result into the delivery's new state.
+func (a *Activities) decide(number int, single bool, s sentAttempt) store.Outcome {
+	out := store.Outcome{LastError: s.attempt.Error}
+	if s.statusCode != 0 {
+		code := s.statusCode
+		out.LastStatusCode = &code
+	}
+	if s.statusCode >= 200 && s.statusCode < 300 {
+		out.Status = store.StatusDelivered
+		return out
+	}
+	delay, more := a.cfg.Schedule.Next(number, s.retryAfter)
+	if s.permanent || single || !more {
+		out.Status = store.StatusFailed
+		return out
+	}
+	next := a.now().Add(delay)
+	out.Status, out.NextAttemptAt = store.StatusRetrying, &next
+	return out
+}
+
+// describeSendError explains a failed request in words a person can act on, and says
+// whether retrying can help.
+func describeSendError(err error, timeout time.Duration) (string, bool) {
+	switch {
+	case errors.Is(err, netguard.ErrBlockedAddress):
+		return fmt.Sprintf("refused: %v; allow the range with SURVEYHOOKS_ALLOWED_CIDRS if it is intended", unwrapURLError(err)), true
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("timed out after %s", timeout), false
+	default:
+		return unwrapURLError(err).Error(), false
+	}
+}
+
+// unwrapURLError drops net/http's `Post "url": ` prefix: the URL is recorded on its own.
+func unwrapURLError(err error) error {
+	var urlErr interface{ Unwrap() error }
+	if errors.As(err, &urlErr) {
+		if inner := urlErr.Unwrap(); inner != nil && strings.HasPrefix(err.Error(), "Post ") {
+			return inner
+		}
+	}
+	return err
+}
+
+// loggable truncates a body to the logged cap, as valid UTF-8 without NUL bytes
+// (PostgreSQL text refuses both).
+func (a *Activities) loggable(body []byte) string {
+	truncated := len(body) > a.cfg.MaxLoggedBody
+	if truncated {
+		body = body[:a.cfg.MaxLoggedBody] // a rune cut in two becomes U+FFFD below
+	}
+	s := strings.ReplaceAll(strings.ToValidUTF8(string(body), "\uFFFD"), "\x00", "\uFFFD")
+	if truncated {
+		s += fmt.Sprintf("\n[truncated at %d bytes]", a.cfg.MaxLoggedBody)
+	}
+	return s
+}
+
+func headersJSON(h http.Header) []byte {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return []byte("{}")
+	}
+	return b
+}

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+const eventColumns = `id, event_type, survey_id, body, target_webhook_id, created_at, dispatched_at, fanned_out_at`
+
+const insertEventQuery = `
+INSERT INTO events (id, event_type, survey_id, body, target_webhook_id)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO NOTHING
+RETURNING ` + eventColumns
+
+const getEventQuery = `SELECT ` + eventColumns + ` FROM events WHERE id = $1`
+
+const markEventDispatchedQuery = `
+UPDATE events SET dispatched_at = now() WHERE id = $1 AND dispatched_at IS NULL`
+
+// The dispatcher skips rows another dispatcher holds, so several API processes can run it.
+const lockUndispatchedEventsQuery = `
+SELECT ` + eventColumns + ` FROM events
+WHERE dispatched_at IS NULL AND created_at < $1
+ORDER BY created_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED`
+
+// InsertEvent stores ev unless an event with its id exists. It returns the stored event and
+// whether this call created it; an existing event is returned unchanged (publishers retry,
+// and the same event_id is one event).
+func (s *Store) InsertEvent(ctx context.Context, ev Event) (Event, bool, error) {
+	var stored Event
+	err := s.db.GetContext(ctx, &stored, insertEventQuery,
+		ev.ID, ev.EventType, ev.SurveyID, ev.Body, ev.TargetWebhookID)
+	if err == nil {
+		return stored, true, nil
+	}
+	if err = mapError(err); err != ErrNotFound {
+		return Event{}, false, fmt.Errorf("insert event: %w", err)
+	}
+	// ON CONFLICT DO NOTHING returned no row: the event exists.
+	existing, err := s.GetEvent(ctx, ev.ID)
+	if err != nil {
+		return Event{}, false, err
+	}
+	return existing, false, nil
+}
+
+// GetEvent returns the event with id, or ErrNotFound.
+func (s *Store) GetEvent(ctx context.Context, id string) (Event, error) {
+	var ev Event
+	if err := s.db.GetContext(ctx, &ev, getEventQuery, id); err != nil {
+		return Event{}, fmt.Errorf("get event %s: %w", id, mapError(err))
+	}
+	return ev, nil
+}
+
+// MarkEventDispatched records that the event's workflow has been started.
+func (s *Store) MarkEventDispatched(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, markEventDispatchedQuery, id); err != nil {
+		return fmt.Errorf("mark event %s dispatched: %w", id, err)
+	}
+	return nil
+}
+
+// DispatchPending calls dispatch for up to limit events created before olderThan whose
+// workflow has not been started, oldest first, holding a row lock on each so that
+// concurrent dispatchers skip it. An event is marked dispatched when dispatch returns nil.
+// It returns how many events were dispatched.
+func (s *Store) DispatchPending(ctx context.Context, olderThan time.Time, limit int, dispatch func(context.Context, Event) error) (int, error) {
+	dispatched := 0
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var events []Event
+		if err := tx.SelectContext(ctx, &events, lockUndispatchedEventsQuery, olderThan, limit); err != nil {
+			return fmt.Errorf("lock undispatched events: %w", err)
+		}
+		for _, ev := range events {
+			if err := dispatch(ctx, ev); err != nil {
+				// Keep order: a later event must not overtake one that could not start.
+				return fmt.Errorf("dispatch event %s: %w", ev.ID, err)
+			}
+			if _, err := tx.ExecContext(ctx, markEventDispatchedQuery, ev.ID); err != nil {
+				return fmt.Errorf("mark event %s dispatched: %w", ev.ID, err)
+			}
+			dispatched++
+		}
+		return nil
+	})
+	return dispatched, err
+}
+
+// Subscription is a webhook an event is delivered to, as the delivery workflow sees it.
+type Subscription struct {
+	DeliveryID   uuid.UUID `db:"id"`
+	WebhookID    uuid.UUID `db:"webhook_id"`
+	URL          string    `db:"url"`
+	Status       string    `db:"status"`
+	AttemptCount int       `db:"attempt_count"`
+}
+
+const lockEventQuery = `SELECT ` + eventColumns + ` FROM events WHERE id = $1 FOR UPDATE`
+
+const insertDeliveryQuery = `
+INSERT INTO deliveries (id, event_id, webhook_id) VALUES ($1, $2, $3)
+ON CONFLICT (event_id, webhook_id) DO NOTHING`
+
+const markEventFannedOutQuery = `UPDATE events SET fanned_out_at = now() WHERE id = $1`
+
+const listEventSubscriptionsQuery = `
+SELECT d.id, d.webhook_id, w.url, d.status, d.attempt_count
+FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+WHERE d.event_id = $1
+ORDER BY d.id`
+
+// FanOut creates the event's deliveries, once per event: the first call passes the event to
+// pick, which returns the webhook ids to deliver to; later calls (a later run of the event's
+// workflow) keep the deliveries made then. It returns every delivery of the event.
+func (s *Store) FanOut(ctx context.Context, eventID string, pick func(context.Context, Event) ([]uuid.UUID, error)) ([]Subscription, error) {
+	var subs []Subscription
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var ev Event
+		if err := tx.GetContext(ctx, &ev, lockEventQuery, eventID); err != nil {
+			return fmt.Errorf("lock event %s: %w", eventID, mapError(err))
+		}
+		if ev.FannedOutAt == nil {
+			webhookIDs, err := pick(ctx, ev)
+			if err != nil {
+				return err
+			}
+			for _, webhookID := range webhookIDs {
+				id, err := uuid.NewV7()
+				if err != nil {
+					return fmt.Errorf("new delivery id: %w", err)
+				}
+				if _, err := tx.ExecContext(ctx, insertDeliveryQuery, id, eventID, webhookID); err != nil {
+					return fmt.Errorf("insert delivery: %w", mapError(err))
+				}
+			}
+			if _, err := tx.ExecContext(ctx, markEventFannedOutQuery, eventID); err != nil {
+				return fmt.Errorf("mark event fanned out: %w", err)
+			}
+		}
+		if err := tx.SelectContext(ctx, &subs, listEventSubscriptionsQuery, eventID); err != nil {
+			return fmt.Errorf("list deliveries of event %s: %w", eventID, err)
+		}
+		return nil
+	})
+	return subs, err
+}

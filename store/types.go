@@ -1,0 +1,105 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+)
+
+// Webhook is a URL subscribed to some event types of one survey.
+type Webhook struct {
+	ID       uuid.UUID `db:"id"`
+	SurveyID string    `db:"survey_id"`
+	Name     string    `db:"name"`
+	URL      string    `db:"url"`
+	// Events are the subscribed event types and wildcards (a []string; pq.StringArray
+	// scans PostgreSQL's text[]).
+	Events      pq.StringArray `db:"events"`
+	Description string         `db:"description"`
+	IsActive    bool           `db:"is_active"`
+	// Secret signs every request; never log it.
+	Secret string `db:"secret"`
+	// PreviousSecret keeps signing until PreviousSecretExpiresAt after a rotation.
+	PreviousSecret          *string    `db:"previous_secret"`
+	PreviousSecretExpiresAt *time.Time `db:"previous_secret_expires_at"`
+	CreatedAt               time.Time  `db:"created_at"`
+	UpdatedAt               time.Time  `db:"updated_at"`
+}
+
+// SigningSecrets returns the secrets that sign a request sent at now, newest first.
+func (w *Webhook) SigningSecrets(now time.Time) []string {
+	secrets := []string{w.Secret}
+	if w.PreviousSecret != nil && w.PreviousSecretExpiresAt != nil && now.Before(*w.PreviousSecretExpiresAt) {
+		secrets = append(secrets, *w.PreviousSecret)
+	}
+	return secrets
+}
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"   // created, no attempt finished yet
+	StatusRetrying  = "retrying"  // an attempt failed, the next one is scheduled
+	StatusDelivered = "delivered" // the receiver answered 2xx
+	StatusFailed    = "failed"    // no attempt left, or the receiver refused for good
+)
+
+// Attempt triggers: what started an attempt.
+const (
+	TriggerAuto   = "auto"   // the first attempt or the retry schedule
+	TriggerManual = "manual" // a person asked for a retry
+	TriggerTest   = "test"   // the webhook test endpoint
+)
+
+// Event is what a publisher sent, with the exact envelope bytes every attempt POSTs.
+type Event struct {
+	ID              string     `db:"id"`
+	EventType       string     `db:"event_type"`
+	SurveyID        string     `db:"survey_id"`
+	Body            []byte     `db:"body"`
+	TargetWebhookID *uuid.UUID `db:"target_webhook_id"`
+	CreatedAt       time.Time  `db:"created_at"`
+	DispatchedAt    *time.Time `db:"dispatched_at"`
+	FannedOutAt     *time.Time `db:"fanned_out_at"`
+}
+
+// Delivery is one event on its way to one webhook.
+type Delivery struct {
+	ID             uuid.UUID  `db:"id"`
+	EventID        string     `db:"event_id"`
+	WebhookID      uuid.UUID  `db:"webhook_id"`
+	Status         string     `db:"status"`
+	AttemptCount   int        `db:"attempt_count"`
+	NextAttemptAt  *time.Time `db:"next_attempt_at"`
+	LastStatusCode *int       `db:"last_status_code"`
+	LastError      string     `db:"last_error"`
+	CreatedAt      time.Time  `db:"created_at"`
+	UpdatedAt      time.Time  `db:"updated_at"`
+	DeliveredAt    *time.Time `db:"delivered_at"`
+	// EventType is joined from the event for listings.
+	EventType string `db:"event_type"`
+}
+
+// Attempt is one POST of a delivery, as sent and as answered.
+type Attempt struct {
+	ID              uuid.UUID       `db:"id"`
+	DeliveryID      uuid.UUID       `db:"delivery_id"`
+	Number          int             `db:"number"`
+	Trigger         string          `db:"trigger"`
+	StartedAt       time.Time       `db:"started_at"`
+	DurationMS      float64         `db:"duration_ms"`
+	RequestURL      string          `db:"request_url"`
+	RequestHeaders  json.RawMessage `db:"request_headers"`
+	RequestBody     string          `db:"request_body"`
+	ResponseStatus  *int            `db:"response_status"`
+	ResponseHeaders json.RawMessage `db:"response_headers"`
+	ResponseBody    string          `db:"response_body"`
+	Error           string          `db:"error"`
+}
+
+// Page asks for one page of a list ordered by id: After is the last id of the previous page.
+type Page struct {
+	After *uuid.UUID
+	Limit int
+}

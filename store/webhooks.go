@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+)
+
+// webhookColumns lists the columns every webhook query reads into a Webhook.
+const webhookColumns = `id, survey_id, name, url, events, description, is_active, secret,
+	previous_secret, previous_secret_expires_at, created_at, updated_at`
+
+const insertWebhookQuery = `INSERT INTO webhooks
+	(id, survey_id, name, url, events, description, is_active, secret)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	RETURNING ` + webhookColumns
+
+const getWebhookQuery = `SELECT ` + webhookColumns + ` FROM webhooks
+	WHERE survey_id = $1 AND id = $2`
+
+// listWebhooksQuery pages by id: ids are UUIDv7, so id order is creation order.
+const listWebhooksQuery = `SELECT ` + webhookColumns + ` FROM webhooks
+	WHERE survey_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid)
+	ORDER BY id
+	LIMIT $3`
+
+const listActiveWebhooksQuery = `SELECT ` + webhookColumns + ` FROM webhooks
+	WHERE survey_id = $1 AND is_active
+	ORDER BY id`
+
+// updateWebhookQuery changes only the columns whose argument is not NULL.
+const updateWebhookQuery = `UPDATE webhooks SET
+	name = COALESCE($3, name),
+	url = COALESCE($4, url),
+	events = COALESCE($5::text[], events),
+	description = COALESCE($6, description),
+	is_active = COALESCE($7, is_active),
+	updated_at = now()
+	WHERE survey_id = $1 AND id = $2
+	RETURNING ` + webhookColumns
+
+const deleteWebhookQuery = `DELETE FROM webhooks WHERE survey_id = $1 AND id = $2`
+
+// rotateWebhookSecretQuery keeps the current secret as the previous one for the overlap
+// ($4, in microseconds). A second rotation during an overlap replaces the previous secret
+// with the current one: receivers only ever need the two newest secrets. With no overlap
+// the old secret is dropped at once.
+const rotateWebhookSecretQuery = `UPDATE webhooks SET
+	previous_secret = CASE WHEN $4::bigint > 0 THEN secret END,
+	previous_secret_expires_at = CASE WHEN $4::bigint > 0 THEN now() + $4::bigint * interval '1 microsecond' END,
+	secret = $3,
+	updated_at = now()
+	WHERE survey_id = $1 AND id = $2
+	RETURNING ` + webhookColumns
+
+// nonNilEvents makes an empty events array encode as [] rather than null.
+func nonNilEvents(w Webhook) Webhook {
+	if w.Events == nil {
+		w.Events = pq.StringArray{}
+	}
+	return w
+}
+
+// CreateWebhook stores w under a new UUIDv7 id and returns the stored row. ID, timestamps
+// and the previous-secret fields of w are ignored; the caller has validated the rest.
+func (s *Store) CreateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Webhook{}, fmt.Errorf("new webhook id: %w", err)
+	}
+	var row Webhook
+	err = s.db.GetContext(ctx, &row, insertWebhookQuery,
+		id, w.SurveyID, w.Name, w.URL, w.Events, w.Description, w.IsActive, w.Secret)
+	if err != nil {
+		return Webhook{}, fmt.Errorf("insert webhook: %w", mapError(err))
+	}
+	return nonNilEvents(row), nil
+}
+
+// GetWebhook returns the webhook id of survey surveyID, or ErrNotFound (also when the id
+// belongs to another survey).
+func (s *Store) GetWebhook(ctx context.Context, surveyID string, id uuid.UUID) (Webhook, error) {
+	var row Webhook
+	if err := s.db.GetContext(ctx, &row, getWebhookQuery, surveyID, id); err != nil {
+		return Webhook{}, fmt.Errorf("get webhook: %w", mapError(err))
+	}
+	return nonNilEvents(row), nil
+}
+
+// ListWebhooks returns up to page.Limit webhooks of surveyID in creation order, starting
+// after page.After. The caller caps the limit.
+func (s *Store) ListWebhooks(ctx context.Context, surveyID string, page Page) ([]Webhook, error) {
+	if page.Limit <= 0 {
+		return nil, fmt.Errorf("list webhooks: limit %d is not positive", page.Limit)
+	}
+	rows := []Webhook{}
+	if err := s.db.SelectContext(ctx, &rows, listWebhooksQuery, surveyID, page.After, page.Limit); err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", mapError(err))
+	}
+	return rows, nil
+}
+
+// ListActiveForSurvey returns every active webhook of surveyID in creation order, for the
+// delivery engine to match against an event type.
+func (s *Store) ListActiveForSurvey(ctx context.Context, surveyID string) ([]Webhook, error) {
+	rows := []Webhook{}
+	if err := s.db.SelectContext(ctx, &rows, listActiveWebhooksQuery, surveyID); err != nil {
+		return nil, fmt.Errorf("list active webhooks: %w", mapError(err))
+	}
+	return rows, nil
+}
+
+// WebhookUpdate lists the fields a partial update changes; a nil field is left as it is.
+type WebhookUpdate struct {
+	Name        *string
+	URL         *string
+	Events      *[]string
+	Description *string
+	IsActive    *bool
+}
+
+// IsZero reports whether u changes nothing.
+func (u WebhookUpdate) IsZero() bool {
+	return u.Name == nil && u.URL == nil && u.Events == nil && u.Description == nil && u.IsActive == nil
+}
+
+// UpdateWebhook applies u to the webhook id of surveyID and returns the stored row, or
+// ErrNotFound. An empty update changes nothing, not even updated_at.
+func (s *Store) UpdateWebhook(ctx context.Context, surveyID string, id uuid.UUID, u WebhookUpdate) (Webhook, error) {
+	if u.IsZero() {
+		return s.GetWebhook(ctx, surveyID, id)
+	}
+	// A nil any is sent as NULL, which COALESCE turns into "keep the column".
+	var events any
+	if u.Events != nil {
+		events = pq.StringArray(*u.Events)
+	}
+	var row Webhook
+	err := s.db.GetContext(ctx, &row, updateWebhookQuery,
+		surveyID, id, u.Name, u.URL, events, u.Description, u.IsActive)
+	if err != nil {
+		return Webhook{}, fmt.Errorf("update webhook: %w", mapError(err))
+	}
+	return nonNilEvents(row), nil
+}
+
+// DeleteWebhook deletes the webhook id of surveyID, or returns ErrNotFound. The schema
+// cascades the delete to the webhook's deliveries, their attempts and its test events:
+// the history goes with the webhook, and the delivery engine, finding the webhook gone,
+// stops sending to it.
+func (s *Store) DeleteWebhook(ctx context.Context, surveyID string, id uuid.UUID) error {
+	res, err := s.db.ExecContext(ctx, deleteWebhookQuery, surveyID, id)
+	if err != nil {
+		return fmt.Errorf("delete webhook: %w", mapError(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete webhook: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("delete webhook: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// RotateWebhookSecret makes newSecret the webhook's secret. The old secret stays valid as
+// the previous secret for overlap (so receivers can switch without a gap); overlap <= 0
+// drops it at once. Returns the stored row or ErrNotFound.
+func (s *Store) RotateWebhookSecret(ctx context.Context, surveyID string, id uuid.UUID, newSecret string, overlap time.Duration) (Webhook, error) {
+	var row Webhook
+	err := s.db.GetContext(ctx, &row, rotateWebhookSecretQuery, surveyID, id, newSecret, overlap.Microseconds())
+	if err != nil {
+		return Webhook{}, fmt.Errorf("rotate webhook secret: %w", mapError(err))
+	}
+	return nonNilEvents(row), nil
+}

@@ -1,0 +1,314 @@
+// Package workflows holds surveyhooks' Temporal workflows: one Event workflow per published
+// event delivers it to every subscribed webhook on the retry schedule and takes manual retry
+// requests as signals.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/eventtype"
+	"github.com/surveyhooks/surveyhooks/store"
+)
+
+// DefaultTaskQueue is the task queue surveyhooks' workers poll.
+const DefaultTaskQueue = "surveyhooks"
+
+// RetrySignal is the signal that asks for a delivery to be attempted now; its payload is
+// a RetryRequest.
+const RetrySignal = "retry"
+
+// EventInput starts an Event workflow.
+type EventInput struct {
+	EventID   string
+	EventType string
+	SurveyID  string
+	// MaxAttempts is the schedule's length (retry delays + 1): the Deliver activity's
+	// RetryPolicy.MaximumAttempts. The activity itself stops the schedule from the recorded
+	// attempt count; this is the backstop.
+	MaxAttempts int
+	// AttemptTimeout bounds one attempt; the activity's StartToClose adds room to record it.
+	AttemptTimeout time.Duration
+}
+
+// RetryRequest is RetrySignal's payload.
+type RetryRequest struct {
+	DeliveryID uuid.UUID
+	// Force re-sends a delivery that was delivered.
+	Force bool
+}
+
+// EventResult is how every delivery of the event ended.
+type EventResult struct {
+	Deliveries []DeliveryResult
+}
+
+// DeliveryResult is how one delivery ended.
+type DeliveryResult struct {
+	DeliveryID uuid.UUID
+	WebhookID  uuid.UUID
+	Status     string
+	Error      string `json:",omitempty"`
+}
+
+// ID is the workflow id of an event: publishing the same event id again finds the same
+// workflow.
+func ID(eventID string) string {
+	return "event-" + eventID
+}
+
+// StartOptions are the options an event's workflow starts with: its id, task queue, the
+// search attributes known before it runs and a summary for the Web UI.
+func StartOptions(in EventInput, taskQueue string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:        ID(in.EventID),
+		TaskQueue: taskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			SurveyIDKey.ValueSet(in.SurveyID),
+			EventTypeKey.ValueSet(in.EventType),
+			DeliveryStatusKey.ValueSet([]string{store.StatusPending}),
+		),
+		StaticSummary: fmt.Sprintf("%s for survey %s", in.EventType, in.SurveyID),
+		StaticDetails: fmt.Sprintf("Event `%s` (%s) of survey `%s`: one Deliver activity per subscribed webhook, "+
+			"retried on the schedule (%d attempts). Signal `%s` with {\"DeliveryID\": \"...\"} to retry a delivery now.",
+			in.EventID, in.EventType, in.SurveyID, in.MaxAttempts, RetrySignal),
+	}
+}
+
+// acts is only a method set: workflows name activities through it, the worker runs them.
+var acts *activities.Activities
+
+// Event delivers one event to each of its webhooks in parallel, each on the retry
+// schedule, and re-attempts a delivery at once when a RetrySignal names it. It returns when
+// every delivery has ended and no retry request is pending.
+func Event(ctx workflow.Context, in EventInput) (EventResult, error) {
+	run := &eventRun{in: in, byID: map[uuid.UUID]*delivery{}}
+	retries := workflow.GetSignalChannel(ctx, RetrySignal)
+
+	fanOutCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		// Keep trying through a database outage: the event must not be dropped.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	})
+	var fan activities.FanOutResult
+	if err := workflow.ExecuteLocalActivity(fanOutCtx, acts.FanOut, activities.FanOutInput{EventID: in.EventID}).Get(ctx, &fan); err != nil {
+		return EventResult{}, fmt.Errorf("fan out: %w", err)
+	}
+	webhookIDs := make([]string, 0, len(fan.Deliveries))
+	for _, sub := range fan.Deliveries {
+		d := &delivery{Subscription: sub, retry: workflow.NewBufferedChannel(ctx, 1)}
+		run.deliveries = append(run.deliveries, d)
+		run.byID[sub.DeliveryID] = d
+		webhookIDs = append(webhookIDs, sub.WebhookID.String())
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, WebhookIDsKey.ValueSet(webhookIDs)); err != nil {
+		return EventResult{}, fmt.Errorf("upsert webhook ids: %w", err)
+	}
+
+	for _, d := range run.deliveries {
+		switch {
+		case in.EventType == eventtype.WebhookTest:
+			run.start(ctx, d, activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerTest, Single: true, Force: true})
+		case d.Status == store.StatusPending || d.Status == store.StatusRetrying:
+			// A later run of the workflow (after a manual retry of a closed one) resumes what
+			// is unfinished and leaves finished deliveries alone.
+			run.start(ctx, d, activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerAuto})
+		}
+	}
+	if err := run.upsertStatuses(ctx); err != nil {
+		return EventResult{}, err
+	}
+
+	for {
+		var req RetryRequest
+		if run.running == 0 {
+			if !retries.ReceiveAsync(&req) {
+				break
+			}
+			run.retry(ctx, req)
+			continue
+		}
+		if err := workflow.Await(ctx, func() bool { return run.running == 0 || retries.Len() > 0 }); err != nil {
+			return EventResult{}, fmt.Errorf("await deliveries: %w", err)
+		}
+		for retries.ReceiveAsync(&req) {
+			run.retry(ctx, req)
+		}
+	}
+	return run.result(), nil
+}
+
+// delivery is one delivery's state inside the workflow.
+type delivery struct {
+	store.Subscription
+	running bool
+	err     string
+	// retry hands a retry request to the delivery's running goroutine.
+	retry workflow.Channel
+}
+
+// eventRun is the state of one Event workflow run.
+type eventRun struct {
+	in         EventInput
+	deliveries []*delivery // in fan-out order: iteration must be deterministic
+	byID       map[uuid.UUID]*delivery
+	running    int
+	statuses   []string // last upserted DeliveryStatus
+}
+
+// start runs attempts of d in a goroutine until the run ends; a retry request received
+// meanwhile cancels the pending attempt (typically waiting out a retry delay) and starts a
+// manual one, after which the schedule goes on.
+func (r *eventRun) start(ctx workflow.Context, d *delivery, in activities.DeliverInput) {
+	r.running++
+	d.running = true
+	if d.Status != store.StatusRetrying {
+		d.Status = store.StatusPending
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() {
+			d.running = false
+			r.running--
+			if err := r.upsertStatuses(ctx); err != nil {
+				workflow.GetLogger(ctx).Error("upsert delivery statuses", "error", err)
+			}
+		}()
+		for {
+			attemptCtx, cancel := workflow.WithCancel(ctx)
+			attemptCtx = workflow.WithActivityOptions(attemptCtx, r.activityOptions(d, in))
+			future := workflow.ExecuteActivity(attemptCtx, acts.Deliver, in)
+
+			var req *RetryRequest
+			sel := workflow.NewSelector(ctx)
+			sel.AddFuture(future, func(workflow.Future) {})
+			sel.AddReceive(d.retry, func(c workflow.ReceiveChannel, _ bool) {
+				var got RetryRequest
+				c.Receive(ctx, &got)
+				req = &got
+			})
+			sel.Select(ctx)
+			if req != nil {
+				cancel() // WaitForCancellation: Get returns once the pending attempt is gone
+			}
+			var res activities.DeliverResult
+			err := future.Get(ctx, &res)
+			cancel()
+			if req != nil && !(err == nil && res.Status == store.StatusDelivered && !req.Force) {
+				in = activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerManual, Force: req.Force}
+				continue
+			}
+			r.finish(ctx, d, res, err)
+			return
+		}
+	})
+}
+
+// finish records how d's run ended. An activity that failed other than by its own
+// decision (timed out after a worker crash, say) leaves the delivery marked failed in the
+// database, so that no delivery stays "retrying" forever.
+func (r *eventRun) finish(ctx workflow.Context, d *delivery, res activities.DeliverResult, err error) {
+	if err == nil {
+		d.Status, d.err = res.Status, res.Skipped
+		return
+	}
+	d.Status, d.err = store.StatusFailed, err.Error()
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDeliveryFailed {
+		return // recorded by the activity
+	}
+	failCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	})
+	reason := "gave up: " + err.Error()
+	if ferr := workflow.ExecuteLocalActivity(failCtx, acts.FailDelivery, activities.FailDeliveryInput{DeliveryID: d.DeliveryID, Reason: reason}).Get(ctx, nil); ferr != nil {
+		workflow.GetLogger(ctx).Error("mark delivery failed", "delivery_id", d.DeliveryID, "error", ferr)
+	}
+}
+
+// retry handles a retry request: a running delivery gets it in its goroutine, a finished
+// one starts a single manual attempt.
+func (r *eventRun) retry(ctx workflow.Context, req RetryRequest) {
+	d := r.byID[req.DeliveryID]
+	if d == nil {
+		workflow.GetLogger(ctx).Warn("retry request for a delivery of another event", "delivery_id", req.DeliveryID)
+		return
+	}
+	if d.running {
+		// A request already waiting covers this one.
+		d.retry.SendAsync(req)
+		return
+	}
+	if d.Status == store.StatusDelivered && !req.Force {
+		return
+	}
+	r.start(ctx, d, activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerManual, Single: true, Force: req.Force})
+	if err := r.upsertStatuses(ctx); err != nil {
+		workflow.GetLogger(ctx).Error("upsert delivery statuses", "error", err)
+	}
+}
+
+func (r *eventRun) activityOptions(d *delivery, in activities.DeliverInput) workflow.ActivityOptions {
+	// Temporal retries the activity without changing its summary: name the attempts it
+	// covers; the UI shows the current attempt number of a pending activity.
+	summary := fmt.Sprintf("POST %s (attempts %d-%d of the schedule)", d.URL, d.AttemptCount+1, r.in.MaxAttempts)
+	switch in.Trigger {
+	case store.TriggerManual:
+		summary = fmt.Sprintf("POST %s (manual retry)", d.URL)
+	case store.TriggerTest:
+		summary = fmt.Sprintf("POST %s (test)", d.URL)
+	}
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: r.in.AttemptTimeout + 30*time.Second,
+		WaitForCancellation: true,
+		Summary:             summary,
+		RetryPolicy: &temporal.RetryPolicy{
+			// Deliver returns the schedule's delay with each failure (NextRetryDelay); these
+			// apply only when it could not (a crashed worker, an unreachable database).
+			InitialInterval:        10 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			MaximumAttempts:        int32(r.in.MaxAttempts),
+			NonRetryableErrorTypes: []string{activities.ErrTypeDeliveryFailed},
+		},
+	}
+}
+
+// upsertStatuses keeps the DeliveryStatus search attribute equal to the set of the
+// deliveries' statuses.
+func (r *eventRun) upsertStatuses(ctx workflow.Context) error {
+	var statuses []string
+	for _, d := range r.deliveries {
+		if !slices.Contains(statuses, d.Status) {
+			statuses = append(statuses, d.Status)
+		}
+	}
+	slices.Sort(statuses)
+	if slices.Equal(statuses, r.statuses) {
+		return nil
+	}
+	r.statuses = statuses
+	if len(statuses) == 0 {
+		return workflow.UpsertTypedSearchAttributes(ctx, DeliveryStatusKey.ValueUnset())
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, DeliveryStatusKey.ValueSet(statuses)); err != nil {
+		return fmt.Errorf("upsert delivery statuses: %w", err)
+	}
+	return nil
+}
+
+func (r *eventRun) result() EventResult {
+	res := EventResult{Deliveries: []DeliveryResult{}}
+	for _, d := range r.deliveries {
+		res.Deliveries = append(res.Deliveries, DeliveryResult{DeliveryID: d.DeliveryID, WebhookID: d.WebhookID, Status: d.Status, Error: d.err})
+	}
+	return res
+}

@@ -1,0 +1,246 @@
+package workflows_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/netguard"
+	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/testenv"
+	"github.com/surveyhooks/surveyhooks/workflows"
+)
+
+// scheduleBundle runs the Event workflow in Temporal's time-skipping test environment with
+// the real activities, a real database and a real receiver.
+type scheduleBundle struct {
+	env    *testsuite.TestWorkflowEnvironment
+	db     *sqlx.DB
+	st     *store.Store
+	client *http.Client
+	input  workflows.EventInput
+}
+
+func setupSchedule(t *testing.T, receiver http.HandlerFunc) *scheduleBundle {
+	t.Helper()
+	db := testenv.Postgres(t)
+	st := store.New(db)
+	srv := httptest.NewServer(receiver)
+	t.Cleanup(srv.Close)
+
+	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	b := &scheduleBundle{db: db, st: st, client: policy.Client(), input: workflows.EventInput{
+		EventID: seedEvent(t, db, srv.URL), EventType: "survey.response.completed", SurveyID: "survey-1",
+		MaxAttempts: len(activities.DefaultRetryDelays) + 1, AttemptTimeout: 5 * time.Second,
+	}}
+	b.newRun()
+	return b
+}
+
+// newRun gives the bundle a fresh test environment, as for another run of the same event's
+// workflow (what SignalWithStart starts after the first run closed).
+func (b *scheduleBundle) newRun() {
+	var suite testsuite.WorkflowTestSuite
+	b.env = suite.NewTestWorkflowEnvironment()
+	acts := activities.New(b.st, b.client, activities.Config{
+		Schedule:       activities.Schedule{Delays: activities.DefaultRetryDelays},
+		AttemptTimeout: 5 * time.Second,
+	}, nil, activities.WithClock(b.env.Now))
+	workflows.Register(b.env, acts)
+}
+
+// seedEvent stores one active webhook of survey-1 at url and one event it subscribes to.
+func seedEvent(t *testing.T, db *sqlx.DB, url string) string {
+	t.Helper()
+	webhookID := uuid.Must(uuid.NewV7())
+	_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
+		VALUES ($1, 'survey-1', 'hook', $2, '{survey.response.*}', 'a-secret-of-16-chars')`, webhookID, url)
+	require.NoError(t, err)
+	eventID := uuid.NewString()
+	_, err = db.Exec(`INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', 'survey-1', $2)`,
+		eventID, []byte(`{"event_id":"`+eventID+`"}`))
+	require.NoError(t, err)
+	return eventID
+}
+
+// attempts returns the only delivery's attempts and their offsets from the first one.
+func (b *scheduleBundle) attempts(t *testing.T) (store.Delivery, []store.Attempt, []time.Duration) {
+	t.Helper()
+	ds, err := b.st.ListEventDeliveries(context.Background(), b.input.EventID)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	as, err := b.st.ListAttempts(context.Background(), ds[0].ID)
+	require.NoError(t, err)
+	var offsets []time.Duration
+	for _, a := range as {
+		offsets = append(offsets, a.StartedAt.Sub(as[0].StartedAt).Round(time.Second))
+	}
+	return ds[0], as, offsets
+}
+
+func (b *scheduleBundle) run(t *testing.T) workflows.EventResult {
+	t.Helper()
+	b.env.ExecuteWorkflow(workflows.Event, b.input)
+	require.True(t, b.env.IsWorkflowCompleted())
+	require.NoError(t, b.env.GetWorkflowError())
+	var res workflows.EventResult
+	require.NoError(t, b.env.GetWorkflowResult(&res))
+	return res
+}
+
+func TestEventAlways500FollowsTheSchedule(t *testing.T) {
+	t.Parallel()
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusInternalServerError)
+	})
+	res := b.run(t)
+
+	d, as, offsets := b.attempts(t)
+	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 21 * time.Minute,
+		time.Hour + 21*time.Minute, 7*time.Hour + 21*time.Minute}, offsets)
+	require.Equal(t, store.StatusFailed, d.Status)
+	require.Equal(t, 6, d.AttemptCount)
+	require.Nil(t, d.NextAttemptAt)
+	for i, a := range as {
+		require.Equal(t, i+1, a.Number)
+		require.Equal(t, store.TriggerAuto, a.Trigger)
+		require.Equal(t, 500, *a.ResponseStatus)
+	}
+	require.Equal(t, store.StatusFailed, res.Deliveries[0].Status)
+}
+
+func TestEventFirst2xxStopsTheAttempts(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	res := b.run(t)
+
+	d, _, offsets := b.attempts(t)
+	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute}, offsets)
+	require.Equal(t, store.StatusDelivered, d.Status)
+	require.NotNil(t, d.DeliveredAt)
+	require.Equal(t, int32(3), calls.Load())
+	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+}
+
+func TestEvent400StopsAfterOneAttempt(t *testing.T) {
+	t.Parallel()
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "bad payload", http.StatusBadRequest)
+	})
+	b.run(t)
+
+	d, as, _ := b.attempts(t)
+	require.Len(t, as, 1)
+	require.Equal(t, store.StatusFailed, d.Status)
+	require.Contains(t, d.LastError, "400")
+	require.Contains(t, as[0].ResponseBody, "bad payload")
+}
+
+func TestEvent429HonorsRetryAfter(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1:
+			// Longer than the schedule's 1 m: honoured.
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case 2:
+			// Longer than the schedule's longest delay (6 h): capped at 6 h.
+			w.Header().Set("Retry-After", "86400")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case 3:
+			// Shorter than the schedule's 15 m: the schedule wins.
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	})
+	b.run(t)
+
+	d, _, offsets := b.attempts(t)
+	require.Equal(t, []time.Duration{0, 2 * time.Minute, 6*time.Hour + 2*time.Minute, 6*time.Hour + 17*time.Minute}, offsets)
+	require.Equal(t, store.StatusDelivered, d.Status)
+}
+
+func TestEventRetrySignalDuringWaitAttemptsAtOnce(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	// Attempt 3 is at +6 m; attempt 4 would be at +21 m. Ask at +11 m.
+	b.env.RegisterDelayedCallback(func() {
+		ds, err := b.st.ListEventDeliveries(context.Background(), b.input.EventID)
+		require.NoError(t, err)
+		require.Equal(t, store.StatusRetrying, ds[0].Status)
+		require.Equal(t, 3, ds[0].AttemptCount)
+		b.env.SignalWorkflow(workflows.RetrySignal, workflows.RetryRequest{DeliveryID: ds[0].ID})
+	}, 11*time.Minute)
+	b.run(t)
+
+	d, as, offsets := b.attempts(t)
+	// The manual attempt takes slot 4; the schedule goes on from there: +1 h, then +6 h.
+	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 11 * time.Minute,
+		time.Hour + 11*time.Minute, 7*time.Hour + 11*time.Minute}, offsets)
+	require.Equal(t, []string{"auto", "auto", "auto", "manual", "auto", "auto"}, triggers(as))
+	require.Equal(t, store.StatusFailed, d.Status)
+	require.Equal(t, int32(6), calls.Load())
+}
+
+func TestEventRetrySignalAfterFinalFailureGivesOneMoreAttempt(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, "gone", http.StatusGone)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	// The 410 fails the delivery at once and the workflow closes.
+	res := b.run(t)
+	require.Equal(t, store.StatusFailed, res.Deliveries[0].Status)
+	d, _, _ := b.attempts(t)
+	require.Equal(t, store.StatusFailed, d.Status)
+
+	// The API's SignalWithStart starts a new run with the signal waiting for it.
+	b.newRun()
+	b.env.RegisterDelayedCallback(func() {
+		b.env.SignalWorkflow(workflows.RetrySignal, workflows.RetryRequest{DeliveryID: d.ID})
+	}, 0)
+	res = b.run(t)
+
+	d, as, _ := b.attempts(t)
+	require.Equal(t, store.StatusDelivered, d.Status)
+	require.Equal(t, []string{"auto", "manual"}, triggers(as))
+	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, int32(2), calls.Load())
+}
+
+func triggers(as []store.Attempt) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Trigger)
+	}
+	return out
+}
