@@ -1,0 +1,336 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/surveyhooks/surveyhooks/eventtype"
+	"github.com/surveyhooks/surveyhooks/signature"
+	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/workflows"
+)
+
+var errDeliveryNotFound = Errorf(CodeNotFound, "Delivery not found.")
+
+var deliveryStatuses = []string{store.StatusPending, store.StatusRetrying, store.StatusDelivered, store.StatusFailed}
+
+func (s *Server) registerDeliveryRoutes(r *mux.Router) {
+	const hook = "/surveys/{surveyId}/webhooks/{id}"
+	r.HandleFunc(hook+"/test", s.handleWebhookTest).Methods(http.MethodPost)
+	r.HandleFunc(hook+"/deliveries", s.handleDeliveryList).Methods(http.MethodGet)
+	r.HandleFunc(hook+"/deliveries/{deliveryId}", s.handleDeliveryGet).Methods(http.MethodGet)
+	r.HandleFunc(hook+"/deliveries/{deliveryId}/retry", s.handleDeliveryRetry).Methods(http.MethodPost)
+}
+
+// deliveryResponse is a delivery as the API shows it; Attempts only on the single-delivery
+// route.
+type deliveryResponse struct {
+	ID             uuid.UUID          `json:"id"`
+	EventID        string             `json:"eventId"`
+	EventType      string             `json:"eventType"`
+	WebhookID      uuid.UUID          `json:"webhookId"`
+	Status         string             `json:"status"`
+	AttemptCount   int                `json:"attemptCount"`
+	NextAttemptAt  *time.Time         `json:"nextAttemptAt"`
+	LastStatusCode *int               `json:"lastStatusCode"`
+	LastError      string             `json:"lastError"`
+	CreatedAt      time.Time          `json:"createdAt"`
+	UpdatedAt      time.Time          `json:"updatedAt"`
+	DeliveredAt    *time.Time         `json:"deliveredAt"`
+	Attempts       *[]attemptResponse `json:"attempts,omitempty"`
+}
+
+func newDeliveryResponse(d store.Delivery) deliveryResponse {
+	return deliveryResponse{
+		ID: d.ID, EventID: d.EventID, EventType: d.EventType, WebhookID: d.WebhookID,
+		Status: d.Status, AttemptCount: d.AttemptCount, NextAttemptAt: d.NextAttemptAt,
+		LastStatusCode: d.LastStatusCode, LastError: d.LastError,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt,
+	}
+}
+
+// attemptResponse is one attempt: what was sent and what came back.
+type attemptResponse struct {
+	Number     int              `json:"number"`
+	Trigger    string           `json:"trigger"`
+	StartedAt  time.Time        `json:"startedAt"`
+	DurationMS float64          `json:"durationMs"`
+	Request    attemptRequest   `json:"request"`
+	Response   *attemptReceived `json:"response"`
+	Error      string           `json:"error"`
+}
+
+type attemptRequest struct {
+	URL     string          `json:"url"`
+	Headers json.RawMessage `json:"headers"`
+	Body    string          `json:"body"`
+}
+
+type attemptReceived struct {
+	Status  int             `json:"status"`
+	Headers json.RawMessage `json:"headers"`
+	Body    string          `json:"body"`
+}
+
+func newAttemptResponse(a store.Attempt) attemptResponse {
+	resp := attemptResponse{
+		Number: a.Number, Trigger: a.Trigger, StartedAt: a.StartedAt, DurationMS: a.DurationMS,
+		Request: attemptRequest{URL: a.RequestURL, Headers: a.RequestHeaders, Body: a.RequestBody},
+		Error:   a.Error,
+	}
+	if a.ResponseStatus != nil {
+		headers := a.ResponseHeaders
+		if len(headers) == 0 {
+			headers = json.RawMessage("{}")
+		}
+		resp.Response = &attemptReceived{Status: *a.ResponseStatus, Headers: headers, Body: a.ResponseBody}
+	}
+	return resp
+}
+
+// pathDelivery returns the webhook (checked to belong to the survey) and the delivery id
+// of the request.
+func (s *Server) pathDelivery(r *http.Request) (store.Webhook, uuid.UUID, error) {
+	hook, err := s.pathWebhookRecord(r)
+	if err != nil {
+		return store.Webhook{}, uuid.Nil, err
+	}
+	raw := mux.Vars(r)["deliveryId"]
+	id, err := uuid.Parse(raw)
+	if err != nil || !strings.EqualFold(id.String(), raw) {
+		return store.Webhook{}, uuid.Nil, errDeliveryNotFound
+	}
+	return hook, id, nil
+}
+
+// pathWebhookRecord loads the webhook the path names, under its survey.
+func (s *Server) pathWebhookRecord(r *http.Request) (store.Webhook, error) {
+	surveyID, id, err := pathWebhook(r)
+	if err != nil {
+		return store.Webhook{}, err
+	}
+	hook, err := s.store.GetWebhook(r.Context(), surveyID, id)
+	if err != nil {
+		return store.Webhook{}, webhookError(err)
+	}
+	return hook, nil
+}
+
+// handleDeliveryList lists a webhook's deliveries, newest first, optionally by ?status=.
+func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request) {
+	hook, err := s.pathWebhookRecord(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, err := parsePage(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := r.URL.Query().Get("status")
+	if status != "" && !slices.Contains(deliveryStatuses, status) {
+		s.writeError(w, r, invalidFields([]FieldError{{Field: "status",
+			Message: "must be one of " + strings.Join(deliveryStatuses, ", ")}}))
+		return
+	}
+	// One extra row tells whether there is a next page.
+	want := page.Limit
+	page.Limit++
+	ds, err := s.store.ListWebhookDeliveries(r.Context(), hook.ID, status, page)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := listResponse[deliveryResponse]{Data: make([]deliveryResponse, 0, min(len(ds), want))}
+	if len(ds) > want {
+		ds = ds[:want]
+		cursor := encodeCursor(ds[len(ds)-1].ID)
+		resp.NextCursor = &cursor
+	}
+	for _, d := range ds {
+		resp.Data = append(resp.Data, newDeliveryResponse(d))
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}
+
+// handleDeliveryGet shows one delivery with every attempt.
+func (s *Server) handleDeliveryGet(w http.ResponseWriter, r *http.Request) {
+	hook, id, err := s.pathDelivery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.deliveryWithAttempts(r.Context(), hook.ID, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}
+
+func (s *Server) deliveryWithAttempts(ctx context.Context, webhookID, deliveryID uuid.UUID) (deliveryResponse, error) {
+	d, err := s.store.GetDelivery(ctx, webhookID, deliveryID)
+	if errors.Is(err, store.ErrNotFound) {
+		return deliveryResponse{}, errDeliveryNotFound
+	}
+	if err != nil {
+		return deliveryResponse{}, err
+	}
+	as, err := s.store.ListAttempts(ctx, deliveryID)
+	if err != nil {
+		return deliveryResponse{}, err
+	}
+	resp := newDeliveryResponse(d)
+	attempts := make([]attemptResponse, 0, len(as))
+	for _, a := range as {
+		attempts = append(attempts, newAttemptResponse(a))
+	}
+	resp.Attempts = &attempts
+	return resp, nil
+}
+
+// retryResponse acknowledges a retry request.
+type retryResponse struct {
+	DeliveryID uuid.UUID `json:"deliveryId"`
+	WorkflowID string    `json:"workflowId"`
+	Status     string    `json:"status"`
+}
+
+// handleDeliveryRetry asks the event's workflow to attempt the delivery now: a delivery
+// waiting for its next attempt is attempted at once and its schedule goes on; a failed one
+// gets one more attempt; a delivered one only with ?force=true. The workflow is started
+// again when it has closed (SignalWithStart).
+func (s *Server) handleDeliveryRetry(w http.ResponseWriter, r *http.Request) {
+	hook, id, err := s.pathDelivery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	force := false
+	if v := r.URL.Query().Get("force"); v != "" {
+		if v != "true" && v != "false" {
+			s.writeError(w, r, invalidFields([]FieldError{{Field: "force", Message: "must be true or false"}}))
+			return
+		}
+		force = v == "true"
+	}
+	d, err := s.store.GetDelivery(r.Context(), hook.ID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		err = errDeliveryNotFound
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case !hook.IsActive:
+		s.writeError(w, r, Errorf(CodeConflict, "The webhook is inactive: activate it before retrying its deliveries."))
+		return
+	case d.Status == store.StatusDelivered && !force:
+		s.writeError(w, r, Errorf(CodeConflict, "The delivery was delivered: add ?force=true to send it again."))
+		return
+	}
+	ev, err := s.store.GetEvent(r.Context(), d.EventID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), startTimeout)
+	defer cancel()
+	_, err = s.temporal.SignalWithStartWorkflow(ctx, workflows.ID(ev.ID), workflows.RetrySignal,
+		workflows.RetryRequest{DeliveryID: id, Force: force},
+		s.dispatcher.StartOptions(ev), workflows.Event, s.dispatcher.Input(ev))
+	if err != nil {
+		s.logger.WarnContext(r.Context(), "retry signal", "delivery_id", id, "err", err)
+		s.writeError(w, r, Errorf(CodeUnavailable, "The delivery engine is not reachable; try again shortly."))
+		return
+	}
+	s.writeJSON(w, r, http.StatusAccepted, retryResponse{DeliveryID: id, WorkflowID: workflows.ID(ev.ID), Status: "retry requested"})
+}
+
+// testResponse is the outcome of a webhook test: the test delivery and its attempt.
+type testResponse struct {
+	Delivered bool             `json:"delivered"`
+	EventID   string           `json:"eventId"`
+	Delivery  deliveryResponse `json:"delivery"`
+	Attempt   *attemptResponse `json:"attempt"`
+}
+
+// handleWebhookTest sends a webhook.test event to one webhook through the same path as
+// any event (outbox, workflow, Deliver), waits for its single attempt and returns it.
+func (s *Server) handleWebhookTest(w http.ResponseWriter, r *http.Request) {
+	hook, err := s.pathWebhookRecord(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if body, err := s.readBody(w, r); err != nil || body != nil {
+		if err == nil {
+			err = Errorf(CodeInvalidRequest, "The test endpoint takes no request body.")
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	now := time.Now()
+	eventID := "test-" + uuid.NewString()
+	data, err := json.Marshal(map[string]any{
+		"webhook": map[string]string{"id": hook.ID.String(), "name": hook.Name},
+		"message": "This is a test event from surveyhooks.",
+	})
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("encode test data: %w", err))
+		return
+	}
+	body, err := json.Marshal(signature.Event{EventID: eventID, EventType: eventtype.WebhookTest, Timestamp: now.UTC().Truncate(time.Millisecond), Data: data})
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("encode test event: %w", err))
+		return
+	}
+	target := hook.ID
+	ev, _, err := s.store.InsertEvent(r.Context(), store.Event{
+		ID: eventID, EventType: eventtype.WebhookTest, SurveyID: hook.SurveyID, Body: body, TargetWebhookID: &target,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// Wait for the one attempt: its timeout plus room to start and record it.
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.AttemptTimeout+10*time.Second)
+	defer cancel()
+	run, err := s.dispatcher.Dispatch(ctx, ev)
+	if err != nil {
+		s.logger.WarnContext(r.Context(), "test event not started", "event_id", ev.ID, "err", err)
+		s.writeError(w, r, Errorf(CodeUnavailable, "The delivery engine is not reachable; try again shortly."))
+		return
+	}
+	var result workflows.EventResult
+	if err := run.Get(ctx, &result); err != nil {
+		s.logger.WarnContext(r.Context(), "test event did not finish", "event_id", ev.ID, "err", err)
+		s.writeError(w, r, Errorf(CodeUnavailable, "The test attempt did not finish in time; see the webhook's deliveries."))
+		return
+	}
+	if len(result.Deliveries) != 1 {
+		s.writeError(w, r, fmt.Errorf("test event %s has %d deliveries", ev.ID, len(result.Deliveries)))
+		return
+	}
+	d, err := s.deliveryWithAttempts(r.Context(), hook.ID, result.Deliveries[0].DeliveryID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := testResponse{Delivered: d.Status == store.StatusDelivered, EventID: ev.ID, Delivery: d}
+	if n := len(*d.Attempts); n > 0 {
+		resp.Attempt = &(*d.Attempts)[n-1]
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}

@@ -1,0 +1,179 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/surveyhooks/surveyhooks/eventtype"
+	"github.com/surveyhooks/surveyhooks/signature"
+	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/workflows"
+)
+
+// startTimeout bounds the synchronous workflow start of an event; past it the event stays
+// queued in the outbox and the dispatcher starts it.
+const startTimeout = 5 * time.Second
+
+// eventIDPattern restricts publisher-chosen event ids to what is safe in a workflow id,
+// a URL path and a header.
+var eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+var errEventNotFound = Errorf(CodeNotFound, "Event not found.")
+
+func (s *Server) registerEventRoutes(r *mux.Router) {
+	r.HandleFunc("/events", s.handleEventPublish).Methods(http.MethodPost)
+	r.HandleFunc("/events/{eventId}", s.handleEventGet).Methods(http.MethodGet)
+}
+
+// eventResponse is an event as the API shows it.
+type eventResponse struct {
+	EventID    string `json:"eventId"`
+	EventType  string `json:"eventType"`
+	SurveyID   string `json:"surveyId"`
+	WorkflowID string `json:"workflowId"`
+	// Status is "dispatched" once the workflow started, "queued" while it waits for Temporal.
+	Status     string              `json:"status"`
+	CreatedAt  time.Time           `json:"createdAt"`
+	Payload    json.RawMessage     `json:"payload"`
+	Deliveries *[]deliveryResponse `json:"deliveries,omitempty"`
+}
+
+func newEventResponse(ev store.Event) eventResponse {
+	status := "queued"
+	if ev.DispatchedAt != nil {
+		status = "dispatched"
+	}
+	return eventResponse{
+		EventID: ev.ID, EventType: ev.EventType, SurveyID: ev.SurveyID,
+		WorkflowID: workflows.ID(ev.ID), Status: status, CreatedAt: ev.CreatedAt,
+		Payload: json.RawMessage(ev.Body),
+	}
+}
+
+// handleEventPublish stores an event and starts its workflow. The same event_id again is
+// the same event: 200 with the stored one, and nothing new starts. When Temporal cannot
+// take the workflow now, the event is kept and started later: 202.
+func (s *Server) handleEventPublish(w http.ResponseWriter, r *http.Request) {
+	m, err := s.readObject(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ev, err := decodeEvent(m, time.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	stored, created, err := s.store.InsertEvent(r.Context(), ev)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !created {
+		s.writeJSON(w, r, http.StatusOK, newEventResponse(stored))
+		return
+	}
+	status := http.StatusCreated
+	startCtx, cancel := context.WithTimeout(r.Context(), startTimeout)
+	defer cancel()
+	if _, err := s.dispatcher.Dispatch(startCtx, stored); err != nil {
+		// Stored is enough: the dispatcher starts the workflow once Temporal answers.
+		s.logger.WarnContext(r.Context(), "event queued: workflow not started", "event_id", stored.ID, "err", err)
+		status = http.StatusAccepted
+	} else {
+		now := time.Now()
+		stored.DispatchedAt = &now
+	}
+	s.writeJSON(w, r, status, newEventResponse(stored))
+}
+
+// decodeEvent validates a publish request and builds the event with the exact envelope
+// bytes every attempt will send.
+func decodeEvent(m *members, now time.Time) (store.Event, error) {
+	eventID := member[string](m, "event_id", "a string")
+	eventType := member[string](m, "event_type", "a string")
+	surveyID := member[string](m, "survey_id", "a string")
+	data := member[json.RawMessage](m, "data", "a JSON object")
+	m.rejectUnknown()
+
+	id := uuid.NewString()
+	if eventID.usable() {
+		if !eventIDPattern.MatchString(eventID.Value) {
+			m.fail("event_id", "must be 1 to 128 characters of letters, digits, '.', '_', ':' and '-'")
+		}
+		id = eventID.Value
+	} else if eventID.Null {
+		m.fail("event_id", "must be a string when given")
+	}
+	switch {
+	case !eventType.Set || eventType.Null:
+		m.fail("event_type", "is required")
+	case eventType.Bad:
+	case eventType.Value == eventtype.WebhookTest:
+		m.fail("event_type", "webhook.test events come from the webhook test endpoint only")
+	case !eventtype.IsKnown(eventType.Value):
+		m.fail("event_type", "must be a known event type (see GET /api/event-types)")
+	}
+	switch {
+	case !surveyID.Set || surveyID.Null:
+		m.fail("survey_id", "is required")
+	case surveyID.Bad:
+	case checkSurveyID(surveyID.Value) != nil:
+		m.fail("survey_id", "must be 1 to 128 characters of letters, digits, '.', '_', ':' and '-'")
+	}
+	switch {
+	case !data.Set || data.Null:
+		m.fail("data", "is required")
+	case data.Bad:
+	case len(data.Value) == 0 || data.Value[0] != '{':
+		m.fail("data", "must be a JSON object")
+	}
+	if len(m.errs) > 0 {
+		return store.Event{}, invalidFields(m.errs)
+	}
+	body, err := json.Marshal(signature.Event{
+		EventID:   id,
+		EventType: eventType.Value,
+		Timestamp: now.UTC().Truncate(time.Millisecond),
+		Data:      data.Value,
+	})
+	if err != nil {
+		return store.Event{}, Errorf(CodeInvalidRequest, "The data member could not be encoded.")
+	}
+	return store.Event{ID: id, EventType: eventType.Value, SurveyID: surveyID.Value, Body: body}, nil
+}
+
+func (s *Server) handleEventGet(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["eventId"]
+	if !eventIDPattern.MatchString(id) {
+		s.writeError(w, r, errEventNotFound)
+		return
+	}
+	ev, err := s.store.GetEvent(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		err = errEventNotFound
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ds, err := s.store.ListEventDeliveries(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := newEventResponse(ev)
+	deliveries := make([]deliveryResponse, 0, len(ds))
+	for _, d := range ds {
+		deliveries = append(deliveries, newDeliveryResponse(d))
+	}
+	resp.Deliveries = &deliveries
+	s.writeJSON(w, r, http.StatusOK, resp)
+}

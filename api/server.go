@@ -1,0 +1,252 @@
+// Package api is surveyhooks' REST API: webhook management, the event type catalog,
+// health checks and the OpenAPI document, over gorilla/mux. Every /api route needs an API
+// key; errors are JSON {code, message, fields}.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.temporal.io/sdk/client"
+
+	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/netguard"
+	"github.com/surveyhooks/surveyhooks/store"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultSecretOverlap = 24 * time.Hour
+)
+
+// readyTimeout bounds each readiness check, so that a hung dependency makes /readyz
+// answer 503 instead of hanging the prober.
+const readyTimeout = 2 * time.Second
+
+// Config holds the API's settings; cmd/ fills it from the environment.
+type Config struct {
+	// APIKeys are the keys accepted as "Authorization: Bearer <key>"
+	// (SURVEYHOOKS_API_KEYS). With no key, every /api request is refused.
+	APIKeys []string
+	// URLPolicy decides which webhook URLs are accepted.
+	URLPolicy netguard.Policy
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// SecretOverlap is how long a rotated-out secret keeps signing when the rotate request
+	// does not say; 0 means DefaultSecretOverlap.
+	SecretOverlap time.Duration
+	// AttemptTimeout bounds one delivery attempt; the webhook test endpoint waits that long
+	// (plus room to start and record it). 0 means activities.DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+}
+
+// Server serves the REST API.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	temporal client.Client
+	// dispatcher starts event workflows (and knows their start options for retries).
+	dispatcher *dispatch.Dispatcher
+	logger     *slog.Logger
+	router     *mux.Router
+	// keyHashes are the SHA-256 digests of the API keys: comparing digests of equal
+	// length keeps the comparison constant-time whatever the length of the keys.
+	keyHashes [][sha256.Size]byte
+}
+
+// New returns a Server over st, the Temporal client tc (nil skips Temporal in the
+// readiness check) and the event workflow dispatcher d. A nil logger discards logs.
+func New(cfg Config, st *store.Store, tc client.Client, d *dispatch.Dispatcher, logger *slog.Logger) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.SecretOverlap <= 0 {
+		cfg.SecretOverlap = DefaultSecretOverlap
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = activities.DefaultAttemptTimeout
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:        cfg,
+		store:      st,
+		temporal:   tc,
+		dispatcher: d,
+		logger:     logger,
+		router:     mux.NewRouter(),
+	}
+	for _, key := range cfg.APIKeys {
+		if key != "" {
+			s.keyHashes = append(s.keyHashes, sha256.Sum256([]byte(key)))
+		}
+	}
+	s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler of the API.
+func (s *Server) Handler() http.Handler {
+	return s.router
+}
+
+// routes registers every route: health and the OpenAPI document without authentication,
+// everything else under /api behind the API key check.
+func (s *Server) routes() {
+	r := s.router
+	r.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
+	r.Use(s.recoverPanic)
+
+	s.registerHealthRoutes(r)
+	r.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
+
+	api := r.PathPrefix("/api").Subrouter()
+	api.Use(s.authenticate)
+	s.registerWebhookRoutes(api)
+	s.registerEventTypeRoutes(api)
+	s.registerEventRoutes(api)
+	s.registerDeliveryRoutes(api)
+}
+
+// recoverPanic turns a panicking handler into a logged 500 instead of a dropped
+// connection.
+func (s *Server) recoverPanic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger.ErrorContext(r.Context(), "handler panicked",
+				"method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			s.writeJSON(w, r, http.StatusInternalServerError,
+				Error{Code: CodeInternal, Message: "Internal server error.", Fields: []FieldError{}})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authenticate lets a request through when it carries "Authorization: Bearer <key>" with
+// one of the configured keys.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := bearerToken(r.Header.Get("Authorization"))
+		if !ok || !s.validKey(key) {
+			s.writeError(w, r, Errorf(CodeUnauthorized,
+				"A valid API key is required: send Authorization: Bearer <key>."))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearerToken extracts the token of a Bearer authorization header; the scheme is
+// case-insensitive (RFC 9110).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// validKey compares key with every configured key in constant time: the time taken does
+// not depend on which key matched, nor on how much of one matched.
+func (s *Server) validKey(key string) bool {
+	sum := sha256.Sum256([]byte(key))
+	match := 0
+	for _, h := range s.keyHashes {
+		match |= subtle.ConstantTimeCompare(sum[:], h[:])
+	}
+	return match == 1
+}
+
+// allowedMethods lists the methods the router serves for r's path, for the Allow header
+// of a 405.
+func (s *Server) allowedMethods(r *http.Request) string {
+	var allowed []string
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, method)
+		}
+	}
+	return strings.Join(allowed, ", ")
+}
+
+// registerHealthRoutes adds the liveness and readiness probes; they need no API key.
+func (s *Server) registerHealthRoutes(r *mux.Router) {
+	r.HandleFunc("/healthz", s.handleHealth).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
+}
+
+// handleHealth answers as long as the process serves HTTP.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyResponse is the body of /readyz; checks says "ok" or "unavailable" per dependency
+// (the cause is logged, not shown: the endpoint needs no key).
+type readyResponse struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// handleReady answers 200 when PostgreSQL (and Temporal, when the server has a client)
+// answer within readyTimeout each, 503 otherwise.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]func(context.Context) error{
+		"postgres": s.store.Ping,
+	}
+	if s.temporal != nil {
+		checks["temporal"] = func(ctx context.Context) error {
+			_, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}
+	}
+
+	resp := readyResponse{Status: "ready", Checks: make(map[string]string, len(checks))}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, check := range checks {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+			defer cancel()
+			err := check(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				s.logger.WarnContext(r.Context(), "readiness check failed", "check", name, "err", err)
+				resp.Checks[name] = "unavailable"
+				resp.Status = "unready"
+				return
+			}
+			resp.Checks[name] = "ok"
+		})
+	}
+	wg.Wait()
+
+	status := http.StatusOK
+	if resp.Status != "ready" {
+		status = http.StatusServiceUnavailable
+	}
+	s.writeJSON(w, r, status, resp)
+}

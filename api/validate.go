@@ -1,0 +1,163 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/surveyhooks/surveyhooks/eventtype"
+	"github.com/surveyhooks/surveyhooks/netguard"
+)
+
+// Limits of webhook fields; the OpenAPI document states the same numbers.
+const (
+	maxNameLength        = 200
+	maxDescriptionLength = 1000
+	maxEvents            = 20
+	maxEventLength       = 100
+	// User-chosen secrets: long enough to resist guessing, printable ASCII without spaces
+	// so that they survive copy and paste and configuration files unchanged.
+	minSecretLength   = 16
+	maxSecretLength   = 256
+	maxSurveyIDLength = 128
+	maxOverlapSeconds = 7 * 24 * 60 * 60
+)
+
+// surveyIDPattern keeps survey ids safe to put in URLs, logs and search attributes.
+var surveyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// checkSurveyID validates the {surveyId} path parameter.
+func checkSurveyID(id string) error {
+	if !surveyIDPattern.MatchString(id) {
+		return invalidFields([]FieldError{{
+			Field:   "surveyId",
+			Message: fmt.Sprintf("must be 1 to %d characters among A-Z a-z 0-9 . _ : -", maxSurveyIDLength),
+		}})
+	}
+	return nil
+}
+
+// webhookInput is a create or update body, member by member.
+type webhookInput struct {
+	SurveyID    optional[string]
+	Name        optional[string]
+	URL         optional[string]
+	Events      optional[[]string]
+	Description optional[string]
+	IsActive    optional[bool]
+	Secret      optional[string]
+}
+
+// decodeWebhookInput takes the webhook members out of m; unknown members are reported.
+func decodeWebhookInput(m *members) webhookInput {
+	in := webhookInput{
+		SurveyID:    member[string](m, "surveyId", "a string"),
+		Name:        member[string](m, "name", "a string"),
+		URL:         member[string](m, "url", "a string"),
+		Events:      member[[]string](m, "events", "an array of strings"),
+		Description: member[string](m, "description", "a string"),
+		IsActive:    member[bool](m, "isActive", "true or false"),
+		Secret:      member[string](m, "secret", "a string"),
+	}
+	m.rejectUnknown()
+	return in
+}
+
+// checkSurveyIDMember accepts a body's surveyId only when it repeats the path's.
+func checkSurveyIDMember(m *members, in optional[string], pathSurveyID string) {
+	if in.Set && !in.Bad && (in.Null || in.Value != pathSurveyID) {
+		m.fail("surveyId", "must match the survey id in the path")
+	}
+}
+
+// checkName returns the trimmed name.
+func checkName(m *members, name string) string {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		m.fail("name", "must not be empty")
+	case utf8.RuneCountInString(name) > maxNameLength:
+		m.fail("name", fmt.Sprintf("must be at most %d characters", maxNameLength))
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		m.fail("name", "must not contain control characters")
+	}
+	return name
+}
+
+func checkURL(m *members, policy netguard.Policy, url string) {
+	if err := policy.CheckURL(url); err != nil {
+		var urlErr *netguard.URLError
+		if errors.As(err, &urlErr) {
+			m.fail("url", urlErr.Reason)
+			return
+		}
+		m.fail("url", "must be a valid URL")
+	}
+}
+
+func checkEvents(m *members, events []string) {
+	switch {
+	case len(events) == 0:
+		m.fail("events", "must not be empty")
+		return
+	case len(events) > maxEvents:
+		m.fail("events", fmt.Sprintf("must have at most %d entries", maxEvents))
+		return
+	}
+	seen := make(map[string]int, len(events))
+	for i, p := range events {
+		field := fmt.Sprintf("events[%d]", i)
+		if len(p) > maxEventLength {
+			m.fail(field, "is not a known event type or wildcard")
+			continue
+		}
+		if j, dup := seen[p]; dup {
+			m.fail(field, fmt.Sprintf("duplicates events[%d]", j))
+			continue
+		}
+		seen[p] = i
+		if err := eventtype.ValidPattern(p); err != nil {
+			m.fail(field, patternMessage(p))
+		}
+	}
+}
+
+// patternMessage explains why p is not a valid subscription pattern.
+func patternMessage(p string) string {
+	switch {
+	case p == eventtype.WebhookTest:
+		return fmt.Sprintf("%q cannot be subscribed to: the test endpoint sends it", p)
+	case strings.HasSuffix(p, ".*"):
+		return fmt.Sprintf("%q matches no known event type", p)
+	default:
+		return fmt.Sprintf("%q is not a known event type or wildcard (see GET /api/event-types)", p)
+	}
+}
+
+func checkDescription(m *members, description string) {
+	switch {
+	case utf8.RuneCountInString(description) > maxDescriptionLength:
+		m.fail("description", fmt.Sprintf("must be at most %d characters", maxDescriptionLength))
+	case strings.IndexFunc(description, func(r rune) bool {
+		return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t'
+	}) >= 0:
+		m.fail("description", "must not contain control characters other than line breaks and tabs")
+	}
+}
+
+// checkSecret validates a secret chosen by the user.
+func checkSecret(m *members, field, secret string) {
+	if len(secret) < minSecretLength || len(secret) > maxSecretLength {
+		m.fail(field, fmt.Sprintf("must be %d to %d characters", minSecretLength, maxSecretLength))
+		return
+	}
+	for i := range len(secret) {
+		if c := secret[i]; c < '!' || c > '~' {
+			m.fail(field, "must be printable ASCII without spaces")
+			return
+		}
+	}
+}

@@ -1,0 +1,452 @@
+package api
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/surveyhooks/surveyhooks/signature"
+	"github.com/surveyhooks/surveyhooks/store"
+)
+
+// List limits.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 200
+)
+
+var errWebhookNotFound = Errorf(CodeNotFound, "Webhook not found.")
+
+// registerWebhookRoutes adds the webhook management routes to the authenticated /api router.
+func (s *Server) registerWebhookRoutes(r *mux.Router) {
+	r.HandleFunc("/surveys/{surveyId}/webhooks", s.handleWebhookCreate).Methods(http.MethodPost)
+	r.HandleFunc("/surveys/{surveyId}/webhooks", s.handleWebhookList).Methods(http.MethodGet)
+	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}", s.handleWebhookGet).Methods(http.MethodGet)
+	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}", s.handleWebhookUpdate).Methods(http.MethodPatch)
+	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}", s.handleWebhookDelete).Methods(http.MethodDelete)
+	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}/secret", s.handleWebhookSecretGet).Methods(http.MethodGet)
+	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}/secret/rotate", s.handleWebhookSecretRotate).Methods(http.MethodPost)
+}
+
+// webhookResponse is a webhook as the API shows it. Secret is only set in the create
+// answer: lists and gets never show it.
+type webhookResponse struct {
+	ID          uuid.UUID `json:"id"`
+	SurveyID    string    `json:"surveyId"`
+	Name        string    `json:"name"`
+	URL         string    `json:"url"`
+	Events      []string  `json:"events"`
+	Description string    `json:"description"`
+	IsActive    bool      `json:"isActive"`
+	Secret      string    `json:"secret,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+func newWebhookResponse(w store.Webhook) webhookResponse {
+	return webhookResponse{
+		ID:          w.ID,
+		SurveyID:    w.SurveyID,
+		Name:        w.Name,
+		URL:         w.URL,
+		Events:      w.Events,
+		Description: w.Description,
+		IsActive:    w.IsActive,
+		CreatedAt:   w.CreatedAt.UTC(),
+		UpdatedAt:   w.UpdatedAt.UTC(),
+	}
+}
+
+// secretResponse shows a webhook's current secret and, during a rotation overlap, until
+// when the previous one still signs requests.
+type secretResponse struct {
+	Secret                  string     `json:"secret"`
+	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt,omitempty"`
+}
+
+func newSecretResponse(w store.Webhook, now time.Time) secretResponse {
+	resp := secretResponse{Secret: w.Secret}
+	if w.PreviousSecret != nil && w.PreviousSecretExpiresAt != nil && now.Before(*w.PreviousSecretExpiresAt) {
+		expires := w.PreviousSecretExpiresAt.UTC()
+		resp.PreviousSecretExpiresAt = &expires
+	}
+	return resp
+}
+
+// listResponse is one page of a list.
+type listResponse[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+// pathSurveyID returns the validated {surveyId} of the request.
+func pathSurveyID(r *http.Request) (string, error) {
+	surveyID := mux.Vars(r)["surveyId"]
+	return surveyID, checkSurveyID(surveyID)
+}
+
+// pathWebhook returns the validated {surveyId} and {id} of the request. An id that is not
+// a UUID cannot name a webhook: it is a 404, like any other unknown id.
+func pathWebhook(r *http.Request) (string, uuid.UUID, error) {
+	surveyID, err := pathSurveyID(r)
+	if err != nil {
+		return "", uuid.Nil, err
+	}
+	raw := mux.Vars(r)["id"]
+	id, err := uuid.Parse(raw)
+	// uuid.Parse also takes braces, urn: and hex without dashes; one spelling per webhook.
+	if err != nil || !strings.EqualFold(id.String(), raw) {
+		return "", uuid.Nil, errWebhookNotFound
+	}
+	return surveyID, id, nil
+}
+
+// webhookError names the webhook in a not-found error from the store.
+func webhookError(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errWebhookNotFound
+	}
+	return err
+}
+
+// readObject reads a required JSON object body.
+func (s *Server) readObject(w http.ResponseWriter, r *http.Request) (*members, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		return nil, Errorf(CodeInvalidRequest, "The request body must be a JSON object.")
+	}
+	obj, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	return &members{obj: obj}, nil
+}
+
+func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
+	surveyID, err := pathSurveyID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, err := s.readObject(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	in := decodeWebhookInput(m)
+	checkSurveyIDMember(m, in.SurveyID, surveyID)
+
+	hook := store.Webhook{SurveyID: surveyID, IsActive: true}
+	if required(m, "name", in.Name) {
+		hook.Name = checkName(m, in.Name.Value)
+	}
+	if required(m, "url", in.URL) {
+		hook.URL = in.URL.Value
+		checkURL(m, s.cfg.URLPolicy, hook.URL)
+	}
+	if required(m, "events", in.Events) {
+		hook.Events = in.Events.Value
+		checkEvents(m, hook.Events)
+	}
+	if in.Description.usable() {
+		hook.Description = in.Description.Value
+		checkDescription(m, hook.Description)
+	}
+	if in.IsActive.Null {
+		m.fail("isActive", "must be true or false")
+	} else if in.IsActive.usable() {
+		hook.IsActive = in.IsActive.Value
+	}
+	if in.Secret.usable() {
+		hook.Secret = in.Secret.Value
+		checkSecret(m, "secret", hook.Secret)
+	}
+	if len(m.errs) > 0 {
+		s.writeError(w, r, invalidFields(m.errs))
+		return
+	}
+	if hook.Secret == "" {
+		if hook.Secret, err = signature.GenerateSecret(); err != nil {
+			s.writeError(w, r, fmt.Errorf("generate secret: %w", err))
+			return
+		}
+	}
+
+	created, err := s.store.CreateWebhook(r.Context(), hook)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := newWebhookResponse(created)
+	resp.Secret = created.Secret
+	noStore(w)
+	w.Header().Set("Location", r.URL.Path+"/"+created.ID.String())
+	s.writeJSON(w, r, http.StatusCreated, resp)
+}
+
+// required reports whether a required member has a usable value, reporting it otherwise.
+func required[T any](m *members, field string, o optional[T]) bool {
+	switch {
+	case o.Bad:
+		return false
+	case !o.Set || o.Null:
+		m.fail(field, "is required")
+		return false
+	default:
+		return true
+	}
+}
+
+func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
+	surveyID, err := pathSurveyID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, err := parsePage(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit := page.Limit
+	// One row more than asked tells whether another page follows.
+	page.Limit++
+	hooks, err := s.store.ListWebhooks(r.Context(), surveyID, page)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := listResponse[webhookResponse]{Data: make([]webhookResponse, 0, min(len(hooks), limit))}
+	if len(hooks) > limit {
+		hooks = hooks[:limit]
+		cursor := encodeCursor(hooks[len(hooks)-1].ID)
+		resp.NextCursor = &cursor
+	}
+	for _, h := range hooks {
+		resp.Data = append(resp.Data, newWebhookResponse(h))
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}
+
+// parsePage reads ?limit= (1..200, default 50) and ?cursor= (from a previous page).
+func parsePage(r *http.Request) (store.Page, error) {
+	q := r.URL.Query()
+	page := store.Page{Limit: defaultListLimit}
+	var fields []FieldError
+	if v := q.Get("limit"); v != "" || q.Has("limit") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			fields = append(fields, FieldError{Field: "limit", Message: fmt.Sprintf("must be an integer from 1 to %d", maxListLimit)})
+		}
+		page.Limit = n
+	}
+	if q.Has("cursor") {
+		id, err := decodeCursor(q.Get("cursor"))
+		if err != nil {
+			fields = append(fields, FieldError{Field: "cursor", Message: "is not a cursor from a previous page"})
+		}
+		page.After = &id
+	}
+	if len(fields) > 0 {
+		return store.Page{}, invalidFields(fields)
+	}
+	return page, nil
+}
+
+// encodeCursor makes an opaque cursor of the last id of a page.
+func encodeCursor(id uuid.UUID) string {
+	return base64.RawURLEncoding.EncodeToString(id[:])
+}
+
+func decodeCursor(cursor string) (uuid.UUID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("decode cursor: %w", err)
+	}
+	id, err := uuid.FromBytes(b)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("decode cursor: %w", err)
+	}
+	return id, nil
+}
+
+func (s *Server) handleWebhookGet(w http.ResponseWriter, r *http.Request) {
+	surveyID, id, err := pathWebhook(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	hook, err := s.store.GetWebhook(r.Context(), surveyID, id)
+	if err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, newWebhookResponse(hook))
+}
+
+func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {
+	surveyID, id, err := pathWebhook(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, err := s.readObject(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	in := decodeWebhookInput(m)
+	checkSurveyIDMember(m, in.SurveyID, surveyID)
+
+	var u store.WebhookUpdate
+	if notNull(m, "name", in.Name) {
+		name := checkName(m, in.Name.Value)
+		u.Name = &name
+	}
+	if notNull(m, "url", in.URL) {
+		checkURL(m, s.cfg.URLPolicy, in.URL.Value)
+		u.URL = &in.URL.Value
+	}
+	if notNull(m, "events", in.Events) {
+		checkEvents(m, in.Events.Value)
+		u.Events = &in.Events.Value
+	}
+	// The description is optional: null clears it.
+	if in.Description.Null {
+		empty := ""
+		u.Description = &empty
+	} else if in.Description.usable() {
+		checkDescription(m, in.Description.Value)
+		u.Description = &in.Description.Value
+	}
+	if notNull(m, "isActive", in.IsActive) {
+		u.IsActive = &in.IsActive.Value
+	}
+	if in.Secret.Set {
+		// Changing the secret in place would break every receiver at once; rotation
+		// keeps the old one valid for an overlap.
+		m.fail("secret", "cannot be changed by PATCH: use POST .../secret/rotate")
+	}
+	if len(m.errs) > 0 {
+		s.writeError(w, r, invalidFields(m.errs))
+		return
+	}
+
+	hook, err := s.store.UpdateWebhook(r.Context(), surveyID, id, u)
+	if err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, newWebhookResponse(hook))
+}
+
+// notNull reports whether a member that may be omitted but not cleared has a usable value,
+// reporting an explicit null.
+func notNull[T any](m *members, field string, o optional[T]) bool {
+	if o.Null {
+		m.fail(field, "must not be null")
+		return false
+	}
+	return o.usable()
+}
+
+// handleWebhookDelete deletes a webhook with its delivery history: the schema cascades
+// the delete to its deliveries, their attempts and its test events, and the delivery
+// engine, finding the webhook gone, stops sending to it. Keeping the history of a webhook
+// nobody can reach through the API any more would only keep payloads (personal data from
+// survey answers) around with no way to read or remove them.
+func (s *Server) handleWebhookDelete(w http.ResponseWriter, r *http.Request) {
+	surveyID, id, err := pathWebhook(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.store.DeleteWebhook(r.Context(), surveyID, id); err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleWebhookSecretGet(w http.ResponseWriter, r *http.Request) {
+	surveyID, id, err := pathWebhook(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	hook, err := s.store.GetWebhook(r.Context(), surveyID, id)
+	if err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	noStore(w)
+	s.writeJSON(w, r, http.StatusOK, newSecretResponse(hook, time.Now()))
+}
+
+// handleWebhookSecretRotate replaces the secret. The body is optional:
+// {"secret": own secret, "overlapSeconds": how long the old secret keeps signing}.
+func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Request) {
+	surveyID, id, err := pathWebhook(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var secret string
+	overlap := s.cfg.SecretOverlap
+	if body != nil {
+		obj, err := decodeObject(body)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		m := &members{obj: obj}
+		in := member[string](m, "secret", "a string")
+		seconds := member[int64](m, "overlapSeconds", "an integer")
+		m.rejectUnknown()
+		if in.usable() {
+			secret = in.Value
+			checkSecret(m, "secret", secret)
+		}
+		if seconds.Null {
+			m.fail("overlapSeconds", "must not be null")
+		} else if seconds.usable() {
+			if seconds.Value < 0 || seconds.Value > maxOverlapSeconds {
+				m.fail("overlapSeconds", fmt.Sprintf("must be from 0 to %d", maxOverlapSeconds))
+			} else {
+				overlap = time.Duration(seconds.Value) * time.Second
+			}
+		}
+		if len(m.errs) > 0 {
+			s.writeError(w, r, invalidFields(m.errs))
+			return
+		}
+	}
+	if secret == "" {
+		if secret, err = signature.GenerateSecret(); err != nil {
+			s.writeError(w, r, fmt.Errorf("generate secret: %w", err))
+			return
+		}
+	}
+	hook, err := s.store.RotateWebhookSecret(r.Context(), surveyID, id, secret, overlap)
+	if err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	noStore(w)
+	s.writeJSON(w, r, http.StatusOK, newSecretResponse(hook, time.Now()))
+}
