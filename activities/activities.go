@@ -4,12 +4,14 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/store"
@@ -100,6 +102,11 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		}
 		return ids, nil
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		// The event is gone (deleted by retention): retrying cannot bring it back.
+		return FanOutResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("event %s does not exist", in.EventID), ErrTypeDeliveryFailed, err)
+	}
 	if err != nil {
 		return FanOutResult{}, fmt.Errorf("fan out event %s: %w", in.EventID, err)
 	}

@@ -1,0 +1,115 @@
+package workflows_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/netguard"
+	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/testenv"
+	"github.com/surveyhooks/surveyhooks/workflows"
+)
+
+const recordedHistory = "testdata/event_history.json"
+
+// TestReplayRecordedHistory replays a history recorded from a real run (two webhooks, one
+// retried then delivered, one refused with 400 and then retried by a signal) against the
+// current workflow code: a change that makes the workflow non-deterministic for histories
+// already in flight fails here. Record it again (SURVEYHOOKS_RECORD_HISTORY=1) only when such a
+// change is intended and running workflows are handled.
+func TestReplayRecordedHistory(t *testing.T) {
+	t.Parallel()
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.Event)
+	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, recordedHistory))
+}
+
+func TestRecordHistory(t *testing.T) {
+	if os.Getenv("SURVEYHOOKS_RECORD_HISTORY") == "" {
+		t.Skip("set SURVEYHOOKS_RECORD_HISTORY=1 to record " + recordedHistory)
+	}
+	db := testenv.Postgres(t)
+	st := store.New(db)
+	te := testenv.Temporal(t)
+	var calls atomic.Int32
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer flaky.Close()
+	var refusals atomic.Int32
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refusals.Add(1) == 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer refusing.Close()
+
+	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	acts := activities.New(st, policy.Client(), activities.Config{
+		Schedule: activities.Schedule{Delays: []time.Duration{300 * time.Millisecond, time.Second}}, AttemptTimeout: 2 * time.Second,
+	}, nil)
+	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
+
+	for _, url := range []string{flaky.URL, refusing.URL} {
+		_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
+			VALUES ($1, 'survey-1', 'hook', $2, '{*}', 'a-secret-of-16-chars')`, uuid.Must(uuid.NewV7()), url)
+		require.NoError(t, err)
+	}
+	eventID := "evt-recorded"
+	_, err := db.Exec(`INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', 'survey-1', '{}')`, eventID)
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	in := workflows.EventInput{EventID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1", MaxAttempts: 3, AttemptTimeout: 2 * time.Second}
+	run, err := te.Client.ExecuteWorkflow(ctx, workflows.StartOptions(in, te.TaskQueue), workflows.Event, in)
+	require.NoError(t, err)
+	// Once the 400 has failed its delivery, ask for a retry while the other still waits.
+	require.Eventually(t, func() bool {
+		ds, err := st.ListEventDeliveries(ctx, eventID)
+		require.NoError(t, err)
+		for _, d := range ds {
+			if d.Status == store.StatusFailed {
+				require.NoError(t, te.Client.SignalWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.RetrySignal, workflows.RetryRequest{DeliveryID: d.ID}))
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 10*time.Millisecond)
+	var res workflows.EventResult
+	require.NoError(t, run.Get(ctx, &res))
+	for _, d := range res.Deliveries {
+		require.Equal(t, store.StatusDelivered, d.Status)
+	}
+
+	history := &historypb.History{}
+	iter := te.Client.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		event, err := iter.Next()
+		require.NoError(t, err)
+		history.Events = append(history.Events, event)
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(history)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll("testdata", 0o755))
+	require.NoError(t, os.WriteFile(recordedHistory, b, 0o644))
+}
