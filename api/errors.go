@@ -91,6 +91,9 @@ func toAPIError(err error) *Error {
 		return Errorf(CodeConflict, "The resource already exists.")
 	case errors.As(err, &tooLarge):
 		return Errorf(CodePayloadTooLarge, "The request body is larger than %d bytes.", tooLarge.Limit)
+	case store.IsUnavailable(err):
+		// Worth retrying: the client gets 503; writeError logs the cause.
+		return Errorf(CodeUnavailable, "The database is unavailable; try again shortly.")
 	default:
 		return nil
 	}
@@ -100,6 +103,10 @@ func toAPIError(err error) *Error {
 // logged with the request's method and path, never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	apiErr := toAPIError(err)
+	if apiErr != nil && apiErr.Code == CodeUnavailable && store.IsUnavailable(err) {
+		s.logger.WarnContext(r.Context(), "database unavailable",
+			"method", r.Method, "path", r.URL.Path, "err", err)
+	}
 	if apiErr == nil {
 		level := slog.LevelError
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {

@@ -10,7 +10,11 @@ import (
 // failure can still become a clean 500 instead of a truncated body.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	enc := json.NewEncoder(&buf)
+	// Keep URLs with query strings readable: & stays &. The Content-Type and nosniff
+	// header keep browsers from reading the body as HTML.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		s.logger.ErrorContext(r.Context(), "encode response",
 			"method", r.Method, "path", r.URL.Path, "err", err)
 		status = http.StatusInternalServerError

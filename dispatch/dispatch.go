@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -33,12 +34,24 @@ type Options struct {
 	Batch int
 }
 
+// ErrTemporalDown is Dispatch's answer while Temporal is known to be unreachable: the
+// event stays in the outbox and Run starts it once Temporal answers again.
+var ErrTemporalDown = errors.New("temporal is unreachable; the event stays queued")
+
+// downFor is how long a start that could not reach Temporal makes Dispatch skip Temporal,
+// unless Run sees it healthy before.
+const downFor = 30 * time.Second
+
 // Dispatcher starts event workflows.
 type Dispatcher struct {
 	store  *store.Store
 	client client.Client
 	opts   Options
 	logger *slog.Logger
+	// downUntil (Unix nanoseconds) is set when a start could not reach Temporal. Until
+	// then Dispatch does not try: with Temporal stopped, every start would wait out its
+	// timeout (2.5 s measured), and so would every publish request.
+	downUntil atomic.Int64
 }
 
 // New returns a Dispatcher.
@@ -94,10 +107,15 @@ func (d *Dispatcher) Start(ctx context.Context, ev store.Event) (client.Workflow
 	return run, nil
 }
 
-// Dispatch starts ev's workflow and marks the event dispatched.
+// Dispatch starts ev's workflow and marks the event dispatched. While Temporal is known to
+// be unreachable it returns ErrTemporalDown at once.
 func (d *Dispatcher) Dispatch(ctx context.Context, ev store.Event) (client.WorkflowRun, error) {
+	if time.Now().UnixNano() < d.downUntil.Load() {
+		return nil, ErrTemporalDown
+	}
 	run, err := d.Start(ctx, ev)
 	if err != nil {
+		d.noteFailure(ctx, err)
 		return nil, err
 	}
 	if err := d.store.MarkEventDispatched(ctx, ev.ID); err != nil {
@@ -115,6 +133,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		if _, err := d.DispatchPending(ctx); err != nil && ctx.Err() == nil {
 			d.logger.WarnContext(ctx, "dispatch stored events", "err", err)
 		}
+		d.probe(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -133,7 +152,12 @@ func (d *Dispatcher) DispatchPending(ctx context.Context) (int, error) {
 				startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
 				_, err := d.Start(startCtx, ev)
-				return err
+				if err != nil {
+					d.noteFailure(ctx, err)
+					return err
+				}
+				d.downUntil.Store(0)
+				return nil
 			})
 		total += n
 		if err != nil || n < d.opts.Batch {
@@ -142,5 +166,29 @@ func (d *Dispatcher) DispatchPending(ctx context.Context) (int, error) {
 			}
 			return total, err
 		}
+	}
+}
+
+// noteFailure marks Temporal unreachable when err says a start could not reach it (and not,
+// say, that the caller went away).
+func (d *Dispatcher) noteFailure(ctx context.Context, err error) {
+	var unavailable *serviceerror.Unavailable
+	var deadline *serviceerror.DeadlineExceeded
+	if ctx.Err() != nil || !(errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded)) {
+		return
+	}
+	d.downUntil.Store(time.Now().Add(downFor).UnixNano())
+}
+
+// probe clears the unreachable mark as soon as Temporal answers a health check, so that
+// publishing goes back to starting workflows at once without waiting for downFor.
+func (d *Dispatcher) probe(ctx context.Context) {
+	if d.downUntil.Load() == 0 {
+		return
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, d.opts.Interval)
+	defer cancel()
+	if _, err := d.client.CheckHealth(probeCtx, &client.CheckHealthRequest{}); err == nil {
+		d.downUntil.Store(0)
 	}
 }

@@ -120,18 +120,30 @@ ORDER BY d.id`
 // FanOut creates the event's deliveries, once per event: the first call passes the event to
 // pick, which returns the webhook ids to deliver to; later calls (a later run of the event's
 // workflow) keep the deliveries made then. It returns every delivery of the event.
+//
+// pick runs before the transaction, not inside it: it queries through the pool, and a
+// transaction that waits for a second connection deadlocks as soon as concurrent fan-outs
+// hold every connection of the pool (seen with a burst of events after a Temporal outage).
+// Two concurrent calls may both pick; the row lock lets only the first one insert.
 func (s *Store) FanOut(ctx context.Context, eventID string, pick func(context.Context, Event) ([]uuid.UUID, error)) ([]Subscription, error) {
+	ev, err := s.GetEvent(ctx, eventID)
+	if err != nil {
+		return nil, err
+	}
+	var webhookIDs []uuid.UUID
+	if ev.FannedOutAt == nil {
+		if webhookIDs, err = pick(ctx, ev); err != nil {
+			return nil, err
+		}
+	}
 	var subs []Subscription
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var ev Event
-		if err := tx.GetContext(ctx, &ev, lockEventQuery, eventID); err != nil {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var locked Event
+		if err := tx.GetContext(ctx, &locked, lockEventQuery, eventID); err != nil {
 			return fmt.Errorf("lock event %s: %w", eventID, mapError(err))
 		}
-		if ev.FannedOutAt == nil {
-			webhookIDs, err := pick(ctx, ev)
-			if err != nil {
-				return err
-			}
+		// fanned_out_at is never reset, so an event read fanned out above is still.
+		if locked.FannedOutAt == nil {
 			for _, webhookID := range webhookIDs {
 				id, err := uuid.NewV7()
 				if err != nil {

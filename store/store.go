@@ -6,8 +6,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -69,4 +72,25 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %s", ErrDuplicate, pqErr.Constraint)
 	}
 	return err
+}
+
+// IsUnavailable reports whether err means that PostgreSQL could not be reached or is not
+// taking queries right now (stopped, starting, shutting down, connection cut): asking
+// again later may succeed, so the API answers 503 rather than 500.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		// Class 08: connection exception; 57P01-57P03: admin or crash shutdown, cannot
+		// connect now (starting up or shutting down); 53300: too many connections.
+		code := string(pqErr.Code)
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03" || code == "53300"
+	}
+	return false
 }

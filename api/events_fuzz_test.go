@@ -1,0 +1,162 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/testenv"
+)
+
+const eventsPath = "/api/events"
+
+// validEventBody is a publish request that is accepted.
+const validEventBody = `{"event_type":"survey.response.completed","survey_id":"survey-1",` +
+	`"data":{"survey":{"id":"survey-1","title":"NPS"},"response":{"id":"r-1","answers":[{"questionId":"q1","value":9}]}}}`
+
+// setupPublish is setup with a Temporal server, so that accepted events start their
+// workflow (no worker runs them: these tests look at what the API answers and stores).
+func setupPublish(t testing.TB) *bundle {
+	t.Helper()
+	te := testenv.Temporal(t)
+	db := testenv.Postgres(t)
+	st := store.New(db)
+	d := dispatch.New(st, te.Client, dispatch.Options{TaskQueue: te.TaskQueue, MaxAttempts: 3, AttemptTimeout: time.Second}, nil)
+	logs := &syncBuffer{}
+	srv := New(Config{APIKeys: []string{testKey}}, st, te.Client, d, slog.New(slog.NewJSONHandler(logs, nil)))
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &bundle{db: db, store: st, srv: srv, http: ts, logs: logs}
+}
+
+func countEvents(t testing.TB, b *bundle) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.GetContext(t.Context(), &n, `SELECT count(*) FROM events`))
+	return n
+}
+
+// FuzzEventPublish posts arbitrary bodies to POST /api/events: never a 5xx or a panic; a
+// 201 or 202 stores exactly one event with a valid JSON envelope, a 200 (same event_id
+// again) stores nothing new, and a 4xx stores nothing.
+func FuzzEventPublish(f *testing.F) {
+	for _, seed := range []string{
+		validEventBody,
+		`{"event_id":"evt-1","event_type":"survey.response.updated","survey_id":"s","data":{}}`,
+		`{"event_id":"evt-1","event_type":"survey.response.updated","survey_id":"s","data":{}}`,
+		`{"event_type":"form.submission.created","survey_id":"s","data":{"a":[1,2,{"b":null}]}}`,
+		`{"event_type":"webhook.test","survey_id":"s","data":{}}`,
+		`{"event_type":"survey.response.*","survey_id":"s","data":{}}`,
+		`{"event_id":"","event_type":"survey.response.completed","survey_id":"s","data":{}}`,
+		`{"event_id":"a/b","event_type":"survey.response.completed","survey_id":"s","data":{}}`,
+		`{"event_id":null,"event_type":null,"survey_id":null,"data":null}`,
+		`{"event_type":1,"survey_id":[],"data":"x"}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":[]}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{},"extra":1}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"n":1e999}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"s":"\u0000\ud800"}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{}} {}`,
+		"{\"event_type\":\"survey.response.completed\",\"survey_id\":\"s\",\"data\":{\"x\":\"\xff\"}}",
+		`{"data":` + strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 200) + `}`,
+		strings.Repeat("[", 1000),
+		``, `null`, `[]`, `"x"`, `{`, `{"a":`,
+	} {
+		f.Add([]byte(seed))
+	}
+	b := setupPublish(f)
+
+	f.Fuzz(func(t *testing.T, body []byte) {
+		before := countEvents(t, b)
+		rec := fuzzRequest(t, b, http.MethodPost, eventsPath, body)
+		after := countEvents(t, b)
+		switch rec.Code {
+		case http.StatusCreated, http.StatusAccepted:
+			require.Equal(t, before+1, after)
+			var ev eventResponse
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &ev), rec.Body.String())
+			stored, err := b.store.GetEvent(t.Context(), ev.EventID)
+			require.NoError(t, err)
+			require.True(t, json.Valid(stored.Body), "the stored envelope is JSON")
+			// Compared as bytes: a number such as 1e999 is valid JSON that no float64 holds.
+			var want, got bytes.Buffer
+			require.NoError(t, json.Compact(&want, stored.Body))
+			require.NoError(t, json.Compact(&got, ev.Payload))
+			require.Equal(t, want.String(), got.String())
+		case http.StatusOK:
+			require.Equal(t, before, after, "the same event_id again stores nothing")
+		default:
+			require.GreaterOrEqual(t, rec.Code, 400, rec.Body.String())
+			require.Equal(t, before, after, "nothing stored on a %d", rec.Code)
+		}
+	})
+}
+
+// TestEventPublishBadInput sends what a broken or hostile publisher might: each gets its
+// 4xx as JSON, over a real connection, and nothing is stored.
+func TestEventPublishBadInput(t *testing.T) {
+	t.Parallel()
+	b := setupPublish(t)
+	huge := `{"event_type":"survey.response.completed","survey_id":"s","data":{"x":"` +
+		strings.Repeat("a", DefaultMaxBodyBytes) + `"}}`
+	for _, tc := range []struct {
+		name        string
+		body        string
+		contentType string
+		want        []int
+	}{
+		{"oversized", huge, "application/json", []int{http.StatusRequestEntityTooLarge}},
+		{"text/plain", validEventBody, "text/plain", []int{http.StatusUnsupportedMediaType}},
+		{"form", "event_type=survey.response.completed", "application/x-www-form-urlencoded", []int{http.StatusUnsupportedMediaType}},
+		{"no content type", validEventBody, "", []int{http.StatusUnsupportedMediaType}},
+		{"latin-1", validEventBody, "application/json; charset=iso-8859-1", []int{http.StatusUnsupportedMediaType}},
+		{"invalid UTF-8", "{\"event_type\":\"survey.response.completed\",\"survey_id\":\"s\",\"data\":{\"x\":\"\xc3\x28\"}}", "application/json", []int{http.StatusBadRequest}},
+		{"invalid UTF-8 in a name", "{\"event_type\":\"survey.response.completed\",\"survey_id\":\"s\",\"data\":{\"\xff\":1}}", "application/json", []int{http.StatusBadRequest}},
+		{"100k [", strings.Repeat("[", 100_000), "application/json", []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}},
+		{"100k nested objects in data", `{"event_type":"survey.response.completed","survey_id":"s","data":` +
+			strings.Repeat(`{"a":`, 100_000) + `1` + strings.Repeat(`}`, 100_000) + `}`, "application/json",
+			[]int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}},
+		{"1M [", strings.Repeat("[", 1_000_000), "application/json", []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}},
+		{"empty", "", "application/json", []int{http.StatusBadRequest}},
+		{"two objects", validEventBody + validEventBody, "application/json", []int{http.StatusBadRequest}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := countEvents(t, b)
+			resp := b.do(t, http.MethodPost, eventsPath, "", func(r *http.Request) {
+				r.Body = nil
+				if tc.body != "" {
+					r.Body = readCloser{bytes.NewReader([]byte(tc.body))}
+					r.ContentLength = int64(len(tc.body))
+				}
+				r.Header.Del("Content-Type")
+				if tc.contentType != "" {
+					r.Header.Set("Content-Type", tc.contentType)
+				}
+			})
+			require.Contains(t, tc.want, resp.status, string(resp.body))
+			apiError(t, resp)
+			require.Equal(t, before, countEvents(t, b), "nothing stored")
+		})
+	}
+
+	// Deep but within encoding/json's limit (10,000): accepted and stored as sent, or
+	// refused; never a 5xx.
+	deep := `{"event_type":"survey.response.completed","survey_id":"s","data":{"x":` +
+		strings.Repeat("[", 9_000) + strings.Repeat("]", 9_000) + `}}`
+	resp := b.do(t, http.MethodPost, eventsPath, deep)
+	require.Less(t, resp.status, 500, string(resp.body))
+	t.Logf("9,000 levels of nesting in data: %d", resp.status)
+}
+
+// readCloser gives a reader the Close an http.Request body needs.
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }
