@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/surveyhooks/surveyhooks/eventtype"
@@ -41,6 +44,12 @@ type Activities struct {
 	cfg    Config
 	logger *slog.Logger
 	now    func() time.Time
+	// tracer makes the client span of each POST; receivers, when set, writes its context
+	// into the request (WithTracing).
+	tracer    trace.Tracer
+	receivers propagation.TextMapPropagator
+	// metrics, when set, records attempts and deliveries (WithMetrics).
+	metrics *Metrics
 }
 
 // Option changes how Activities are built.
@@ -50,6 +59,23 @@ type Option func(*Activities)
 // environment's clock so that recorded attempt times follow skipped time.
 func WithClock(now func() time.Time) Option {
 	return func(a *Activities) { a.now = now }
+}
+
+// WithTracing makes every POST a client span of tp, a child of the activity's span (which
+// Temporal's tracing interceptor puts in the context). receivers, when not nil, writes the
+// span's context into each request (traceparent) so that receivers can join the trace;
+// nil sends no trace header, the default (SURVEYHOOKS_TRACE_RECEIVERS): our trace ids mean
+// nothing to most receivers, and they need not learn them.
+func WithTracing(tp trace.TracerProvider, receivers propagation.TextMapPropagator) Option {
+	return func(a *Activities) {
+		a.tracer = tp.Tracer(TracerName)
+		a.receivers = receivers
+	}
+}
+
+// WithMetrics records attempts and deliveries in m (NewMetrics).
+func WithMetrics(m *Metrics) Option {
+	return func(a *Activities) { a.metrics = m }
 }
 
 // New returns Activities that read and record through st and send through client, which
@@ -65,7 +91,8 @@ func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, 
 	if logger == nil {
 		logger = slog.Default()
 	}
-	a := &Activities{store: st, client: client, cfg: cfg, logger: logger, now: time.Now}
+	a := &Activities{store: st, client: client, cfg: cfg, logger: logger, now: time.Now,
+		tracer: noop.NewTracerProvider().Tracer(TracerName)}
 	for _, opt := range opts {
 		opt(a)
 	}
@@ -131,5 +158,14 @@ type FailDeliveryInput struct {
 // FailDelivery marks a delivery failed when its attempts ended other than by Deliver's own
 // decision (for example the last attempt timed out because its worker crashed).
 func (a *Activities) FailDelivery(ctx context.Context, in FailDeliveryInput) error {
-	return a.store.FailDelivery(ctx, in.DeliveryID, in.Reason)
+	if err := a.store.FailDelivery(ctx, in.DeliveryID, in.Reason); err != nil {
+		return err
+	}
+	if a.metrics != nil {
+		// The metric is labelled by event type, which only the delivery's row knows.
+		if t, err := a.store.GetTarget(ctx, in.DeliveryID); err == nil {
+			a.metrics.ended(ctx, t.EventType, store.StatusFailed, nil, a.now())
+		}
+	}
+	return nil
 }

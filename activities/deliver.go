@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/propagation"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -80,11 +81,13 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		if err := a.store.FailDelivery(ctx, in.DeliveryID, reason); err != nil {
 			return DeliverResult{}, err
 		}
+		a.metrics.ended(ctx, target.EventType, store.StatusFailed, nil, a.now())
 		return DeliverResult{Status: store.StatusFailed, Attempts: target.AttemptCount, Skipped: reason}, nil
 	}
 
 	sent := a.send(ctx, target)
 	sent.attempt.Trigger = trigger
+	a.metrics.attempt(ctx, &sent)
 	number, outcome, err := a.store.RecordAttempt(ctx, sent.attempt, func(number int) store.Outcome {
 		return a.decide(number, in.Single, sent)
 	})
@@ -99,6 +102,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		"delivery_id", in.DeliveryID, "event_id", target.EventID, "webhook_id", target.Webhook.ID,
 		"attempt", number, "trigger", trigger, "status_code", sent.statusCode,
 		"duration_ms", sent.attempt.DurationMS, "outcome", outcome.Status, "error", sent.attempt.Error)
+	a.metrics.ended(ctx, target.EventType, outcome.Status, target.Body, a.now())
 
 	switch outcome.Status {
 	case store.StatusDelivered:
@@ -123,17 +127,26 @@ type sentAttempt struct {
 	retryAfter time.Duration
 	// permanent failures are not retried: 4xx other than 408/429, redirects, refused addresses.
 	permanent bool
+	// timedOut says the attempt got no response within the attempt timeout.
+	timedOut bool
 }
 
 // send POSTs the event once. s is a named result so that the deferred duration lands in
 // what is returned.
 func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
 	started := a.now()
+	ctx, span := a.startSendSpan(ctx, t)
+	// Deferred first, so it runs last: the span sees the final s, duration included.
+	defer func() { endSendSpan(span, &s) }()
 	headers := signature.Headers(t.Webhook.SigningSecrets(started), t.DeliveryID.String(), started, t.Body)
 	headers.Set("Content-Type", "application/json")
 	headers.Set("User-Agent", UserAgent)
 	headers.Set(signature.HeaderEvent, t.EventType)
 	headers.Set(signature.HeaderDelivery, t.DeliveryID.String())
+	if a.receivers != nil {
+		// Before the headers are logged: the delivery log shows the traceparent sent.
+		a.receivers.Inject(ctx, propagation.HeaderCarrier(headers))
+	}
 
 	s = sentAttempt{attempt: store.Attempt{
 		DeliveryID:     t.DeliveryID,
@@ -156,6 +169,7 @@ func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
 	resp, err := a.client.Do(req)
 	if err != nil {
 		s.attempt.Error, s.permanent = describeSendError(err, a.cfg.AttemptTimeout)
+		s.timedOut = errors.Is(err, context.DeadlineExceeded)
 		return s
 	}
 	defer resp.Body.Close()

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
 	"github.com/surveyhooks/surveyhooks/activities"
@@ -48,6 +51,13 @@ type Config struct {
 	// AttemptTimeout bounds one delivery attempt; the webhook test endpoint waits that long
 	// (plus room to start and record it). 0 means activities.DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
+	// TracerProvider makes the span of each request; nil means otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// MeterProvider records the API's metrics; nil means otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Propagator reads the callers' trace context (traceparent); nil means
+	// otel.GetTextMapPropagator().
+	Propagator propagation.TextMapPropagator
 }
 
 // Server serves the REST API.
@@ -62,6 +72,8 @@ type Server struct {
 	// keyHashes are the SHA-256 digests of the API keys: comparing digests of equal
 	// length keeps the comparison constant-time whatever the length of the keys.
 	keyHashes [][sha256.Size]byte
+	// metrics are the API's instruments (telemetry.go).
+	metrics instruments
 }
 
 // New returns a Server over st, the Temporal client tc (nil skips Temporal in the
@@ -92,6 +104,7 @@ func New(cfg Config, st *store.Store, tc client.Client, d *dispatch.Dispatcher, 
 			s.keyHashes = append(s.keyHashes, sha256.Sum256([]byte(key)))
 		}
 	}
+	s.instrument()
 	s.routes()
 	return s
 }
@@ -107,13 +120,13 @@ func (s *Server) routes() {
 	r := s.router
 	r.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
-	r.Use(s.recoverPanic)
+	r.Use(s.traceRequests(), s.logRequests, s.recoverPanic)
 
 	s.registerHealthRoutes(r)
 	r.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
 
 	api := r.PathPrefix("/api").Subrouter()
-	api.Use(s.authenticate)
+	api.Use(s.authenticate, s.countEvents)
 	s.registerWebhookRoutes(api)
 	s.registerEventTypeRoutes(api)
 	s.registerEventRoutes(api)

@@ -1,0 +1,185 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gorilla/mux/otelmux"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// MeterName is the instrumentation scope of the API's own metrics.
+const MeterName = "github.com/surveyhooks/surveyhooks/api"
+
+// countActiveWebhooksQuery counts the webhooks that receive events, at each scrape.
+const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
+
+// gaugeTimeout bounds the webhooks-active query of a scrape.
+const gaugeTimeout = 2 * time.Second
+
+// instruments are the API's metrics, made once in New:
+//
+//	surveyhooks_events_received_total{dispatch}  new events: dispatch="started" (201) or "queued" (202)
+//	surveyhooks_events_deduplicated_total        publishes of an event_id already stored (200)
+//	surveyhooks_webhooks_active                  active webhooks, counted at each scrape
+//
+// otelmux adds the HTTP server metrics (http_server_request_duration_seconds{http_route}).
+type instruments struct {
+	eventsReceived     metric.Int64Counter
+	eventsDeduplicated metric.Int64Counter
+	started, queued    metric.MeasurementOption
+}
+
+// instrument makes the API's instruments. A failure is logged, not returned: metrics must
+// never keep the API from serving (a failed instrument records nothing).
+func (s *Server) instrument() {
+	meter := s.meterProvider().Meter(MeterName)
+	var errs []error
+	var err error
+	s.metrics.eventsReceived, err = meter.Int64Counter("surveyhooks_events_received",
+		metric.WithDescription("Events stored by POST /api/events, by whether their workflow started at once (started) or waits in the outbox (queued)."),
+		metric.WithUnit("{event}"))
+	errs = append(errs, err)
+	s.metrics.eventsDeduplicated, err = meter.Int64Counter("surveyhooks_events_deduplicated",
+		metric.WithDescription("Publishes of an event_id already stored: answered 200, nothing new delivered."),
+		metric.WithUnit("{event}"))
+	errs = append(errs, err)
+	s.metrics.started = metric.WithAttributeSet(attribute.NewSet(attribute.String("dispatch", "started")))
+	s.metrics.queued = metric.WithAttributeSet(attribute.NewSet(attribute.String("dispatch", "queued")))
+	_, err = meter.Int64ObservableGauge("surveyhooks_webhooks_active",
+		metric.WithDescription("Active webhooks (isActive), counted in PostgreSQL at each scrape."),
+		metric.WithUnit("{webhook}"),
+		metric.WithInt64Callback(s.observeActiveWebhooks))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		s.logger.Warn("API metrics are incomplete", "err", err)
+	}
+}
+
+// observeActiveWebhooks reports the active webhooks. A failed count reports nothing for
+// this scrape rather than a wrong zero.
+func (s *Server) observeActiveWebhooks(ctx context.Context, o metric.Int64Observer) error {
+	ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
+	defer cancel()
+	var n int64
+	if err := s.store.DB().GetContext(ctx, &n, countActiveWebhooksQuery); err != nil {
+		s.logger.WarnContext(ctx, "count active webhooks for metrics", "err", err)
+		return nil
+	}
+	o.Observe(n)
+	return nil
+}
+
+func (s *Server) meterProvider() metric.MeterProvider {
+	if s.cfg.MeterProvider != nil {
+		return s.cfg.MeterProvider
+	}
+	return otel.GetMeterProvider()
+}
+
+// traceRequests makes a server span per request, named after the route template
+// ("POST /api/events") and joined to the caller's trace when it sends a traceparent; the
+// span's context reaches the event workflow through the Temporal interceptor. Health
+// probes are left out: they would be most spans and say nothing.
+func (s *Server) traceRequests() mux.MiddlewareFunc {
+	opts := []otelmux.Option{
+		otelmux.WithMeterProvider(s.meterProvider()),
+		otelmux.WithFilter(func(r *http.Request) bool {
+			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
+		}),
+	}
+	if s.cfg.TracerProvider != nil {
+		opts = append(opts, otelmux.WithTracerProvider(s.cfg.TracerProvider))
+	}
+	if s.cfg.Propagator != nil {
+		opts = append(opts, otelmux.WithPropagators(s.cfg.Propagator))
+	}
+	return otelmux.Middleware("surveyhooks", opts...)
+}
+
+// logRequests writes one line per request: method, route, status and duration, with the
+// request's trace_id and span_id (the logger's handler adds them from the context). Never
+// the query, headers or body: they may hold API keys and webhook secrets. Health probes
+// log at debug level.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		level := slog.LevelInfo
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			level = slog.LevelDebug
+		}
+		route := r.URL.Path
+		if cur := mux.CurrentRoute(r); cur != nil {
+			if tpl, err := cur.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		s.logger.Log(r.Context(), level, "request",
+			"method", r.Method, "route", route, "path", r.URL.Path, "status", sw.statusOr200(),
+			"duration_ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+// countEvents counts the answers of POST /api/events: 201 and 202 are new events, 200 a
+// duplicate event_id.
+func (s *Server) countEvents(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/events" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		switch sw.status {
+		case http.StatusCreated:
+			s.metrics.eventsReceived.Add(r.Context(), 1, s.metrics.started)
+		case http.StatusAccepted:
+			s.metrics.eventsReceived.Add(r.Context(), 1, s.metrics.queued)
+		case http.StatusOK:
+			s.metrics.eventsDeduplicated.Add(r.Context(), 1)
+		}
+	})
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+// WriteHeader records status and writes it.
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Write writes b, as a 200 when no status was written.
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// statusOr200 is the status written, 200 when the handler wrote nothing.
+func (w *statusWriter) statusOr200() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter {
+	return w.ResponseWriter
+}
