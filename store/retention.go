@@ -6,83 +6,78 @@ import (
 	"time"
 )
 
-// The retention queries each delete at most $2 rows older than the cutoff $1, choosing them
-// through an index on the row's time so that every statement is short and locks only the
-// rows it deletes; the caller repeats them until a batch comes back short.
+// The retention queries each delete a bounded batch of rows older than the cutoff $1,
+// chosen through an index on the row's time, so that every statement is short and locks
+// only the rows it deletes; the caller repeats them until a batch comes back short. The
+// rows to delete are collected into an array first ("id = ANY (ARRAY(...))"): a plain
+// "id IN (subquery)" lets the planner hash-join against a scan of the whole table, once
+// per batch.
 //
-// A delivery whose last change is younger than the cutoff, or that is still pending or
-// retrying, keeps its event, its siblings and its attempts: the whole history of an event
-// goes at once, and only when nothing can happen to it any more.
+// An event goes with its whole history, and only when nothing can happen to it any more:
+// it was handed to Temporal, and each of its deliveries is finished and last changed before
+// the cutoff. A delivery still pending or retrying keeps its event, its siblings and its
+// attempts.
 
 // Attempts of finished deliveries, oldest first (delivery_attempts_started_at_idx). Attempts
-// of an unfinished delivery stay with it.
+// of an unfinished delivery stay with it. $2 is the batch size.
 const deleteExpiredAttemptsQuery = `
-DELETE FROM delivery_attempts WHERE id IN (
+DELETE FROM delivery_attempts WHERE id = ANY (ARRAY(
 	SELECT a.id FROM delivery_attempts a
 	JOIN deliveries d ON d.id = a.delivery_id
 	WHERE a.started_at < $1 AND d.status IN ('delivered', 'failed')
 	ORDER BY a.started_at
-	LIMIT $2)`
+	LIMIT $2))`
 
-// expiredEventCondition holds for an event e that is older than the cutoff, was handed to
-// Temporal, and has no delivery that is unfinished or changed since the cutoff.
-const expiredEventCondition = `
-	e.created_at < $1 AND e.dispatched_at IS NOT NULL
-	AND NOT EXISTS (
-		SELECT 1 FROM deliveries u
-		WHERE u.event_id = e.id
-		  AND (u.status IN ('pending', 'retrying') OR u.updated_at >= $1))`
-
-// Deliveries of expired events, oldest event first (events_created_at_idx). Their attempts
-// are gone already (they all started before the last change, which is before the cutoff);
-// the cascade only catches one recorded since the previous statement.
-const deleteExpiredDeliveriesQuery = `
-DELETE FROM deliveries WHERE id IN (
-	SELECT d.id FROM events e
-	JOIN deliveries d ON d.event_id = e.id
-	WHERE ` + expiredEventCondition + `
-	ORDER BY e.created_at
-	LIMIT $2)`
-
-// Expired events whose deliveries are gone (or that had none), oldest first.
+// Expired events, oldest first (events_created_at_idx), $2 at a time; deleting an event
+// deletes its deliveries (ON DELETE CASCADE, through their event_id index), whose attempts
+// are gone already unless one was recorded since. The check of an event's deliveries is a
+// correlated subquery on purpose: it probes the deliveries of each candidate by index,
+// where an anti-join may scan every delivery. The deliveries are counted in the snapshot
+// the statement starts from, before the cascade.
 const deleteExpiredEventsQuery = `
-DELETE FROM events WHERE id IN (
+WITH picked AS MATERIALIZED (
 	SELECT e.id FROM events e
-	WHERE ` + expiredEventCondition + `
-	  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+	WHERE e.created_at < $1 AND e.dispatched_at IS NOT NULL
+	  AND coalesce((
+		SELECT bool_and(u.status IN ('delivered', 'failed') AND u.updated_at < $1)
+		FROM deliveries u WHERE u.event_id = e.id), true)
 	ORDER BY e.created_at
-	LIMIT $2)`
+	LIMIT $2
+), deleted AS (
+	DELETE FROM events WHERE id = ANY (ARRAY(SELECT id FROM picked)) RETURNING id
+)
+SELECT
+	(SELECT count(*) FROM deleted) AS events,
+	(SELECT count(*) FROM deliveries d WHERE d.event_id = ANY (ARRAY(SELECT id FROM picked))) AS deliveries`
 
 // DeleteExpiredAttempts deletes up to limit attempts started before cutoff whose delivery
 // has finished (delivered or failed), and returns how many it deleted.
 func (s *Store) DeleteExpiredAttempts(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	return s.deleteBatch(ctx, "attempts", deleteExpiredAttemptsQuery, cutoff, limit)
-}
-
-// DeleteExpiredDeliveries deletes up to limit deliveries of expired events: events created
-// before cutoff, dispatched, whose every delivery finished and last changed before cutoff.
-// It returns how many it deleted.
-func (s *Store) DeleteExpiredDeliveries(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	return s.deleteBatch(ctx, "deliveries", deleteExpiredDeliveriesQuery, cutoff, limit)
-}
-
-// DeleteExpiredEvents deletes up to limit expired events that have no delivery left (call
-// DeleteExpiredDeliveries first), and returns how many it deleted.
-func (s *Store) DeleteExpiredEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	return s.deleteBatch(ctx, "events", deleteExpiredEventsQuery, cutoff, limit)
-}
-
-func (s *Store) deleteBatch(ctx context.Context, what, query string, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
-		return 0, fmt.Errorf("delete expired %s: batch size %d is not positive", what, limit)
+		return 0, fmt.Errorf("delete expired attempts: batch size %d is not positive", limit)
 	}
-	res, err := s.db.ExecContext(ctx, query, cutoff, limit)
+	res, err := s.db.ExecContext(ctx, deleteExpiredAttemptsQuery, cutoff, limit)
 	if err != nil {
-		return 0, fmt.Errorf("delete expired %s: %w", what, err)
+		return 0, fmt.Errorf("delete expired attempts: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("delete expired %s: count rows: %w", what, err)
+		return 0, fmt.Errorf("delete expired attempts: count rows: %w", err)
 	}
 	return int(n), nil
+}
+
+// DeleteExpiredEvents deletes up to limit expired events — created before cutoff,
+// dispatched, with every delivery finished and last changed before cutoff — with their
+// deliveries and any attempt left (call DeleteExpiredAttempts first, so that the cascade
+// stays small). It returns how many events and deliveries it deleted.
+func (s *Store) DeleteExpiredEvents(ctx context.Context, cutoff time.Time, limit int) (events, deliveries int, err error) {
+	if limit <= 0 {
+		return 0, 0, fmt.Errorf("delete expired events: batch size %d is not positive", limit)
+	}
+	row := s.db.QueryRowxContext(ctx, deleteExpiredEventsQuery, cutoff, limit)
+	if err := row.Scan(&events, &deliveries); err != nil {
+		return 0, 0, fmt.Errorf("delete expired events: %w", err)
+	}
+	return events, deliveries, nil
 }

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/netguard"
+	"github.com/surveyhooks/surveyhooks/retention"
+	"github.com/surveyhooks/surveyhooks/workflows"
+)
+
+// config is every setting of every subcommand, read from the environment here and nowhere
+// else (DESIGN.md "Configuration contract").
+type config struct {
+	Addr              string
+	APIKeys           []string
+	DatabaseURL       string
+	DataDir           string
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalUIAddr    string
+	TaskQueue         string
+	MetricsAddr       string
+	RetryDelays       []time.Duration
+	AttemptTimeout    time.Duration
+	AllowHTTP         bool
+	AllowedCIDRs      []netip.Prefix
+	SecretOverlap     time.Duration
+	MaxBodyBytes      int64
+	LogFormat         string
+	LogLevel          string
+
+	// How to reach an existing Temporal cluster or Temporal Cloud (temporalconn.go).
+	TemporalTLS           bool
+	TemporalTLSCert       string
+	TemporalTLSKey        string
+	TemporalTLSCA         string
+	TemporalTLSServerName string
+	// TemporalAPIKey authenticates to Temporal Cloud; never log it.
+	TemporalAPIKey string
+	// Retention is how long delivery history is kept; 0 keeps it forever.
+	Retention time.Duration
+	// ShutdownTimeout bounds how long a stopping worker waits for the attempts in flight.
+	ShutdownTimeout time.Duration
+	// TraceReceivers sends each delivery's traceparent to its receiver.
+	TraceReceivers bool
+	// ExportTraces is set when an OTLP endpoint is (OTEL_EXPORTER_OTLP_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); the exporter reads the OTEL_* variables itself.
+	ExportTraces bool
+}
+
+// knownVariables lists every environment variable loadConfig reads, in one place: the
+// deployment files may set only these for surveyhooks' own containers (config_test.go
+// checks both that list and docker-compose.yml against it), and a SURVEYHOOKS_ variable
+// that is not here is a typo worth a warning (warnUnknownVariables).
+var knownVariables = []string{
+	"SURVEYHOOKS_ADDR",
+	"SURVEYHOOKS_API_KEYS",
+	"DATABASE_URL",
+	"SURVEYHOOKS_DATA_DIR",
+	"TEMPORAL_ADDRESS",
+	"TEMPORAL_NAMESPACE",
+	"TEMPORAL_UI_ADDR",
+	"TEMPORAL_TLS",
+	"TEMPORAL_TLS_CERT",
+	"TEMPORAL_TLS_KEY",
+	"TEMPORAL_TLS_CA",
+	"TEMPORAL_TLS_SERVER_NAME",
+	"TEMPORAL_API_KEY",
+	"SURVEYHOOKS_TASK_QUEUE",
+	"SURVEYHOOKS_METRICS_ADDR",
+	"SURVEYHOOKS_RETRY_DELAYS",
+	"SURVEYHOOKS_ATTEMPT_TIMEOUT",
+	"SURVEYHOOKS_ALLOW_HTTP",
+	"SURVEYHOOKS_ALLOWED_CIDRS",
+	"SURVEYHOOKS_SECRET_OVERLAP",
+	"SURVEYHOOKS_MAX_BODY_BYTES",
+	"SURVEYHOOKS_LOG_FORMAT",
+	"SURVEYHOOKS_LOG_LEVEL",
+	"SURVEYHOOKS_RETENTION",
+	"SURVEYHOOKS_SHUTDOWN_TIMEOUT",
+	"SURVEYHOOKS_TRACE_RECEIVERS",
+	"OTEL_EXPORTER_OTLP_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+}
+
+// minRetention refuses retentions so short that they are surely a mistake ("30m" meant as
+// months would delete deliveries minutes after they finish).
+const minRetention = time.Hour
+
+// envLookup reads one variable; tests pass a map.
+type envLookup func(string) (string, bool)
+
+// loadConfig reads the environment, applying defaults, and reports every bad value at once.
+func loadConfig(lookup envLookup) (config, error) {
+	cfg := config{
+		Addr:              "127.0.0.1:8080",
+		DataDir:           "./.surveyhooks",
+		TemporalAddress:   "127.0.0.1:7233",
+		TemporalNamespace: "default",
+		TemporalUIAddr:    "127.0.0.1:8233",
+		TaskQueue:         workflows.DefaultTaskQueue,
+		MetricsAddr:       "127.0.0.1:9464",
+		RetryDelays:       activities.DefaultRetryDelays,
+		AttemptTimeout:    activities.DefaultAttemptTimeout,
+		SecretOverlap:     24 * time.Hour,
+		MaxBodyBytes:      1 << 20,
+		LogLevel:          "info",
+		Retention:         retention.DefaultMaxAge,
+		ShutdownTimeout:   30 * time.Second,
+	}
+	var problems []string
+	str := func(name string, dst *string) {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil || d <= 0 {
+				problems = append(problems, fmt.Sprintf("%s=%q must be a positive duration such as 30s", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	str("SURVEYHOOKS_ADDR", &cfg.Addr)
+	str("DATABASE_URL", &cfg.DatabaseURL)
+	str("SURVEYHOOKS_DATA_DIR", &cfg.DataDir)
+	str("TEMPORAL_ADDRESS", &cfg.TemporalAddress)
+	str("TEMPORAL_NAMESPACE", &cfg.TemporalNamespace)
+	str("TEMPORAL_UI_ADDR", &cfg.TemporalUIAddr)
+	str("SURVEYHOOKS_TASK_QUEUE", &cfg.TaskQueue)
+	str("SURVEYHOOKS_METRICS_ADDR", &cfg.MetricsAddr)
+	str("SURVEYHOOKS_LOG_FORMAT", &cfg.LogFormat)
+	str("SURVEYHOOKS_LOG_LEVEL", &cfg.LogLevel)
+	dur("SURVEYHOOKS_ATTEMPT_TIMEOUT", &cfg.AttemptTimeout)
+	dur("SURVEYHOOKS_SECRET_OVERLAP", &cfg.SecretOverlap)
+	dur("SURVEYHOOKS_SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
+	str("TEMPORAL_TLS_CERT", &cfg.TemporalTLSCert)
+	str("TEMPORAL_TLS_KEY", &cfg.TemporalTLSKey)
+	str("TEMPORAL_TLS_CA", &cfg.TemporalTLSCA)
+	str("TEMPORAL_TLS_SERVER_NAME", &cfg.TemporalTLSServerName)
+	str("TEMPORAL_API_KEY", &cfg.TemporalAPIKey)
+	if v, ok := lookup("TEMPORAL_TLS"); ok && strings.TrimSpace(v) != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("TEMPORAL_TLS=%q must be true or false", v))
+		}
+		cfg.TemporalTLS = b
+	}
+	if v, ok := lookup("SURVEYHOOKS_RETENTION"); ok && strings.TrimSpace(v) != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		switch {
+		case err == nil && d == 0:
+			cfg.Retention = 0
+		case err != nil || d < minRetention:
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_RETENTION=%q must be a duration of at least %s such as 720h (30 days), or 0 to keep history forever", v, minRetention))
+		default:
+			cfg.Retention = d
+		}
+	}
+
+	if v, ok := lookup("SURVEYHOOKS_API_KEYS"); ok {
+		for _, key := range strings.Split(v, ",") {
+			if key = strings.TrimSpace(key); key != "" {
+				cfg.APIKeys = append(cfg.APIKeys, key)
+			}
+		}
+	}
+	if v, ok := lookup("SURVEYHOOKS_RETRY_DELAYS"); ok && strings.TrimSpace(v) != "" {
+		delays, err := activities.ParseDelays(v)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_RETRY_DELAYS: %v", err))
+		case len(delays) == 0:
+			problems = append(problems, "SURVEYHOOKS_RETRY_DELAYS must list at least one delay, e.g. 1m,5m,15m,1h,6h")
+		default:
+			cfg.RetryDelays = delays
+		}
+	}
+	if v, ok := lookup("SURVEYHOOKS_TRACE_RECEIVERS"); ok && strings.TrimSpace(v) != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_TRACE_RECEIVERS=%q must be true or false", v))
+		}
+		cfg.TraceReceivers = b
+	}
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
+			cfg.ExportTraces = true
+		}
+	}
+	if v, ok := lookup("SURVEYHOOKS_ALLOW_HTTP"); ok && strings.TrimSpace(v) != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_ALLOW_HTTP=%q must be true or false", v))
+		}
+		cfg.AllowHTTP = b
+	}
+	if v, ok := lookup("SURVEYHOOKS_ALLOWED_CIDRS"); ok && strings.TrimSpace(v) != "" {
+		prefixes, err := netguard.ParsePrefixes(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_ALLOWED_CIDRS: %v", err))
+		}
+		cfg.AllowedCIDRs = prefixes
+	}
+	if v, ok := lookup("SURVEYHOOKS_MAX_BODY_BYTES"); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 1024 {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_MAX_BODY_BYTES=%q must be an integer of at least 1024", v))
+		}
+		cfg.MaxBodyBytes = n
+	}
+	switch cfg.LogFormat {
+	case "", "text", "json":
+	default:
+		problems = append(problems, fmt.Sprintf("SURVEYHOOKS_LOG_FORMAT=%q must be text or json", cfg.LogFormat))
+	}
+	if len(problems) > 0 {
+		return config{}, fmt.Errorf("bad configuration: %s", strings.Join(problems, "; "))
+	}
+	return cfg, nil
+}
+
+// urlPolicy is where deliveries may go.
+func (c config) urlPolicy() netguard.Policy {
+	return netguard.Policy{AllowHTTP: c.AllowHTTP, Allowed: c.AllowedCIDRs}
+}
+
+// maxAttempts is the schedule's length.
+func (c config) maxAttempts() int {
+	return len(c.RetryDelays) + 1
+}
+
+func osLookup(name string) (string, bool) {
+	return os.LookupEnv(name)
+}
+
+// warnUnknownVariables warns about SURVEYHOOKS_ variables in environ (KEY=value lines)
+// that surveyhooks does not read: a misspelt setting would otherwise be silently ignored.
+// Only names are logged, never values.
+func warnUnknownVariables(logger *slog.Logger, environ []string) {
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "SURVEYHOOKS_") && !slices.Contains(knownVariables, name) {
+			logger.Warn("ignoring an environment variable surveyhooks does not know; misspelt?", "variable", name)
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/surveyhooks/surveyhooks/retention"
+)
+
+// mapLookup serves loadConfig from a map.
+func mapLookup(env map[string]string) envLookup {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+}
+
+func TestLoadConfigReadsExactlyKnownVariables(t *testing.T) {
+	t.Parallel()
+	var read []string
+	_, err := loadConfig(func(name string) (string, bool) {
+		read = append(read, name)
+		return "", false
+	})
+	require.NoError(t, err)
+	// Both ways: a variable loadConfig reads must be listed (or the deployment check would
+	// refuse it), and a listed one must be read (or setting it would do nothing).
+	require.ElementsMatch(t, knownVariables, read)
+	require.Len(t, slices.Compact(slices.Sorted(slices.Values(knownVariables))), len(knownVariables), "duplicates in knownVariables")
+}
+
+func TestLoadConfigOperationsDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, 30*24*time.Hour, cfg.Retention)
+	require.Equal(t, retention.DefaultMaxAge, cfg.Retention)
+	require.Equal(t, 30*time.Second, cfg.ShutdownTimeout)
+	require.False(t, cfg.TemporalTLS)
+	require.Empty(t, cfg.TemporalAPIKey)
+}
+
+func TestLoadConfigRetention(t *testing.T) {
+	t.Parallel()
+	for value, want := range map[string]time.Duration{
+		"0":     0,
+		"0s":    0,
+		"168h":  7 * 24 * time.Hour,
+		" 1h ":  time.Hour,
+		"2160h": 90 * 24 * time.Hour,
+	} {
+		cfg, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_RETENTION": value}))
+		require.NoError(t, err, value)
+		require.Equal(t, want, cfg.Retention, value)
+	}
+	for _, value := range []string{"30m", "30d", "-720h", "forever"} {
+		_, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_RETENTION": value}))
+		require.ErrorContains(t, err, "SURVEYHOOKS_RETENTION", value)
+	}
+}
+
+func TestLoadConfigTemporalConnectionAndShutdown(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(map[string]string{
+		"TEMPORAL_TLS":                 "true",
+		"TEMPORAL_TLS_CERT":            "/certs/client.pem",
+		"TEMPORAL_TLS_KEY":             "/certs/client.key",
+		"TEMPORAL_TLS_CA":              "/certs/ca.pem",
+		"TEMPORAL_TLS_SERVER_NAME":     "temporal.internal",
+		"TEMPORAL_API_KEY":             "key-123",
+		"SURVEYHOOKS_SHUTDOWN_TIMEOUT": "45s",
+	}))
+	require.NoError(t, err)
+	require.True(t, cfg.TemporalTLS)
+	require.Equal(t, "/certs/client.pem", cfg.TemporalTLSCert)
+	require.Equal(t, "/certs/client.key", cfg.TemporalTLSKey)
+	require.Equal(t, "/certs/ca.pem", cfg.TemporalTLSCA)
+	require.Equal(t, "temporal.internal", cfg.TemporalTLSServerName)
+	require.Equal(t, "key-123", cfg.TemporalAPIKey)
+	require.Equal(t, 45*time.Second, cfg.ShutdownTimeout)
+
+	_, err = loadConfig(mapLookup(map[string]string{"TEMPORAL_TLS": "yes please", "SURVEYHOOKS_SHUTDOWN_TIMEOUT": "0"}))
+	require.ErrorContains(t, err, "TEMPORAL_TLS=")
+	require.ErrorContains(t, err, "SURVEYHOOKS_SHUTDOWN_TIMEOUT=")
+}
+
+func TestWarnUnknownVariablesNamesTyposButNotValues(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	warnUnknownVariables(logger, []string{
+		"SURVEYHOOKS_RETENTON=720h", // misspelt
+		"SURVEYHOOKS_API_KEYS=secret-key",
+		"HOME=/root",
+		"TEMPORAL_CLI_ADDRESS=x:7233", // another tool's
+	})
+	out := buf.String()
+	require.Contains(t, out, "SURVEYHOOKS_RETENTON")
+	require.NotContains(t, out, "720h")
+	require.NotContains(t, out, "SURVEYHOOKS_API_KEYS")
+	require.NotContains(t, out, "HOME")
+	require.NotContains(t, out, "TEMPORAL_CLI_ADDRESS")
+	require.Equal(t, 1, strings.Count(out, "\n"))
+}
+
+// composeFile is the part of docker-compose.yml the deployment checks read.
+type composeFile struct {
+	Services map[string]struct {
+		Image       string `yaml:"image"`
+		Build       any    `yaml:"build"`
+		Command     any    `yaml:"command"`
+		Environment any    `yaml:"environment"`
+	} `yaml:"services"`
+}
+
+// interpolation matches compose's ${NAME}, ${NAME:-default}, ${NAME-default},
+// ${NAME:?error} and ${NAME?error}.
+var interpolation = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}`)
+
+// interpolate resolves value as docker-compose does with vars (the .env file).
+func interpolate(t *testing.T, value string, vars map[string]string) string {
+	t.Helper()
+	return interpolation.ReplaceAllStringFunc(value, func(m string) string {
+		sub := interpolation.FindStringSubmatch(m)
+		name, op, arg := sub[1], sub[2], sub[3]
+		v, set := vars[name]
+		switch op {
+		case "":
+			return v
+		case ":-":
+			if v == "" {
+				return arg
+			}
+		case "-":
+			if !set {
+				return arg
+			}
+		case ":?", "?":
+			require.True(t, set && (op == "?" || v != ""), "compose would refuse: %s", arg)
+		}
+		return v
+	})
+}
+
+// environment reads a service's environment, a mapping or a list of NAME=value.
+func environment(t *testing.T, service string, raw any) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	switch e := raw.(type) {
+	case nil:
+	case map[string]any:
+		for k, v := range e {
+			if v == nil {
+				env[k] = ""
+				continue
+			}
+			s, ok := v.(string)
+			require.True(t, ok, "service %s: quote the value of %s (%T): compose wants strings", service, k, v)
+			env[k] = s
+		}
+	case []any:
+		for _, item := range e {
+			k, v, _ := strings.Cut(item.(string), "=")
+			env[k] = v
+		}
+	default:
+		t.Fatalf("service %s: environment is a %T", service, raw)
+	}
+	return env
+}
+
+// dotenv reads KEY=value lines, skipping comments and blank lines.
+func dotenv(t *testing.T, path string) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	vars := map[string]string{}
+	for line := range strings.Lines(string(raw)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		require.True(t, ok, "%s: %q is not KEY=value", path, line)
+		vars[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return vars
+}
+
+// TestDeploymentFilesSetOnlyKnownVariables checks docker-compose.yml and .env.example
+// against the variables the binary reads: a misspelt or stale setting there would be
+// silently ignored in production.
+func TestDeploymentFilesSetOnlyKnownVariables(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..")
+	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	require.NoError(t, err)
+	var compose composeFile
+	require.NoError(t, yaml.Unmarshal(raw, &compose))
+	vars := dotenv(t, filepath.Join(root, ".env.example"))
+
+	ours := 0
+	for name, svc := range compose.Services {
+		// Only surveyhooks' own containers run this binary; the others (PostgreSQL,
+		// Temporal, its UI) have variables of their own.
+		if svc.Build == nil && !strings.Contains(svc.Image, "surveyhooks") {
+			continue
+		}
+		ours++
+		env := environment(t, name, svc.Environment)
+		require.NotEmpty(t, env, "service %s has no environment", name)
+		resolved := map[string]string{}
+		for k, v := range env {
+			require.Contains(t, knownVariables, k, "service %s sets %s, which surveyhooks does not read", name, k)
+			// A surveyhooks setting in .env feeds the variable of the same name.
+			for _, m := range interpolation.FindAllStringSubmatch(v, -1) {
+				if src := m[1]; strings.HasPrefix(src, "SURVEYHOOKS_") || strings.HasPrefix(src, "TEMPORAL_") {
+					require.Equal(t, k, src, "service %s: %s is set from ${%s}", name, k, src)
+				}
+			}
+			resolved[k] = interpolate(t, v, vars)
+		}
+		// What the stack would run with is a valid configuration.
+		cfg, err := loadConfig(mapLookup(resolved))
+		require.NoError(t, err, "service %s", name)
+		require.NotEmpty(t, cfg.DatabaseURL, "service %s", name)
+	}
+	require.GreaterOrEqual(t, ours, 3, "migrate, api and worker run surveyhooks")
+
+	// .env only feeds interpolation: a variable that docker-compose.yml never uses does
+	// nothing, and a surveyhooks one must be one the binary reads.
+	for name := range vars {
+		require.Contains(t, string(raw), "${"+name, ".env.example sets %s, which docker-compose.yml never uses", name)
+		if strings.HasPrefix(name, "SURVEYHOOKS_") || strings.HasPrefix(name, "TEMPORAL_") {
+			require.Contains(t, knownVariables, name, ".env.example sets %s, which surveyhooks does not read", name)
+		}
+	}
+}

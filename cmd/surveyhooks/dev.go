@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/surveyhooks/surveyhooks/localpg"
+	"github.com/surveyhooks/surveyhooks/localtemporal"
+	"github.com/surveyhooks/surveyhooks/schema"
+	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/workflows"
+)
+
+// runDev runs everything in one process on embedded defaults: a PostgreSQL it manages in
+// the data folder (unless DATABASE_URL is given), an in-process Temporal server persisted
+// in the data folder with the Web UI, the worker, the dispatcher and the API. Everything
+// is where it was on the next start.
+func runDev(ctx context.Context, cfg config) (err error) {
+	logger := newLogger(cfg, "text")
+	warnUnknownVariables(logger, os.Environ())
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data folder (SURVEYHOOKS_DATA_DIR): %w", err)
+	}
+	// Refuse a taken API port before starting anything that takes seconds.
+	l, err := listen(cfg.Addr, "SURVEYHOOKS_ADDR")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	ml, err := listen(cfg.MetricsAddr, "SURVEYHOOKS_METRICS_ADDR")
+	if err != nil {
+		return err
+	}
+	defer ml.Close()
+	// Before anything that traces or counts; stopped last, after the cleanups below.
+	metrics, stopTelemetry, err := startTelemetry(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
+
+	// cleanups run in reverse order on the way out, PostgreSQL last.
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	databaseURL := cfg.DatabaseURL
+	if databaseURL == "" {
+		cluster, err := localpg.Start(ctx, localpg.Options{
+			DataDir: filepath.Join(dataDir, "postgres"),
+			Logger:  logger.With("component", "postgres"),
+		})
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := cluster.Stop(stopCtx); err != nil {
+				logger.Error("stop postgres", "err", err)
+			}
+		})
+		if err := cluster.CreateDatabase(ctx, "surveyhooks"); err != nil {
+			return err
+		}
+		databaseURL = cluster.URL("surveyhooks")
+	}
+	db, err := openDB(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { db.Close() })
+	if err := schema.Migrate(ctx, db.DB); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+
+	temporal, err := localtemporal.Start(ctx, localtemporal.Options{
+		DataDir:          filepath.Join(dataDir, "temporal"),
+		FrontendAddr:     cfg.TemporalAddress,
+		UIAddr:           cfg.TemporalUIAddr,
+		Namespace:        cfg.TemporalNamespace,
+		SearchAttributes: workflows.SearchAttributes(),
+		Logger:           logger.With("component", "temporal-server"),
+	})
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() {
+		if err := temporal.Stop(); err != nil {
+			logger.Error("stop temporal", "err", err)
+		}
+	})
+	tc, err := dialTemporal(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, tc.Close)
+
+	if len(cfg.APIKeys) == 0 {
+		key, created, err := devAPIKey(dataDir)
+		if err != nil {
+			return err
+		}
+		cfg.APIKeys = []string{key}
+		if created {
+			logger.Info("generated an API key for dev; it is kept in the data folder", "file", filepath.Join(dataDir, "api-key"))
+		}
+	}
+
+	st := store.New(db)
+	w := newWorker(cfg, tc, st, logger)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	cleanups = append(cleanups, w.Stop)
+	ensureRetention(ctx, cfg, tc, logger)
+	d := newDispatcher(cfg, st, tc, logger)
+	srv := newAPI(cfg, st, tc, d, logger)
+
+	apiURL := hostURL(l.Addr().String())
+	fmt.Printf(`
+surveyhooks dev is running
+  API          %s   (try: curl %s/readyz)
+  API key      %s
+  Temporal UI  %s
+  Temporal     %s  namespace %s
+  Metrics      %s/metrics
+  PostgreSQL   %s
+  data folder  %s
+Stop with Ctrl-C; the next start finds everything where it was.
+
+`, apiURL, apiURL, cfg.APIKeys[0], temporal.UIURL(), temporal.FrontendAddr(), cfg.TemporalNamespace,
+		hostURL(ml.Addr().String()), redactURL(databaseURL), dataDir)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.Run(gctx) })
+	g.Go(func() error { return serveHTTP(gctx, l, srv.Handler(), logger) })
+	g.Go(func() error { return serveHTTP(gctx, ml, metrics, logger) })
+	err = g.Wait()
+	logger.Info("stopping")
+	return err
+}
+
+// devAPIKey returns dev's API key, generating it on the first start and keeping it in the
+// data folder (mode 0600) so that it survives restarts.
+func devAPIKey(dataDir string) (key string, created bool, err error) {
+	path := filepath.Join(dataDir, "api-key")
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("read dev API key: %w", err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", false, fmt.Errorf("generate dev API key: %w", err)
+	}
+	key = "shk_dev_" + base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("save dev API key: %w", err)
+	}
+	return key, true, nil
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the "postgres" driver
+	"go.opentelemetry.io/otel"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/api"
+	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/retention"
+	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/telemetry"
+	"github.com/surveyhooks/surveyhooks/workflows"
+)
+
+// newLogger builds the process logger: text for people (dev), JSON for machines.
+func newLogger(cfg config, defaultFormat string) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "" {
+		format = defaultFormat
+	}
+	// Lines logged inside a request or an activity carry its trace_id and span_id.
+	if format == "json" {
+		return slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(os.Stderr, opts)))
+	}
+	return slog.New(telemetry.NewLogHandler(slog.NewTextHandler(os.Stderr, opts)))
+}
+
+// openDB connects to PostgreSQL and checks that it answers.
+func openDB(ctx context.Context, databaseURL string) (*sqlx.DB, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("DATABASE_URL is not a postgres:// URL (%s)", redactURL(databaseURL))
+	}
+	db, err := sqlx.Open("postgres", databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL %s: %w", redactURL(databaseURL), err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot connect to PostgreSQL at %s (DATABASE_URL): %w", redactURL(databaseURL), err)
+	}
+	return db, nil
+}
+
+// redactURL hides the password of a database URL, for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// dialTemporal connects to the Temporal frontend and checks that it answers.
+func dialTemporal(ctx context.Context, cfg config, logger *slog.Logger) (client.Client, error) {
+	conn, creds, err := temporalConnection(cfg)
+	if err != nil {
+		return nil, err
+	}
+	interceptors, metrics, err := temporalTelemetry(logger)
+	if err != nil {
+		return nil, err
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dialCtx, client.Options{
+		HostPort:          cfg.TemporalAddress,
+		Namespace:         cfg.TemporalNamespace,
+		Logger:            sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		ConnectionOptions: conn,
+		Credentials:       creds,
+		// Workers made from this client inherit both.
+		Interceptors:   interceptors,
+		MetricsHandler: metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach Temporal at %s (TEMPORAL_ADDRESS): %w", cfg.TemporalAddress, err)
+	}
+	return c, nil
+}
+
+// listen opens a TCP listener, saying which setting to change when the port is taken.
+func listen(addr, setting string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("address %s is in use (%s)", addr, setting)
+		}
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, setting, err)
+	}
+	return l, nil
+}
+
+// newActivities wires the delivery activities.
+func newActivities(cfg config, st *store.Store, logger *slog.Logger) *activities.Activities {
+	metrics, err := activities.NewMetrics(otel.GetMeterProvider())
+	if err != nil {
+		logger.Warn("delivery metrics are incomplete", "err", err)
+	}
+	return activities.New(st, cfg.urlPolicy().Client(), activities.Config{
+		Schedule:       activities.Schedule{Delays: cfg.RetryDelays},
+		AttemptTimeout: cfg.AttemptTimeout,
+	}, logger,
+		activities.WithMetrics(metrics),
+		activities.WithTracing(otel.GetTracerProvider(), receiverPropagator(cfg)))
+}
+
+// newWorker builds a worker that runs surveyhooks' workflows and activities.
+func newWorker(cfg config, tc client.Client, st *store.Store, logger *slog.Logger) worker.Worker {
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{
+		// Deliveries spend their time waiting on receivers: many may run at once.
+		MaxConcurrentActivityExecutionSize:      1000,
+		MaxConcurrentLocalActivityExecutionSize: 1000,
+		MaxConcurrentWorkflowTaskPollers:        4,
+		MaxConcurrentActivityTaskPollers:        4,
+		// On SIGTERM, Stop stops polling and waits this long for the attempts in flight;
+		// the ones still running then are cancelled and Temporal retries them elsewhere.
+		WorkerStopTimeout: cfg.ShutdownTimeout,
+	})
+	workflows.Register(w, newActivities(cfg, st, logger))
+	retention.Register(w, retention.NewActivities(st, logger))
+	return w
+}
+
+// newDispatcher builds the event workflow starter.
+func newDispatcher(cfg config, st *store.Store, tc client.Client, logger *slog.Logger) *dispatch.Dispatcher {
+	return dispatch.New(st, tc, dispatch.Options{
+		TaskQueue:      cfg.TaskQueue,
+		MaxAttempts:    cfg.maxAttempts(),
+		AttemptTimeout: cfg.AttemptTimeout,
+	}, logger)
+}
+
+// newAPI builds the REST API.
+func newAPI(cfg config, st *store.Store, tc client.Client, d *dispatch.Dispatcher, logger *slog.Logger) *api.Server {
+	return api.New(api.Config{
+		APIKeys:        cfg.APIKeys,
+		URLPolicy:      cfg.urlPolicy(),
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		SecretOverlap:  cfg.SecretOverlap,
+		AttemptTimeout: cfg.AttemptTimeout,
+	}, st, tc, d, logger)
+}
+
+// serveHTTP serves h on l until ctx ends, then drains in-flight requests for up to 10 s.
+func serveHTTP(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// The webhook test endpoint waits for one attempt (30 s by default).
+		WriteTimeout: 2 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("drain %s: %w", l.Addr(), err)
+	}
+	return nil
+}
+
+// hostURL is http://addr with a wildcard host shown as 127.0.0.1, for printing.
+func hostURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// firstLine keeps an error to one line for the terminal.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
