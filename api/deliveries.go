@@ -143,24 +143,13 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request) {
 			Message: "must be one of " + strings.Join(deliveryStatuses, ", ")}}))
 		return
 	}
-	// One extra row tells whether there is a next page.
-	want := page.Limit
-	page.Limit++
-	ds, err := s.store.ListWebhookDeliveries(r.Context(), hook.ID, status, page)
+	ds, err := s.store.ListWebhookDeliveries(r.Context(), hook.ID, status, oneMore(page))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := listResponse[deliveryResponse]{Data: make([]deliveryResponse, 0, min(len(ds), want))}
-	if len(ds) > want {
-		ds = ds[:want]
-		cursor := encodeCursor(ds[len(ds)-1].ID)
-		resp.NextCursor = &cursor
-	}
-	for _, d := range ds {
-		resp.Data = append(resp.Data, newDeliveryResponse(d))
-	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	s.writeJSON(w, r, http.StatusOK, listPage(ds, page.Limit,
+		func(d store.Delivery) uuid.UUID { return d.ID }, newDeliveryResponse))
 }
 
 // handleDeliveryGet shows one delivery with every attempt.

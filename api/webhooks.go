@@ -218,24 +218,34 @@ func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	limit := page.Limit
-	// One row more than asked tells whether another page follows.
-	page.Limit++
-	hooks, err := s.store.ListWebhooks(r.Context(), surveyID, page)
+	hooks, err := s.store.ListWebhooks(r.Context(), surveyID, oneMore(page))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := listResponse[webhookResponse]{Data: make([]webhookResponse, 0, min(len(hooks), limit))}
-	if len(hooks) > limit {
-		hooks = hooks[:limit]
-		cursor := encodeCursor(hooks[len(hooks)-1].ID)
+	s.writeJSON(w, r, http.StatusOK, listPage(hooks, page.Limit,
+		func(h store.Webhook) uuid.UUID { return h.ID }, newWebhookResponse))
+}
+
+// oneMore asks for one row more than the page holds: its presence tells whether another
+// page follows.
+func oneMore(p store.Page) store.Page {
+	return store.Page{After: p.After, Limit: p.Limit + 1}
+}
+
+// listPage turns rows fetched with oneMore into a page of at most limit items, with the
+// cursor of the next page when there is one.
+func listPage[T, R any](rows []T, limit int, id func(T) uuid.UUID, view func(T) R) listResponse[R] {
+	resp := listResponse[R]{Data: make([]R, 0, min(len(rows), limit))}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		cursor := encodeCursor(id(rows[len(rows)-1]))
 		resp.NextCursor = &cursor
 	}
-	for _, h := range hooks {
-		resp.Data = append(resp.Data, newWebhookResponse(h))
+	for _, row := range rows {
+		resp.Data = append(resp.Data, view(row))
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	return resp
 }
 
 // parsePage reads ?limit= (1..200, default 50) and ?cursor= (from a previous page).

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 
+	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/surveyhooks/surveyhooks/schema"
@@ -48,28 +52,13 @@ func runServe(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer l.Close()
-	ml, err := listen(cfg.MetricsAddr, "SURVEYHOOKS_METRICS_ADDR")
+	b, err := connect(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer ml.Close()
-	metrics, stopTelemetry, err := startTelemetry(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer stopTelemetry()
-	db, err := openDB(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	tc, err := dialTemporal(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
+	defer b.close()
+	ml, metrics, st, tc := b.metricsListener, b.metrics, b.store, b.temporal
 
-	st := store.New(db)
 	d := newDispatcher(cfg, st, tc, logger)
 	srv := newAPI(cfg, st, tc, d, logger)
 	logger.Info("serving the API", "url", hostURL(l.Addr().String()), "metrics", hostURL(ml.Addr().String())+"/metrics")
@@ -88,28 +77,14 @@ func runWorker(ctx context.Context, cfg config) error {
 	}
 	logger := newLogger(cfg, "json")
 	warnUnknownVariables(logger, os.Environ())
-	ml, err := listen(cfg.MetricsAddr, "SURVEYHOOKS_METRICS_ADDR")
+	b, err := connect(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer ml.Close()
-	metrics, stopTelemetry, err := startTelemetry(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer stopTelemetry()
-	db, err := openDB(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	tc, err := dialTemporal(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
+	defer b.close()
+	ml, metrics, tc := b.metricsListener, b.metrics, b.temporal
 
-	w := newWorker(cfg, tc, store.New(db), logger)
+	w := newWorker(cfg, tc, b.store, logger)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -126,4 +101,53 @@ func runWorker(ctx context.Context, cfg config) error {
 	w.Stop()
 	logger.Info("worker stopped")
 	return g.Wait()
+}
+
+// backends are what serve and worker both need, opened in order: the metrics listener
+// (a taken port fails before anything slow starts), telemetry, PostgreSQL and Temporal.
+type backends struct {
+	metricsListener net.Listener
+	metrics         http.Handler
+	store           *store.Store
+	temporal        client.Client
+	closers         []func()
+}
+
+// connect opens the backends; on error, what was opened is closed again.
+func connect(ctx context.Context, cfg config, logger *slog.Logger) (b *backends, err error) {
+	b = &backends{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	if b.metricsListener, err = listen(cfg.MetricsAddr, "SURVEYHOOKS_METRICS_ADDR"); err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, func() { b.metricsListener.Close() })
+	metrics, stopTelemetry, err := startTelemetry(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	b.metrics = metrics
+	b.closers = append(b.closers, stopTelemetry)
+	db, err := openDB(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	b.store = store.New(db)
+	b.closers = append(b.closers, func() { db.Close() })
+	if b.temporal, err = dialTemporal(ctx, cfg, logger); err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, b.temporal.Close)
+	return b, nil
+}
+
+// close closes the backends in reverse order of opening.
+func (b *backends) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
 }
