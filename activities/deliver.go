@@ -76,6 +76,12 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		// request that raced the schedule): never send it again unasked.
 		return DeliverResult{Status: store.StatusDelivered, Attempts: target.AttemptCount, Skipped: "already delivered"}, nil
 	}
+	if target.Status == store.StatusFailed && in.Trigger == store.TriggerAuto {
+		// The schedule already ended (its last attempt was recorded, but the activity's
+		// result was lost): a run of the schedule never sends again; a manual retry does.
+		return DeliverResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("delivery already failed after %d attempts", target.AttemptCount), ErrTypeDeliveryFailed, nil)
+	}
 	if !target.Webhook.IsActive && trigger != store.TriggerTest {
 		const reason = "the webhook is inactive"
 		if err := a.store.FailDelivery(ctx, in.DeliveryID, reason); err != nil {

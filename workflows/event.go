@@ -32,8 +32,10 @@ type EventInput struct {
 	EventType string
 	SurveyID  string
 	// MaxAttempts is the schedule's length (retry delays + 1): the Deliver activity's
-	// RetryPolicy.MaximumAttempts. The activity itself stops the schedule from the recorded
-	// attempt count; this is the backstop.
+	// RetryPolicy.MaximumAttempts. Deliver itself ends the schedule from the recorded
+	// attempt count; when Temporal's attempts run out first (tries that never reached the
+	// receiver or were never recorded also count for Temporal), the workflow starts the
+	// activity again.
 	MaxAttempts int
 	// AttemptTimeout bounds one attempt; the activity's StartToClose adds room to record it.
 	AttemptTimeout time.Duration
@@ -181,6 +183,7 @@ func (r *eventRun) start(ctx workflow.Context, d *delivery, in activities.Delive
 				workflow.GetLogger(ctx).Error("upsert delivery statuses", "error", err)
 			}
 		}()
+		restarts := 0
 		for {
 			attemptCtx, cancel := workflow.WithCancel(ctx)
 			attemptCtx = workflow.WithActivityOptions(attemptCtx, r.activityOptions(d, in))
@@ -205,10 +208,36 @@ func (r *eventRun) start(ctx workflow.Context, d *delivery, in activities.Delive
 				in = activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerManual, Force: req.Force}
 				continue
 			}
+			if req == nil && err != nil && !isFinal(err) && restarts < maxRestarts {
+				// Temporal's attempts ran out before the schedule's: some tries never
+				// reached the receiver or were never recorded (database down, worker
+				// killed). Deliver knows the real count; start it again after a pause. A
+				// retry request arriving meanwhile waits in d.retry for the next round.
+				restarts++
+				if err := workflow.Sleep(ctx, restartDelay); err != nil {
+					r.finish(ctx, d, res, err)
+					return
+				}
+				continue
+			}
 			r.finish(ctx, d, res, err)
 			return
 		}
 	})
+}
+
+// A delivery whose RetryPolicy ran out before its schedule is started again after
+// restartDelay, at most maxRestarts times (about as long as the 7-hour schedule at the
+// policy's 10-minute cap); then it is marked failed.
+const (
+	maxRestarts  = 10
+	restartDelay = time.Minute
+)
+
+// isFinal reports whether Deliver ended the delivery itself (refused, or schedule done).
+func isFinal(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDeliveryFailed
 }
 
 // finish records how d's run ended. An activity that failed other than by its own
@@ -220,8 +249,7 @@ func (r *eventRun) finish(ctx workflow.Context, d *delivery, res activities.Deli
 		return
 	}
 	d.Status, d.err = store.StatusFailed, err.Error()
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDeliveryFailed {
+	if isFinal(err) {
 		return // recorded by the activity
 	}
 	failCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{

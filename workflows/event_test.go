@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/testsuite"
 
@@ -243,4 +245,24 @@ func triggers(as []store.Attempt) []string {
 		out = append(out, a.Trigger)
 	}
 	return out
+}
+
+func TestEventStartsDeliverAgainWhenTemporalAttemptsRunOutFirst(t *testing.T) {
+	t.Parallel()
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	// Deliver fails without recording anything (as when PostgreSQL is down) for all of
+	// Temporal's attempts, then works: the delivery must not be given up.
+	var calls atomic.Int32
+	b.env.OnActivity("Deliver", mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.DeliverInput) (activities.DeliverResult, error) {
+			if calls.Add(1) <= int32(b.input.MaxAttempts) {
+				return activities.DeliverResult{}, errors.New("load delivery: connection refused")
+			}
+			return activities.DeliverResult{Status: store.StatusDelivered, Attempts: 1}, nil
+		})
+	start := b.env.Now()
+	res := b.run(t)
+	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, int32(b.input.MaxAttempts+1), calls.Load())
+	require.GreaterOrEqual(t, b.env.Now().Sub(start), time.Minute, "started again after a pause")
 }
