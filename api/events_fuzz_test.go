@@ -141,6 +141,7 @@ func TestEventPublishBadInput(t *testing.T) {
 					r.Header.Set("Content-Type", tc.contentType)
 				}
 			})
+			t.Logf("%d bytes: %d", len(tc.body), resp.status)
 			require.Contains(t, tc.want, resp.status, string(resp.body))
 			apiError(t, resp)
 			require.Equal(t, before, countEvents(t, b), "nothing stored")
