@@ -23,6 +23,7 @@ commands:
   serve     run the REST API against DATABASE_URL and TEMPORAL_ADDRESS
   worker    run a delivery worker against DATABASE_URL and TEMPORAL_ADDRESS
   migrate   apply database migrations to DATABASE_URL and exit
+  bench     measure throughput and latency on an in-process stack (see BENCHMARKS.md)
   healthcheck URL
             exit 0 when URL answers 200 (container health checks; the image has no curl)
 
@@ -47,6 +48,8 @@ func main() {
 		run = runWorker
 	case "migrate":
 		run = runMigrate
+	case "bench":
+		run = runBench
 	case "healthcheck":
 		if err := healthcheck(ctx, os.Args[2:]); err != nil {
 			fmt.Fprintf(os.Stderr, "surveyhooks healthcheck: %s\n", err)

@@ -1,0 +1,156 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/api"
+	"github.com/surveyhooks/surveyhooks/bench"
+	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/netguard"
+	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/testenv"
+	"github.com/surveyhooks/surveyhooks/workflows"
+)
+
+const (
+	testKey       = "bench-test-key"
+	testTaskQueue = "bench-test"
+)
+
+// testWiring wires the stack from the packages as cmd/surveyhooks does, on the given
+// schedule. These tests do not run in parallel: the backoff scenario empties the SDK's
+// workflow cache, which every worker of the process shares.
+func testWiring(delays []time.Duration, timeout time.Duration) bench.Wiring {
+	policy := netguard.Policy{AllowHTTP: true, Allowed: bench.Loopback}
+	return bench.Wiring{
+		Worker: func(tc client.Client, st *store.Store) worker.Worker {
+			w := worker.New(tc, testTaskQueue, worker.Options{WorkflowPanicPolicy: worker.FailWorkflow})
+			workflows.Register(w, activities.New(st, policy.Client(), activities.Config{
+				Schedule: activities.Schedule{Delays: delays}, AttemptTimeout: timeout,
+			}, slog.New(slog.DiscardHandler)))
+			return w
+		},
+		API: func(tc client.Client, st *store.Store) (http.Handler, *dispatch.Dispatcher) {
+			d := dispatch.New(st, tc, dispatch.Options{TaskQueue: testTaskQueue, MaxAttempts: len(delays) + 1, AttemptTimeout: timeout}, nil)
+			return api.New(api.Config{APIKeys: []string{testKey}, URLPolicy: policy, AttemptTimeout: timeout}, st, tc, d, nil).Handler(), d
+		},
+		TaskQueue: testTaskQueue,
+		APIKey:    testKey,
+	}
+}
+
+// TestRun runs every throughput scenario and the list scenario on a tiny load with retries
+// and checks that every delivery is accounted for, signed and timed.
+func TestRun(t *testing.T) {
+	delays := []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond}
+	opts := bench.Options{
+		Scenarios:      []string{bench.ScenarioOurs, bench.ScenarioBare, bench.ScenarioBareSA, bench.ScenarioRaw, bench.ScenarioList},
+		Count:          40,
+		Concurrency:    8,
+		FanOut:         2,
+		FailRate:       0.2,
+		RetryDelays:    delays,
+		AttemptTimeout: 5 * time.Second,
+		ListAttempts:   500,
+		DatabaseURL:    testenv.PostgresURL(t),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, opts, testWiring(delays, opts.AttemptTimeout))
+	require.NoError(t, err)
+
+	require.Len(t, rep.Scenarios, 4)
+	for i, name := range []string{bench.ScenarioOurs, bench.ScenarioBare, bench.ScenarioBareSA, bench.ScenarioRaw} {
+		res := rep.Scenarios[i]
+		require.Equal(t, name, res.Scenario)
+		if name == bench.ScenarioRaw {
+			require.GreaterOrEqual(t, res.Events, opts.Count, "raw publishes at least -count events")
+		} else {
+			require.Equal(t, opts.Count, res.Events, name)
+		}
+		require.Equal(t, res.Events*opts.FanOut, res.Deliveries, name)
+		require.Equal(t, res.Deliveries, res.Delivered+res.Failed, name)
+		require.Equal(t, res.Delivered, res.Receiver.Count, name)
+		require.Zero(t, res.PublishErrors, "%s: %s", name, res.FirstError)
+		require.Zero(t, res.BadSignatures, name)
+		require.Zero(t, res.Duplicates, name)
+		require.Positive(t, res.Refused, "%s: the receiver refuses a fifth of the requests", name)
+		require.Equal(t, res.Delivered+res.Refused, res.Requests, "%s: every request is a delivery or a refusal", name)
+		require.Positive(t, res.DeliveriesPerSec, name)
+		require.Positive(t, res.CPUSeconds, name)
+		require.Positive(t, res.Receiver.P50, name)
+		require.LessOrEqual(t, res.Receiver.P50, res.Receiver.Max, name)
+		require.Positive(t, res.PeakRSSBytes, name)
+	}
+	ours := rep.Scenarios[0]
+	require.NotNil(t, ours.DeliveredStatus)
+	require.Equal(t, ours.Delivered, ours.DeliveredStatus.Count)
+	require.NotNil(t, rep.Ratios)
+	require.Positive(t, rep.Ratios.OursToBare)
+	require.Positive(t, rep.Ratios.OursToBareSA)
+	require.Positive(t, rep.Ratios.OursToRaw)
+
+	require.NotNil(t, rep.List)
+	require.Equal(t, 500, rep.List.AttemptRows)
+	require.Len(t, rep.List.Queries, 5)
+	for _, q := range rep.List.Queries {
+		require.Equal(t, 500, q.Latency.Count, q.Name)
+	}
+
+	var out bytes.Buffer
+	require.NoError(t, rep.WriteText(&out))
+	require.Contains(t, out.String(), "ours/bare")
+	require.Contains(t, out.String(), "one delivery with its 5 attempts")
+	t.Log("\n" + out.String())
+}
+
+// TestRunBackoff leaves a few deliveries waiting for their next attempt and reads memory.
+func TestRunBackoff(t *testing.T) {
+	delays := []time.Duration{time.Hour}
+	opts := bench.Options{
+		Scenarios:      []string{bench.ScenarioBackoff},
+		Count:          20,
+		Concurrency:    4,
+		RetryDelays:    delays,
+		AttemptTimeout: 5 * time.Second,
+		DatabaseURL:    testenv.PostgresURL(t),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, opts, testWiring(delays, opts.AttemptTimeout))
+	require.NoError(t, err)
+	require.NotNil(t, rep.Backoff)
+	require.Equal(t, 20, rep.Backoff.Deliveries)
+	for _, m := range []bench.Memory{rep.Backoff.Before, rep.Backoff.Waiting, rep.Backoff.Settled, rep.Backoff.WorkerStopped} {
+		require.Positive(t, m.RSSBytes)
+		require.Positive(t, m.HeapInuseBytes)
+		require.Positive(t, m.Goroutines)
+	}
+}
+
+// TestRunRefusesBadOptions checks the options before anything starts.
+func TestRunRefusesBadOptions(t *testing.T) {
+	t.Parallel()
+	w := testWiring(nil, time.Second)
+	for name, opts := range map[string]bench.Options{
+		"unknown scenario":         {Scenarios: []string{"nope"}},
+		"fail rate above 1":        {FailRate: 2, RetryDelays: []time.Duration{time.Second}},
+		"fail rate, no retries":    {FailRate: 0.5},
+		"backoff with short delay": {Scenarios: []string{bench.ScenarioBackoff}, RetryDelays: []time.Duration{time.Second}},
+	} {
+		_, err := bench.Run(context.Background(), opts, w)
+		require.Error(t, err, name)
+	}
+	_, err := bench.Run(context.Background(), bench.Options{}, bench.Wiring{})
+	require.ErrorContains(t, err, "wiring")
+}
