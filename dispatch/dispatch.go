@@ -52,6 +52,8 @@ type Dispatcher struct {
 	// then Dispatch does not try: with Temporal stopped, every start would wait out its
 	// timeout (2.5 s measured), and so would every publish request.
 	downUntil atomic.Int64
+	// checking is set while a health check after a timed-out start runs.
+	checking atomic.Bool
 }
 
 // New returns a Dispatcher.
@@ -77,11 +79,12 @@ func New(st *store.Store, tc client.Client, opts Options, logger *slog.Logger) *
 // Input is the workflow input of ev.
 func (d *Dispatcher) Input(ev store.Event) workflows.EventInput {
 	return workflows.EventInput{
-		EventID:        ev.ID,
-		EventType:      ev.EventType,
-		SurveyID:       ev.SurveyID,
-		MaxAttempts:    d.opts.MaxAttempts,
-		AttemptTimeout: d.opts.AttemptTimeout,
+		EventID:           ev.ID,
+		EventType:         ev.EventType,
+		SurveyID:          ev.SurveyID,
+		MaxAttempts:       d.opts.MaxAttempts,
+		AttemptTimeout:    d.opts.AttemptTimeout,
+		LocalFirstAttempt: true,
 	}
 }
 
@@ -107,20 +110,19 @@ func (d *Dispatcher) Start(ctx context.Context, ev store.Event) (client.Workflow
 	return run, nil
 }
 
-// Dispatch starts ev's workflow and marks the event dispatched. While Temporal is known to
-// be unreachable it returns ErrTemporalDown at once.
+// Dispatch starts ev's workflow. While Temporal is known to be unreachable it returns
+// ErrTemporalDown at once.
 func (d *Dispatcher) Dispatch(ctx context.Context, ev store.Event) (client.WorkflowRun, error) {
 	if time.Now().UnixNano() < d.downUntil.Load() {
 		return nil, ErrTemporalDown
 	}
 	run, err := d.Start(ctx, ev)
 	if err != nil {
-		d.noteFailure(ctx, err)
+		d.noteFailure(err)
 		return nil, err
 	}
-	if err := d.store.MarkEventDispatched(ctx, ev.ID); err != nil {
-		return nil, err
-	}
+	// The workflow's fan-out marks the event dispatched, in a statement it runs anyway.
+	// Until then Run may start it a second time, which finds it running.
 	return run, nil
 }
 
@@ -153,7 +155,7 @@ func (d *Dispatcher) DispatchPending(ctx context.Context) (int, error) {
 				defer cancel()
 				_, err := d.Start(startCtx, ev)
 				if err != nil {
-					d.noteFailure(ctx, err)
+					d.noteFailure(err)
 					return err
 				}
 				d.downUntil.Store(0)
@@ -169,14 +171,37 @@ func (d *Dispatcher) DispatchPending(ctx context.Context) (int, error) {
 	}
 }
 
-// noteFailure marks Temporal unreachable when err says a start could not reach it (and not,
-// say, that the caller went away).
-func (d *Dispatcher) noteFailure(ctx context.Context, err error) {
+// noteFailure marks Temporal unreachable when err says a start could not reach it. A start
+// that ran out of time only may be slow, not down (measured: under a burst, starts outlast
+// their deadline while Temporal works): a health check decides, in the background.
+func (d *Dispatcher) noteFailure(err error) {
 	var unavailable *serviceerror.Unavailable
-	var deadline *serviceerror.DeadlineExceeded
-	if ctx.Err() != nil || !(errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded)) {
+	if errors.As(err, &unavailable) {
+		d.markDown()
 		return
 	}
+	var deadline *serviceerror.DeadlineExceeded
+	if !errors.As(err, &deadline) && !errors.Is(err, context.DeadlineExceeded) {
+		return // refused, or the caller went away: says nothing about Temporal
+	}
+	if !d.checking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer d.checking.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+		defer cancel()
+		if _, err := d.client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			d.logger.Warn("temporal is unreachable: queueing events", "err", err)
+			d.markDown()
+		}
+	}()
+}
+
+// healthTimeout bounds the health check that tells a slow Temporal from an unreachable one.
+const healthTimeout = 3 * time.Second
+
+func (d *Dispatcher) markDown() {
 	d.downUntil.Store(time.Now().Add(downFor).UnixNano())
 }
 

@@ -39,6 +39,11 @@ type EventInput struct {
 	MaxAttempts int
 	// AttemptTimeout bounds one attempt; the activity's StartToClose adds room to record it.
 	AttemptTimeout time.Duration
+	// LocalFirstAttempt makes the first attempt of each run of the schedule a local
+	// activity, inside the workflow task that asks for it, and sets the search attributes
+	// once, after those attempts. Every start sets it; histories recorded before it existed
+	// lack it, and replay the path they were recorded with.
+	LocalFirstAttempt bool
 }
 
 // RetryRequest is RetrySignal's payload.
@@ -111,8 +116,11 @@ func Event(ctx workflow.Context, in EventInput) (EventResult, error) {
 		run.byID[sub.DeliveryID] = d
 		webhookIDs = append(webhookIDs, sub.WebhookID.String())
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, WebhookIDsKey.ValueSet(webhookIDs)); err != nil {
-		return EventResult{}, fmt.Errorf("upsert webhook ids: %w", err)
+	if !in.LocalFirstAttempt {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, WebhookIDsKey.ValueSet(webhookIDs)); err != nil {
+			return EventResult{}, fmt.Errorf("upsert webhook ids: %w", err)
+		}
+		run.announced = true
 	}
 
 	for _, d := range run.deliveries {
@@ -125,7 +133,17 @@ func Event(ctx workflow.Context, in EventInput) (EventResult, error) {
 			run.start(ctx, d, activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerAuto})
 		}
 	}
-	if err := run.upsertStatuses(ctx); err != nil {
+	if in.LocalFirstAttempt {
+		// The first attempts run inside this workflow task: once they are done, one upsert
+		// sets the webhook ids and the statuses they left (each upsert is a visibility write).
+		if err := workflow.Await(ctx, func() bool { return run.firstAttempts == 0 }); err != nil {
+			return EventResult{}, fmt.Errorf("await first attempts: %w", err)
+		}
+		run.announced = true
+		if err := run.upsertStatuses(ctx, WebhookIDsKey.ValueSet(webhookIDs)); err != nil {
+			return EventResult{}, err
+		}
+	} else if err := run.upsertStatuses(ctx); err != nil {
 		return EventResult{}, err
 	}
 
@@ -164,6 +182,11 @@ type eventRun struct {
 	byID       map[uuid.UUID]*delivery
 	running    int
 	statuses   []string // last upserted DeliveryStatus
+	// firstAttempts counts the local first attempts still running.
+	firstAttempts int
+	// announced is set once the search attributes may be upserted: with local first
+	// attempts, after those attempts (one upsert instead of several).
+	announced bool
 }
 
 // start runs attempts of d in a goroutine until the run ends; a retry request received
@@ -175,6 +198,10 @@ func (r *eventRun) start(ctx workflow.Context, d *delivery, in activities.Delive
 	if d.Status != store.StatusRetrying {
 		d.Status = store.StatusPending
 	}
+	local := r.in.LocalFirstAttempt
+	if local {
+		r.firstAttempts++
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() {
 			d.running = false
@@ -183,47 +210,140 @@ func (r *eventRun) start(ctx workflow.Context, d *delivery, in activities.Delive
 				workflow.GetLogger(ctx).Error("upsert delivery statuses", "error", err)
 			}
 		}()
-		restarts := 0
-		for {
-			attemptCtx, cancel := workflow.WithCancel(ctx)
-			attemptCtx = workflow.WithActivityOptions(attemptCtx, r.activityOptions(d, in))
-			future := workflow.ExecuteActivity(attemptCtx, acts.Deliver, in)
+		r.attempt(ctx, d, in, local)
+	})
+}
 
-			var req *RetryRequest
-			sel := workflow.NewSelector(ctx)
-			sel.AddFuture(future, func(workflow.Future) {})
-			sel.AddReceive(d.retry, func(c workflow.ReceiveChannel, _ bool) {
-				var got RetryRequest
-				c.Receive(ctx, &got)
-				req = &got
-			})
-			sel.Select(ctx)
-			if req != nil {
-				cancel() // WaitForCancellation: Get returns once the pending attempt is gone
+// attempt makes d's attempts: when local, the first one as a local activity and, while it
+// fails, the schedule's next ones as a Deliver activity that Temporal retries, after a
+// timer for the first delay. Otherwise all of them as that activity.
+func (r *eventRun) attempt(ctx workflow.Context, d *delivery, in activities.DeliverInput, local bool) {
+	restarts := 0
+	counted := local // in r.firstAttempts until the first local attempt ends
+	var wait time.Duration
+	for {
+		if local {
+			res, err := r.attemptLocally(ctx, d, in)
+			if counted {
+				counted = false
+				r.firstAttempts--
 			}
-			var res activities.DeliverResult
-			err := future.Get(ctx, &res)
-			cancel()
-			if req != nil && !(err == nil && res.Status == store.StatusDelivered && !req.Force) {
+			var req RetryRequest
+			if d.retry.ReceiveAsync(&req) && wantsAttempt(req, res, err) {
+				// Asked for while the attempt ran: as with a running activity, once more now.
 				in = activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerManual, Force: req.Force}
 				continue
 			}
-			if req == nil && err != nil && !isFinal(err) && restarts < maxRestarts {
-				// Temporal's attempts ran out before the schedule's: some tries never
-				// reached the receiver or were never recorded (database down, worker
-				// killed). Deliver knows the real count; start it again after a pause. A
-				// retry request arriving meanwhile waits in d.retry for the next round.
-				restarts++
-				if err := workflow.Sleep(ctx, restartDelay); err != nil {
-					r.finish(ctx, d, res, err)
-					return
-				}
+			if err == nil || isFinal(err) {
+				r.finish(ctx, d, res, err)
+				return
+			}
+			local = false
+			d.Status = store.StatusRetrying
+			in = activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerAuto}
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeAttemptFailed {
+				d.AttemptCount++
+				wait = appErr.NextRetryDelay()
+			}
+			// Otherwise (database down, attempt timed out) the activity starts at once and
+			// its RetryPolicy spaces the tries.
+			continue
+		}
+		if wait > 0 {
+			req, err := r.waitForNextAttempt(ctx, d, wait)
+			wait = 0
+			if err != nil {
+				r.finish(ctx, d, activities.DeliverResult{}, err)
+				return
+			}
+			if req != nil {
+				in = activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerManual, Force: req.Force}
+				local = r.in.LocalFirstAttempt
 				continue
 			}
-			r.finish(ctx, d, res, err)
-			return
 		}
+
+		attemptCtx, cancel := workflow.WithCancel(ctx)
+		attemptCtx = workflow.WithActivityOptions(attemptCtx, r.activityOptions(d, in))
+		future := workflow.ExecuteActivity(attemptCtx, acts.Deliver, in)
+
+		var req *RetryRequest
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(future, func(workflow.Future) {})
+		sel.AddReceive(d.retry, func(c workflow.ReceiveChannel, _ bool) {
+			var got RetryRequest
+			c.Receive(ctx, &got)
+			req = &got
+		})
+		sel.Select(ctx)
+		if req != nil {
+			cancel() // WaitForCancellation: Get returns once the pending attempt is gone
+		}
+		var res activities.DeliverResult
+		err := future.Get(ctx, &res)
+		cancel()
+		if req != nil && wantsAttempt(*req, res, err) {
+			in = activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerManual, Force: req.Force}
+			local = r.in.LocalFirstAttempt
+			continue
+		}
+		if req == nil && err != nil && !isFinal(err) && restarts < maxRestarts {
+			// Temporal's attempts ran out before the schedule's: some tries never
+			// reached the receiver or were never recorded (database down, worker
+			// killed). Deliver knows the real count; start it again after a pause. A
+			// retry request arriving meanwhile waits in d.retry for the next round.
+			restarts++
+			if err := workflow.Sleep(ctx, restartDelay); err != nil {
+				r.finish(ctx, d, res, err)
+				return
+			}
+			continue
+		}
+		r.finish(ctx, d, res, err)
+		return
+	}
+}
+
+// attemptLocally makes one attempt of d as a local activity: no activity task to
+// schedule, poll and complete, so the first POST leaves within the workflow task that
+// started the event. Its failure is left to the caller, never retried here.
+func (r *eventRun) attemptLocally(ctx workflow.Context, d *delivery, in activities.DeliverInput) (activities.DeliverResult, error) {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: r.in.AttemptTimeout + 30*time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+		Summary:             r.activityOptions(d, in).Summary,
 	})
+	var res activities.DeliverResult
+	err := workflow.ExecuteLocalActivity(ctx, acts.Deliver, in).Get(ctx, &res)
+	return res, err
+}
+
+// waitForNextAttempt waits out the delay before the schedule's next attempt, as a timer the
+// Web UI shows, and returns early with a retry request that arrives meanwhile.
+func (r *eventRun) waitForNextAttempt(ctx workflow.Context, d *delivery, wait time.Duration) (*RetryRequest, error) {
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	timer := workflow.NewTimerWithOptions(timerCtx, wait, workflow.TimerOptions{
+		Summary: fmt.Sprintf("next attempt (%d of %d) of POST %s", d.AttemptCount+1, r.in.MaxAttempts, d.URL),
+	})
+	var req *RetryRequest
+	var err error
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(timer, func(f workflow.Future) { err = f.Get(ctx, nil) })
+	sel.AddReceive(d.retry, func(c workflow.ReceiveChannel, _ bool) {
+		var got RetryRequest
+		c.Receive(ctx, &got)
+		req = &got
+	})
+	sel.Select(ctx)
+	return req, err
+}
+
+// wantsAttempt reports whether a retry request asks for another attempt after one that
+// ended with res and err: anything but a delivery that got through, unless forced.
+func wantsAttempt(req RetryRequest, res activities.DeliverResult, err error) bool {
+	return !(err == nil && res.Status == store.StatusDelivered && !req.Force)
 }
 
 // A delivery whose RetryPolicy ran out before its schedule is started again after
@@ -311,8 +431,11 @@ func (r *eventRun) activityOptions(d *delivery, in activities.DeliverInput) work
 }
 
 // upsertStatuses keeps the DeliveryStatus search attribute equal to the set of the
-// deliveries' statuses.
-func (r *eventRun) upsertStatuses(ctx workflow.Context) error {
+// deliveries' statuses, setting the other updates given in the same upsert.
+func (r *eventRun) upsertStatuses(ctx workflow.Context, others ...temporal.SearchAttributeUpdate) error {
+	if !r.announced {
+		return nil
+	}
 	var statuses []string
 	for _, d := range r.deliveries {
 		if !slices.Contains(statuses, d.Status) {
@@ -320,14 +443,15 @@ func (r *eventRun) upsertStatuses(ctx workflow.Context) error {
 		}
 	}
 	slices.Sort(statuses)
-	if slices.Equal(statuses, r.statuses) {
+	if slices.Equal(statuses, r.statuses) && len(others) == 0 {
 		return nil
 	}
 	r.statuses = statuses
+	update := DeliveryStatusKey.ValueSet(statuses)
 	if len(statuses) == 0 {
-		return workflow.UpsertTypedSearchAttributes(ctx, DeliveryStatusKey.ValueUnset())
+		update = DeliveryStatusKey.ValueUnset()
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, DeliveryStatusKey.ValueSet(statuses)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, append(others, update)...); err != nil {
 		return fmt.Errorf("upsert delivery statuses: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -44,6 +45,7 @@ func setupSchedule(t *testing.T, receiver http.HandlerFunc) *scheduleBundle {
 	b := &scheduleBundle{db: db, st: st, client: policy.Client(), input: workflows.EventInput{
 		EventID: seedEvent(t, db, srv.URL), EventType: "survey.response.completed", SurveyID: "survey-1",
 		MaxAttempts: len(activities.DefaultRetryDelays) + 1, AttemptTimeout: 5 * time.Second,
+		LocalFirstAttempt: true,
 	}}
 	b.newRun()
 	return b
@@ -185,28 +187,36 @@ func TestEvent429HonorsRetryAfter(t *testing.T) {
 
 func TestEventRetrySignalDuringWaitAttemptsAtOnce(t *testing.T) {
 	t.Parallel()
-	var calls atomic.Int32
-	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusInternalServerError)
-	})
-	// Attempt 3 is at +6 m; attempt 4 would be at +21 m. Ask at +11 m.
-	b.env.RegisterDelayedCallback(func() {
-		ds, err := b.st.ListEventDeliveries(context.Background(), b.input.EventID)
-		require.NoError(t, err)
-		require.Equal(t, store.StatusRetrying, ds[0].Status)
-		require.Equal(t, 3, ds[0].AttemptCount)
-		b.env.SignalWorkflow(workflows.RetrySignal, workflows.RetryRequest{DeliveryID: ds[0].ID})
-	}, 11*time.Minute)
-	b.run(t)
+	// Both shapes: LocalFirstAttempt false is how workflows started by earlier versions,
+	// possibly still in flight, run.
+	for _, local := range []bool{true, false} {
+		t.Run(fmt.Sprintf("LocalFirstAttempt=%v", local), func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int32
+			b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.WriteHeader(http.StatusInternalServerError)
+			})
+			b.input.LocalFirstAttempt = local
+			// Attempt 3 is at +6 m; attempt 4 would be at +21 m. Ask at +11 m.
+			b.env.RegisterDelayedCallback(func() {
+				ds, err := b.st.ListEventDeliveries(context.Background(), b.input.EventID)
+				require.NoError(t, err)
+				require.Equal(t, store.StatusRetrying, ds[0].Status)
+				require.Equal(t, 3, ds[0].AttemptCount)
+				b.env.SignalWorkflow(workflows.RetrySignal, workflows.RetryRequest{DeliveryID: ds[0].ID})
+			}, 11*time.Minute)
+			b.run(t)
 
-	d, as, offsets := b.attempts(t)
-	// The manual attempt takes slot 4; the schedule goes on from there: +1 h, then +6 h.
-	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 11 * time.Minute,
-		time.Hour + 11*time.Minute, 7*time.Hour + 11*time.Minute}, offsets)
-	require.Equal(t, []string{"auto", "auto", "auto", "manual", "auto", "auto"}, triggers(as))
-	require.Equal(t, store.StatusFailed, d.Status)
-	require.Equal(t, int32(6), calls.Load())
+			d, as, offsets := b.attempts(t)
+			// The manual attempt takes slot 4; the schedule goes on from there: +1 h, then +6 h.
+			require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 11 * time.Minute,
+				time.Hour + 11*time.Minute, 7*time.Hour + 11*time.Minute}, offsets)
+			require.Equal(t, []string{"auto", "auto", "auto", "manual", "auto", "auto"}, triggers(as))
+			require.Equal(t, store.StatusFailed, d.Status)
+			require.Equal(t, int32(6), calls.Load())
+		})
+	}
 }
 
 func TestEventRetrySignalAfterFinalFailureGivesOneMoreAttempt(t *testing.T) {
@@ -250,12 +260,14 @@ func triggers(as []store.Attempt) []string {
 func TestEventStartsDeliverAgainWhenTemporalAttemptsRunOutFirst(t *testing.T) {
 	t.Parallel()
 	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	// Deliver fails without recording anything (as when PostgreSQL is down) for all of
-	// Temporal's attempts, then works: the delivery must not be given up.
+	// Deliver fails without recording anything (as when PostgreSQL is down) for the local
+	// first attempt and all of Temporal's attempts, then works: the delivery must not be
+	// given up.
 	var calls atomic.Int32
+	failures := int32(b.input.MaxAttempts) + 1
 	b.env.OnActivity("Deliver", mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.DeliverInput) (activities.DeliverResult, error) {
-			if calls.Add(1) <= int32(b.input.MaxAttempts) {
+			if calls.Add(1) <= failures {
 				return activities.DeliverResult{}, errors.New("load delivery: connection refused")
 			}
 			return activities.DeliverResult{Status: store.StatusDelivered, Attempts: 1}, nil
@@ -263,6 +275,6 @@ func TestEventStartsDeliverAgainWhenTemporalAttemptsRunOutFirst(t *testing.T) {
 	start := b.env.Now()
 	res := b.run(t)
 	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
-	require.Equal(t, int32(b.input.MaxAttempts+1), calls.Load())
+	require.Equal(t, failures+1, calls.Load())
 	require.GreaterOrEqual(t, b.env.Now().Sub(start), time.Minute, "started again after a pause")
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,24 +25,38 @@ import (
 	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
-const recordedHistory = "testdata/event_history.json"
+// recordedHistories are histories recorded from real runs, by whether the first attempt
+// was a local activity (EventInput.LocalFirstAttempt): workflows of both shapes may be in
+// flight when a new version is deployed.
+var recordedHistories = map[bool]string{
+	false: "testdata/event_history.json",
+	true:  "testdata/event_history_local.json",
+}
 
-// TestReplayRecordedHistory replays a history recorded from a real run (two webhooks, one
+// TestReplayRecordedHistory replays histories recorded from a real run (two webhooks, one
 // retried then delivered, one refused with 400 and then retried by a signal) against the
 // current workflow code: a change that makes the workflow non-deterministic for histories
-// already in flight fails here. Record it again (SURVEYHOOKS_RECORD_HISTORY=1) only when such a
-// change is intended and running workflows are handled.
+// already in flight fails here. Record them again (SURVEYHOOKS_RECORD_HISTORY=1) only when
+// such a change is intended and running workflows are handled.
 func TestReplayRecordedHistory(t *testing.T) {
 	t.Parallel()
-	replayer := worker.NewWorkflowReplayer()
-	replayer.RegisterWorkflow(workflows.Event)
-	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, recordedHistory))
+	for _, file := range recordedHistories {
+		replayer := worker.NewWorkflowReplayer()
+		replayer.RegisterWorkflow(workflows.Event)
+		require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file), file)
+	}
 }
 
 func TestRecordHistory(t *testing.T) {
 	if os.Getenv("SURVEYHOOKS_RECORD_HISTORY") == "" {
-		t.Skip("set SURVEYHOOKS_RECORD_HISTORY=1 to record " + recordedHistory)
+		t.Skip("set SURVEYHOOKS_RECORD_HISTORY=1 to record the histories replayed")
 	}
+	for local, file := range recordedHistories {
+		t.Run(file, func(t *testing.T) { recordHistory(t, local, file) })
+	}
+}
+
+func recordHistory(t *testing.T, local bool, file string) {
 	db := testenv.Postgres(t)
 	st := store.New(db)
 	te := testenv.Temporal(t)
@@ -75,12 +90,12 @@ func TestRecordHistory(t *testing.T) {
 			VALUES ($1, 'survey-1', 'hook', $2, '{*}', 'a-secret-of-16-chars')`, uuid.Must(uuid.NewV7()), url)
 		require.NoError(t, err)
 	}
-	eventID := "evt-recorded"
+	eventID := "evt-recorded-" + strconv.FormatBool(local)
 	_, err := db.Exec(`INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', 'survey-1', '{}')`, eventID)
 	require.NoError(t, err)
 
 	ctx := context.Background()
-	in := workflows.EventInput{EventID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1", MaxAttempts: 3, AttemptTimeout: 2 * time.Second}
+	in := workflows.EventInput{EventID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1", MaxAttempts: 3, AttemptTimeout: 2 * time.Second, LocalFirstAttempt: local}
 	run, err := te.Client.ExecuteWorkflow(ctx, workflows.StartOptions(in, te.TaskQueue), workflows.Event, in)
 	require.NoError(t, err)
 	// Once the 400 has failed its delivery, ask for a retry while the other still waits.
@@ -111,5 +126,5 @@ func TestRecordHistory(t *testing.T) {
 	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(history)
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll("testdata", 0o755))
-	require.NoError(t, os.WriteFile(recordedHistory, b, 0o644))
+	require.NoError(t, os.WriteFile(file, b, 0o644))
 }
