@@ -94,7 +94,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	sent := a.send(ctx, target)
 	sent.attempt.Trigger = trigger
 	a.metrics.attempt(ctx, &sent)
-	number, outcome, err := a.store.RecordAttempt(ctx, sent.attempt, func(number int) store.Outcome {
+	number, outcome, err := a.store.RecordAttempt(ctx, sent.attempt, target.AttemptCount, func(number int) store.Outcome {
 		return a.decide(number, in.Single, sent)
 	})
 	if errors.Is(err, store.ErrNotFound) {

@@ -38,7 +38,8 @@ type eventResponse struct {
 	EventType  string `json:"eventType"`
 	SurveyID   string `json:"surveyId"`
 	WorkflowID string `json:"workflowId"`
-	// Status is "dispatched" once the workflow started, "queued" while it waits for Temporal.
+	// Status is "dispatched" once the workflow started (as the publish answer knows) and
+	// took the event (as it records), "queued" while it waits for Temporal or a worker.
 	Status     string              `json:"status"`
 	CreatedAt  time.Time           `json:"createdAt"`
 	Payload    json.RawMessage     `json:"payload"`

@@ -126,60 +126,78 @@ type Outcome struct {
 
 const lockDeliveryQuery = `SELECT attempt_count FROM deliveries WHERE id = $1 FOR UPDATE`
 
-const insertAttemptQuery = `
+// recordAttemptQuery stores an attempt and the delivery's new state in one statement when
+// the delivery's attempt count is still the one the attempt was numbered from ($14); it
+// returns no row when another attempt got in first.
+const recordAttemptQuery = `
+WITH delivery AS (
+	UPDATE deliveries SET
+		attempt_count = $3,
+		status = $15,
+		next_attempt_at = $16,
+		last_status_code = $17,
+		last_error = $18,
+		delivered_at = CASE WHEN $15 = 'delivered' THEN coalesce(delivered_at, now()) ELSE delivered_at END,
+		updated_at = now()
+	WHERE id = $2 AND attempt_count = $14
+	RETURNING id
+)
 INSERT INTO delivery_attempts (id, delivery_id, number, trigger, started_at, duration_ms,
 	request_url, request_headers, request_body, response_status, response_headers,
 	response_body, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
-
-const updateDeliveryAfterAttemptQuery = `
-UPDATE deliveries SET
-	attempt_count = $2,
-	status = $3,
-	next_attempt_at = $4,
-	last_status_code = $5,
-	last_error = $6,
-	delivered_at = CASE WHEN $3 = 'delivered' THEN coalesce(delivered_at, now()) ELSE delivered_at END,
-	updated_at = now()
-WHERE id = $1`
+SELECT $1, delivery.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM delivery
+RETURNING number`
 
 // RecordAttempt numbers and stores an attempt of its delivery and updates the delivery with
-// the outcome decide returns for that number, in one transaction. Numbers count every attempt
-// of the delivery, manual ones included, so the retry schedule goes on from the real count.
-// ErrNotFound means the delivery is gone.
-func (s *Store) RecordAttempt(ctx context.Context, a Attempt, decide func(number int) Outcome) (int, Outcome, error) {
-	var number int
-	var outcome Outcome
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+// the outcome decide returns for that number, atomically. Numbers count every attempt of
+// the delivery, manual ones included, so the retry schedule goes on from the real count.
+// prior is the attempt count the caller read before the attempt: while it is still
+// current, one statement does it all; otherwise (another attempt was recorded meanwhile)
+// the delivery is locked and the attempt numbered again. ErrNotFound means the delivery is
+// gone.
+func (s *Store) RecordAttempt(ctx context.Context, a Attempt, prior int, decide func(number int) Outcome) (int, Outcome, error) {
+	if a.ID == uuid.Nil {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return 0, Outcome{}, fmt.Errorf("new attempt id: %w", err)
+		}
+		a.ID = id
+	}
+	number, outcome, recorded, err := s.recordAttempt(ctx, s.db, a, prior, decide)
+	if err != nil || recorded {
+		return number, outcome, err
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var count int
 		if err := tx.GetContext(ctx, &count, lockDeliveryQuery, a.DeliveryID); err != nil {
 			return fmt.Errorf("lock delivery %s: %w", a.DeliveryID, mapError(err))
 		}
-		number = count + 1
-		outcome = decide(number)
-		a.Number = number
-		if a.ID == uuid.Nil {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return fmt.Errorf("new attempt id: %w", err)
-			}
-			a.ID = id
+		var recorded bool
+		var err error
+		number, outcome, recorded, err = s.recordAttempt(ctx, tx, a, count, decide)
+		if err == nil && !recorded {
+			err = fmt.Errorf("record attempt of delivery %s: its attempt count changed under its lock", a.DeliveryID)
 		}
-		// JSON goes as text: lib/pq would send []byte as bytea, which jsonb refuses.
-		_, err := tx.ExecContext(ctx, insertAttemptQuery, a.ID, a.DeliveryID, a.Number, a.Trigger,
-			a.StartedAt, a.DurationMS, a.RequestURL, jsonText(a.RequestHeaders), a.RequestBody,
-			a.ResponseStatus, jsonText(a.ResponseHeaders), a.ResponseBody, a.Error)
-		if err != nil {
-			return fmt.Errorf("insert attempt: %w", err)
-		}
-		_, err = tx.ExecContext(ctx, updateDeliveryAfterAttemptQuery, a.DeliveryID, number,
-			outcome.Status, outcome.NextAttemptAt, outcome.LastStatusCode, outcome.LastError)
-		if err != nil {
-			return fmt.Errorf("update delivery: %w", err)
-		}
-		return nil
+		return err
 	})
 	return number, outcome, err
+}
+
+// recordAttempt stores a as attempt prior+1 if the delivery's count is still prior, and
+// reports whether it did.
+func (s *Store) recordAttempt(ctx context.Context, q sqlx.QueryerContext, a Attempt, prior int, decide func(number int) Outcome) (int, Outcome, bool, error) {
+	number := prior + 1
+	outcome := decide(number)
+	// JSON goes as text: lib/pq would send []byte as bytea, which jsonb refuses.
+	var got []int
+	err := sqlx.SelectContext(ctx, q, &got, recordAttemptQuery, a.ID, a.DeliveryID, number, a.Trigger,
+		a.StartedAt, a.DurationMS, a.RequestURL, jsonText(a.RequestHeaders), a.RequestBody,
+		a.ResponseStatus, jsonText(a.ResponseHeaders), a.ResponseBody, a.Error,
+		prior, outcome.Status, outcome.NextAttemptAt, outcome.LastStatusCode, outcome.LastError)
+	if err != nil {
+		return 0, Outcome{}, false, fmt.Errorf("record attempt of delivery %s: %w", a.DeliveryID, mapError(err))
+	}
+	return number, outcome, len(got) == 1, nil
 }
 
 const failDeliveryQuery = `

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 const eventColumns = `id, event_type, survey_id, body, target_webhook_id, created_at, dispatched_at, fanned_out_at`
@@ -60,14 +61,6 @@ func (s *Store) GetEvent(ctx context.Context, id string) (Event, error) {
 	return ev, nil
 }
 
-// MarkEventDispatched records that the event's workflow has been started.
-func (s *Store) MarkEventDispatched(ctx context.Context, id string) error {
-	if _, err := s.db.ExecContext(ctx, markEventDispatchedQuery, id); err != nil {
-		return fmt.Errorf("mark event %s dispatched: %w", id, err)
-	}
-	return nil
-}
-
 // DispatchPending calls dispatch for up to limit events created before olderThan whose
 // workflow has not been started, oldest first, holding a row lock on each so that
 // concurrent dispatchers skip it. An event is marked dispatched when dispatch returns nil.
@@ -103,13 +96,19 @@ type Subscription struct {
 	AttemptCount int       `db:"attempt_count"`
 }
 
-const lockEventQuery = `SELECT ` + eventColumns + ` FROM events WHERE id = $1 FOR UPDATE`
+// claimFanOutQuery marks the event fanned out, holding its row lock until the deliveries
+// are in, and returns it only to the call that did. The event's workflow is running, so
+// the event is dispatched too: the API does not spend a statement on saying so.
+const claimFanOutQuery = `
+UPDATE events SET fanned_out_at = now(), dispatched_at = coalesce(dispatched_at, now())
+WHERE id = $1 AND fanned_out_at IS NULL
+RETURNING id`
 
-const insertDeliveryQuery = `
-INSERT INTO deliveries (id, event_id, webhook_id) VALUES ($1, $2, $3)
+// insertDeliveriesQuery inserts one delivery per (id, webhook id) pair in one statement.
+const insertDeliveriesQuery = `
+INSERT INTO deliveries (id, event_id, webhook_id)
+SELECT d.id, $1, d.webhook_id FROM unnest($2::uuid[], $3::uuid[]) AS d (id, webhook_id)
 ON CONFLICT (event_id, webhook_id) DO NOTHING`
-
-const markEventFannedOutQuery = `UPDATE events SET fanned_out_at = now() WHERE id = $1`
 
 const listEventSubscriptionsQuery = `
 SELECT d.id, d.webhook_id, w.url, d.status, d.attempt_count
@@ -138,23 +137,24 @@ func (s *Store) FanOut(ctx context.Context, eventID string, pick func(context.Co
 	}
 	var subs []Subscription
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var locked Event
-		if err := tx.GetContext(ctx, &locked, lockEventQuery, eventID); err != nil {
-			return fmt.Errorf("lock event %s: %w", eventID, mapError(err))
+		var claimed []string
+		if err := tx.SelectContext(ctx, &claimed, claimFanOutQuery, eventID); err != nil {
+			return fmt.Errorf("claim fan-out of event %s: %w", eventID, err)
 		}
-		// fanned_out_at is never reset, so an event read fanned out above is still.
-		if locked.FannedOutAt == nil {
-			for _, webhookID := range webhookIDs {
+		// fanned_out_at is never reset: an event read fanned out above still is, and a claim
+		// fails only when a concurrent call fanned it out first.
+		if len(claimed) == 1 && len(webhookIDs) > 0 {
+			ids := make([]string, len(webhookIDs))
+			hooks := make([]string, len(webhookIDs))
+			for i, webhookID := range webhookIDs {
 				id, err := uuid.NewV7()
 				if err != nil {
 					return fmt.Errorf("new delivery id: %w", err)
 				}
-				if _, err := tx.ExecContext(ctx, insertDeliveryQuery, id, eventID, webhookID); err != nil {
-					return fmt.Errorf("insert delivery: %w", mapError(err))
-				}
+				ids[i], hooks[i] = id.String(), webhookID.String()
 			}
-			if _, err := tx.ExecContext(ctx, markEventFannedOutQuery, eventID); err != nil {
-				return fmt.Errorf("mark event fanned out: %w", err)
+			if _, err := tx.ExecContext(ctx, insertDeliveriesQuery, eventID, pq.Array(ids), pq.Array(hooks)); err != nil {
+				return fmt.Errorf("insert deliveries: %w", mapError(err))
 			}
 		}
 		if err := tx.SelectContext(ctx, &subs, listEventSubscriptionsQuery, eventID); err != nil {
