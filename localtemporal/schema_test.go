@@ -1,7 +1,10 @@
 package localtemporal
 
 import (
+	stdsql "database/sql"
+	"io/fs"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -10,6 +13,7 @@ import (
 	"go.temporal.io/server/common/persistence/sql"
 	"go.temporal.io/server/common/persistence/sql/sqlplugin"
 	"go.temporal.io/server/common/resolver"
+	serverschema "go.temporal.io/server/schema"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 )
 
@@ -85,4 +89,40 @@ func TestCompareVersionsIsNumeric(t *testing.T) {
 	}
 	_, err := compareVersions("0.x", "0.1")
 	require.Error(t, err)
+}
+
+func TestPrepareVisibilitySchemaDropsUnusedIndexes(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "visibility.db")
+	require.NoError(t, prepareSchema(sqliteConfig(file), visibilitySchema, log.NewNoopLogger()))
+
+	schema, err := fs.ReadFile(serverschema.Assets(), "sqlite/v3/visibility/schema.sql")
+	require.NoError(t, err)
+	var created []string
+	for _, m := range regexp.MustCompile(`CREATE INDEX (\w+)\s+ON executions_visibility`).FindAllStringSubmatch(string(schema), -1) {
+		created = append(created, m[1])
+	}
+	for _, name := range visibilitySchema.unusedIndexes {
+		require.Contains(t, created, name, "an index the schema does not create: the list is stale")
+	}
+
+	db, err := stdsql.Open("sqlite", file)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND sql IS NOT NULL`)
+	require.NoError(t, err)
+	var left []string
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		left = append(left, name)
+	}
+	require.NoError(t, rows.Err())
+	require.ElementsMatch(t, []string{
+		"default_idx", "by_execution_time", "by_workflow_id", "by_workflow_type", "by_status", "by_task_queue",
+		"by_keyword_01", "by_keyword_02", "by_keyword_03", "by_keyword_04",
+		"by_temporal_scheduled_start_time", "by_temporal_scheduled_by_id", "by_temporal_schedule_paused",
+		"by_temporal_namespace_division",
+	}, left)
+	require.Len(t, created, len(left)+len(visibilitySchema.unusedIndexes))
 }

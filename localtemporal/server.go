@@ -327,10 +327,17 @@ func dynamicConfig() dynamicconfig.StaticClient {
 		// so that new attributes show at once; it cost ~30% throughput, and Start waits for
 		// new attributes itself.
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): false,
-		// From the Temporal CLI's dev server: a smaller history cache for a laptop, and
-		// enough visibility requests for the Web UI's polling.
-		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
+		// Workflows' state kept in memory (the CLI's dev server keeps 8096): with thousands
+		// of deliveries waiting for their next attempt it held ~500 MiB; the workflows in
+		// flight on one machine fit in far fewer.
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 1024,
+		// From the Temporal CLI's dev server: enough visibility requests for the Web UI's
+		// polling.
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// Visibility writes go through one SQLite connection: 512 workers (the default)
+		// only queued on it until their 3 s deadline, and retried (thousands of "context
+		// deadline exceeded" per bench run).
+		dynamicconfig.VisibilityProcessorSchedulerWorkerCount.Key(): 4,
 		// Also the CLI's: the single SQLite connection is the real limit, the default
 		// persistence rate limits would only add throttling on top of it.
 		dynamicconfig.FrontendPersistenceMaxQPS.Key(): 10000,

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"go.temporal.io/sdk/worker"
 )
 
 const usage = `usage: surveyhooks <command>
@@ -37,6 +39,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	worker.SetStickyWorkflowCacheSize(workflowCacheSize)
 
 	var run func(context.Context, config) error
 	switch os.Args[1] {

@@ -132,6 +132,14 @@ func newActivities(cfg config, st *store.Store, logger *slog.Logger) *activities
 		activities.WithTracing(otel.GetTracerProvider(), receiverPropagator(cfg)))
 }
 
+// workflowCacheSize bounds the workflows a worker keeps in memory between their workflow
+// tasks (the SDK's default is 10,000). A delivery waiting hours for its next attempt needs
+// no place there: evicted, it is replayed from its short history when its timer fires. It
+// is what keeps the worker's memory flat however many deliveries wait (BENCHMARKS.md).
+// The cache is process-wide and sized when the first worker starts, which in dev is the
+// embedded Temporal server's own: main sets it before anything else.
+const workflowCacheSize = 1000
+
 // newWorker builds a worker that runs surveyhooks' workflows and activities.
 func newWorker(cfg config, tc client.Client, st *store.Store, logger *slog.Logger) worker.Worker {
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{
