@@ -209,6 +209,13 @@ func (r *eventRun) start(ctx workflow.Context, d *delivery, in activities.Delive
 			if err := r.upsertStatuses(ctx); err != nil {
 				workflow.GetLogger(ctx).Error("upsert delivery statuses", "error", err)
 			}
+			// A retry request that reached d.retry as its last attempt ended (in the same
+			// workflow task, or while the delivery was being marked failed) is handled as
+			// one for a finished delivery, never dropped.
+			var late RetryRequest
+			if d.retry.ReceiveAsync(&late) {
+				r.retry(ctx, late)
+			}
 		}()
 		r.attempt(ctx, d, in, local)
 	})
@@ -228,12 +235,8 @@ func (r *eventRun) attempt(ctx workflow.Context, d *delivery, in activities.Deli
 				counted = false
 				r.firstAttempts--
 			}
-			var req RetryRequest
-			if d.retry.ReceiveAsync(&req) && wantsAttempt(req, res, err) {
-				// Asked for while the attempt ran: as with a running activity, once more now.
-				in = activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerManual, Force: req.Force}
-				continue
-			}
+			// A retry request that came during the attempt waits in d.retry: the wait for
+			// the next attempt takes it, or, if the delivery ended, start's defer does.
 			if err == nil || isFinal(err) {
 				r.finish(ctx, d, res, err)
 				return
