@@ -52,10 +52,20 @@ type deliveryResponse struct {
 func newDeliveryResponse(d store.Delivery) deliveryResponse {
 	return deliveryResponse{
 		ID: d.ID, EventID: d.EventID, EventType: d.EventType, WebhookID: d.WebhookID,
-		Status: d.Status, AttemptCount: d.AttemptCount, NextAttemptAt: d.NextAttemptAt,
+		Status: d.Status, AttemptCount: d.AttemptCount, NextAttemptAt: utcOrNil(d.NextAttemptAt),
 		LastStatusCode: d.LastStatusCode, LastError: d.LastError,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt,
+		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), DeliveredAt: utcOrNil(d.DeliveredAt),
 	}
+}
+
+// utcOrNil returns t in UTC: the API writes every time in UTC, whatever the zone the
+// database driver read it in (pgx reads timestamptz in the process's local zone).
+func utcOrNil(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // attemptResponse is one attempt: what was sent and what came back.
@@ -83,7 +93,7 @@ type attemptReceived struct {
 
 func newAttemptResponse(a store.Attempt) attemptResponse {
 	resp := attemptResponse{
-		Number: a.Number, Trigger: a.Trigger, StartedAt: a.StartedAt, DurationMS: a.DurationMS,
+		Number: a.Number, Trigger: a.Trigger, StartedAt: a.StartedAt.UTC(), DurationMS: a.DurationMS,
 		Request: attemptRequest{URL: a.RequestURL, Headers: a.RequestHeaders, Body: a.RequestBody},
 		Error:   a.Error,
 	}

@@ -53,7 +53,7 @@ func newEventResponse(ev store.Event) eventResponse {
 	}
 	return eventResponse{
 		EventID: ev.ID, EventType: ev.EventType, SurveyID: ev.SurveyID,
-		WorkflowID: workflows.ID(ev.ID), Status: status, CreatedAt: ev.CreatedAt,
+		WorkflowID: workflows.ID(ev.ID), Status: status, CreatedAt: ev.CreatedAt.UTC(),
 		Payload: json.RawMessage(ev.Body),
 	}
 }

@@ -221,7 +221,7 @@ func (s *stack) stop() {
 }
 
 func defaultOpenDB(ctx context.Context, databaseURL string) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", databaseURL)
+	db, err := sqlx.Open(store.DriverName, databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

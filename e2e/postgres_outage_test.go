@@ -38,7 +38,7 @@ func TestPostgresOutage(t *testing.T) {
 		outage = 5 * time.Second
 	)
 	cluster, dbURL := ownPostgres(t)
-	db, err := sqlx.Open("postgres", dbURL)
+	db, err := sqlx.Open(store.DriverName, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	require.NoError(t, schema.Migrate(t.Context(), db.DB))

@@ -31,7 +31,7 @@ func TestWorkerCrash(t *testing.T) {
 	)
 	binary(t) // built before anything starts: the first build takes a while
 	pgURL := testenv.PostgresURL(t)
-	db, err := sqlx.Open("postgres", pgURL)
+	db, err := sqlx.Open(store.DriverName, pgURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	st := store.New(db)

@@ -130,7 +130,8 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// URL is a lib/pq connection URL for database on this server, as the superuser.
+// URL is a connection URL (lib/pq and pgx read it alike) for database on this server, as
+// the superuser.
 func (c *Cluster) URL(database string) string {
 	u := url.URL{
 		Scheme:   "postgres",

@@ -21,6 +21,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/localpg"
 	"github.com/surveyhooks/surveyhooks/schema"
+	"github.com/surveyhooks/surveyhooks/store"
 )
 
 // TestDatabaseURLEnv names the variable that points tests at an existing PostgreSQL
@@ -68,7 +69,7 @@ var (
 func Postgres(t testing.TB) *sqlx.DB {
 	t.Helper()
 	dbURL := PostgresURL(t)
-	db, err := sqlx.Open("postgres", dbURL)
+	db, err := sqlx.Open(store.DriverName, dbURL)
 	if err != nil {
 		t.Fatalf("testenv: open test database: %v", err)
 	}

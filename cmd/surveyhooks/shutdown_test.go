@@ -247,7 +247,7 @@ type shutdownStack struct {
 func newShutdownStack(t *testing.T) *shutdownStack {
 	t.Helper()
 	dbURL := testenv.PostgresURL(t)
-	db, err := sqlx.Open("postgres", dbURL)
+	db, err := sqlx.Open(store.DriverName, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	s := &shutdownStack{dbURL: dbURL, st: store.New(db), te: testenv.Temporal(t), rc: newHoldingReceiver(t)}

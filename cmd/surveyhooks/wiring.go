@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq" // the "postgres" driver
 	"go.opentelemetry.io/otel"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -53,7 +52,7 @@ func openDB(ctx context.Context, databaseURL string) (*sqlx.DB, error) {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return nil, fmt.Errorf("DATABASE_URL is not a postgres:// URL (%s)", redactURL(databaseURL))
 	}
-	db, err := sqlx.Open("postgres", databaseURL)
+	db, err := sqlx.Open(store.DriverName, databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL %s: %w", redactURL(databaseURL), err)
 	}
