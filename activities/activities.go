@@ -50,6 +50,8 @@ type Activities struct {
 	receivers propagation.TextMapPropagator
 	// metrics, when set, records attempts and deliveries (WithMetrics).
 	metrics *Metrics
+	// targets carries what FanOut loaded to the deliveries' first attempts.
+	targets *targetCache
 }
 
 // Option changes how Activities are built.
@@ -92,7 +94,7 @@ func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, 
 		logger = slog.Default()
 	}
 	a := &Activities{store: st, client: client, cfg: cfg, logger: logger, now: time.Now,
-		tracer: noop.NewTracerProvider().Tracer(TracerName)}
+		tracer: noop.NewTracerProvider().Tracer(TracerName), targets: newTargetCache()}
 	for _, opt := range opts {
 		opt(a)
 	}
@@ -111,8 +113,11 @@ type FanOutResult struct {
 
 // FanOut creates one delivery per webhook the event goes to (once per event) and returns
 // them all: a test event goes to its target webhook, any other event to the survey's active
-// webhooks subscribed to its type.
+// webhooks subscribed to its type. The deliveries it creates keep their target in memory for
+// their first attempt (targetCache).
 func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, error) {
+	var event store.Event
+	picked := map[uuid.UUID]store.Webhook{}
 	subs, err := a.store.FanOut(ctx, in.EventID, func(ctx context.Context, ev store.Event) ([]uuid.UUID, error) {
 		if ev.TargetWebhookID != nil {
 			return []uuid.UUID{*ev.TargetWebhookID}, nil
@@ -121,10 +126,12 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		if err != nil {
 			return nil, fmt.Errorf("list webhooks of survey %s: %w", ev.SurveyID, err)
 		}
+		event = ev
 		var ids []uuid.UUID
 		for _, h := range hooks {
 			if subscribed(h.Events, ev.EventType) {
 				ids = append(ids, h.ID)
+				picked[h.ID] = h
 			}
 		}
 		return ids, nil
@@ -136,6 +143,12 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 	}
 	if err != nil {
 		return FanOutResult{}, fmt.Errorf("fan out event %s: %w", in.EventID, err)
+	}
+	for _, sub := range subs {
+		if hook, ok := picked[sub.WebhookID]; ok && sub.Status == store.StatusPending && sub.AttemptCount == 0 {
+			a.targets.put(store.Target{DeliveryID: sub.DeliveryID, Status: sub.Status, EventID: event.ID,
+				EventType: event.EventType, Body: event.Body, Webhook: hook})
+		}
 	}
 	return FanOutResult{Deliveries: subs}, nil
 }

@@ -63,7 +63,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	if info.Attempt > 1 {
 		trigger, force = store.TriggerAuto, false
 	}
-	target, err := a.store.GetTarget(ctx, in.DeliveryID)
+	target, err := a.target(ctx, in.DeliveryID)
 	if errors.Is(err, store.ErrNotFound) {
 		// The webhook was deleted, and its deliveries with it: nothing to send to.
 		return DeliverResult{Status: store.StatusFailed, Skipped: "the webhook was deleted"}, nil
@@ -124,6 +124,15 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 			fmt.Sprintf("attempt %d: %s; delivery failed", number, outcome.LastError),
 			ErrTypeDeliveryFailed, nil)
 	}
+}
+
+// target returns what an attempt of the delivery needs: from FanOut's hand-over for a
+// delivery's first attempt right after its fan-out, from PostgreSQL otherwise.
+func (a *Activities) target(ctx context.Context, deliveryID uuid.UUID) (store.Target, error) {
+	if t, ok := a.targets.take(deliveryID); ok {
+		return t, nil
+	}
+	return a.store.GetTarget(ctx, deliveryID)
 }
 
 // sentAttempt is one POST as sent and as answered, before it is numbered.

@@ -90,7 +90,6 @@ type Target struct {
 	EventType     string    `db:"event_type"`
 	Body          []byte    `db:"body"`
 	Webhook       Webhook   `db:"webhook"`
-	WebhookExists bool      `db:"-"`
 }
 
 const getTargetQuery = `
@@ -188,7 +187,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt, prior int, decide 
 func (s *Store) recordAttempt(ctx context.Context, q sqlx.QueryerContext, a Attempt, prior int, decide func(number int) Outcome) (int, Outcome, bool, error) {
 	number := prior + 1
 	outcome := decide(number)
-	// JSON goes as text: lib/pq would send []byte as bytea, which jsonb refuses.
+	// JSON goes as text, which jsonb takes as is from any driver (lib/pq sent []byte as bytea).
 	var got []int
 	err := sqlx.SelectContext(ctx, q, &got, recordAttemptQuery, a.ID, a.DeliveryID, number, a.Trigger,
 		a.StartedAt, a.DurationMS, a.RequestURL, jsonText(a.RequestHeaders), a.RequestBody,

@@ -96,19 +96,32 @@ type Subscription struct {
 	AttemptCount int       `db:"attempt_count"`
 }
 
-// claimFanOutQuery marks the event fanned out, holding its row lock until the deliveries
-// are in, and returns it only to the call that did. The event's workflow is running, so
-// the event is dispatched too: the API does not spend a statement on saying so.
+// fanOutQuery claims the event's fan-out and inserts its deliveries in one statement, so no
+// transaction spans round trips: the claim marks the event fanned out (and dispatched: its
+// workflow is running, so the API does not spend a statement on saying so), and the
+// deliveries ($2, $3: ids and webhook ids, pairwise) go in only when this statement made
+// the claim. It returns the deliveries it inserted: none means another call fanned the
+// event out first (the claim waits for that call's commit, then finds the event claimed).
+const fanOutQuery = `
+WITH claim AS (
+	UPDATE events SET fanned_out_at = now(), dispatched_at = coalesce(dispatched_at, now())
+	WHERE id = $1 AND fanned_out_at IS NULL
+	RETURNING id
+), inserted AS (
+	INSERT INTO deliveries (id, event_id, webhook_id)
+	SELECT d.id, claim.id, d.webhook_id
+	FROM claim, unnest($2::uuid[], $3::uuid[]) AS d (id, webhook_id)
+	RETURNING id, webhook_id, status, attempt_count
+)
+SELECT i.id, i.webhook_id, w.url, i.status, i.attempt_count
+FROM inserted i JOIN webhooks w ON w.id = i.webhook_id
+ORDER BY i.id`
+
+// claimFanOutQuery marks the event fanned out when it has no delivery to insert.
 const claimFanOutQuery = `
 UPDATE events SET fanned_out_at = now(), dispatched_at = coalesce(dispatched_at, now())
 WHERE id = $1 AND fanned_out_at IS NULL
 RETURNING id`
-
-// insertDeliveriesQuery inserts one delivery per (id, webhook id) pair in one statement.
-const insertDeliveriesQuery = `
-INSERT INTO deliveries (id, event_id, webhook_id)
-SELECT d.id, $1, d.webhook_id FROM unnest($2::uuid[], $3::uuid[]) AS d (id, webhook_id)
-ON CONFLICT (event_id, webhook_id) DO NOTHING`
 
 const listEventSubscriptionsQuery = `
 SELECT d.id, d.webhook_id, w.url, d.status, d.attempt_count
@@ -120,47 +133,59 @@ ORDER BY d.id`
 // pick, which returns the webhook ids to deliver to; later calls (a later run of the event's
 // workflow) keep the deliveries made then. It returns every delivery of the event.
 //
-// pick runs before the transaction, not inside it: it queries through the pool, and a
+// pick runs before the claim, not inside a transaction: it queries through the pool, and a
 // transaction that waits for a second connection deadlocks as soon as concurrent fan-outs
 // hold every connection of the pool (seen with a burst of events after a Temporal outage).
-// Two concurrent calls may both pick; the row lock lets only the first one insert.
+// Two concurrent calls may both pick; the claim lets only the first one insert, and the
+// other lists what it inserted. The usual first fan-out takes three statements: the event,
+// pick's, and the claim with its inserts.
 func (s *Store) FanOut(ctx context.Context, eventID string, pick func(context.Context, Event) ([]uuid.UUID, error)) ([]Subscription, error) {
 	ev, err := s.GetEvent(ctx, eventID)
 	if err != nil {
 		return nil, err
 	}
-	var webhookIDs []uuid.UUID
 	if ev.FannedOutAt == nil {
-		if webhookIDs, err = pick(ctx, ev); err != nil {
+		webhookIDs, err := pick(ctx, ev)
+		if err != nil {
 			return nil, err
 		}
+		subs, claimed, err := s.claimFanOut(ctx, eventID, webhookIDs)
+		if err != nil || claimed {
+			return subs, err
+		}
+		// Another call fanned the event out between GetEvent and the claim: its
+		// deliveries are committed (the claim waited for them), and listed below.
 	}
-	var subs []Subscription
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+	subs := []Subscription{}
+	if err := s.db.SelectContext(ctx, &subs, listEventSubscriptionsQuery, eventID); err != nil {
+		return nil, fmt.Errorf("list deliveries of event %s: %w", eventID, err)
+	}
+	return subs, nil
+}
+
+// claimFanOut marks the event fanned out and inserts one delivery per webhook, in one
+// statement, unless another call did first; it returns the deliveries inserted and
+// whether this call made the claim.
+func (s *Store) claimFanOut(ctx context.Context, eventID string, webhookIDs []uuid.UUID) ([]Subscription, bool, error) {
+	if len(webhookIDs) == 0 {
 		var claimed []string
-		if err := tx.SelectContext(ctx, &claimed, claimFanOutQuery, eventID); err != nil {
-			return fmt.Errorf("claim fan-out of event %s: %w", eventID, err)
+		if err := s.db.SelectContext(ctx, &claimed, claimFanOutQuery, eventID); err != nil {
+			return nil, false, fmt.Errorf("claim fan-out of event %s: %w", eventID, err)
 		}
-		// fanned_out_at is never reset: an event read fanned out above still is, and a claim
-		// fails only when a concurrent call fanned it out first.
-		if len(claimed) == 1 && len(webhookIDs) > 0 {
-			ids := make([]string, len(webhookIDs))
-			hooks := make([]string, len(webhookIDs))
-			for i, webhookID := range webhookIDs {
-				id, err := uuid.NewV7()
-				if err != nil {
-					return fmt.Errorf("new delivery id: %w", err)
-				}
-				ids[i], hooks[i] = id.String(), webhookID.String()
-			}
-			if _, err := tx.ExecContext(ctx, insertDeliveriesQuery, eventID, pq.Array(ids), pq.Array(hooks)); err != nil {
-				return fmt.Errorf("insert deliveries: %w", mapError(err))
-			}
+		return []Subscription{}, len(claimed) == 1, nil
+	}
+	ids := make([]string, len(webhookIDs))
+	hooks := make([]string, len(webhookIDs))
+	for i, webhookID := range webhookIDs {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, false, fmt.Errorf("new delivery id: %w", err)
 		}
-		if err := tx.SelectContext(ctx, &subs, listEventSubscriptionsQuery, eventID); err != nil {
-			return fmt.Errorf("list deliveries of event %s: %w", eventID, err)
-		}
-		return nil
-	})
-	return subs, err
+		ids[i], hooks[i] = id.String(), webhookID.String()
+	}
+	subs := []Subscription{}
+	if err := s.db.SelectContext(ctx, &subs, fanOutQuery, eventID, pq.Array(ids), pq.Array(hooks)); err != nil {
+		return nil, false, fmt.Errorf("fan out event %s: %w", eventID, mapError(err))
+	}
+	return subs, len(subs) > 0, nil
 }
