@@ -67,16 +67,14 @@ func bareWorkflow(ctx workflow.Context, in bareInput) error {
 		retry.InitialInterval = in.Delays[0]
 	}
 	timeout := in.AttemptTimeout + 30*time.Second
-	if in.SearchAttributes {
-		// What the Event workflow upserts once it knows its deliveries, in the same calls.
-		ids := make([]string, len(in.Targets))
-		for i := range in.Targets {
-			ids[i] = fmt.Sprintf("bench-hook-%d", i)
-		}
+	ids := make([]string, len(in.Targets))
+	for i := range in.Targets {
+		ids[i] = fmt.Sprintf("bench-hook-%d", i)
+	}
+	if in.SearchAttributes && !in.Local {
+		// As the Event workflow without local first attempts: the webhook ids once it knows
+		// its deliveries (the status is pending from the start).
 		if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.WebhookIDsKey.ValueSet(ids)); err != nil {
-			return err
-		}
-		if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.DeliveryStatusKey.ValueSet([]string{store.StatusPending})); err != nil {
 			return err
 		}
 	}
@@ -109,7 +107,12 @@ func bareWorkflow(ctx workflow.Context, in bareInput) error {
 			status = store.StatusFailed
 		}
 	}
-	if in.SearchAttributes {
+	switch {
+	case in.SearchAttributes && in.Local:
+		// As the Event workflow with local first attempts: one upsert after them.
+		return workflow.UpsertTypedSearchAttributes(ctx, workflows.WebhookIDsKey.ValueSet(ids),
+			workflows.DeliveryStatusKey.ValueSet([]string{status}))
+	case in.SearchAttributes:
 		return workflow.UpsertTypedSearchAttributes(ctx, workflows.DeliveryStatusKey.ValueSet([]string{status}))
 	}
 	return nil
