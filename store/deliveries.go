@@ -83,13 +83,13 @@ func (s *Store) ListAttempts(ctx context.Context, deliveryID uuid.UUID) ([]Attem
 
 // Target is everything one attempt needs: the delivery, its webhook and the event's body.
 type Target struct {
-	DeliveryID    uuid.UUID `db:"delivery_id"`
-	Status        string    `db:"status"`
-	AttemptCount  int       `db:"attempt_count"`
-	EventID       string    `db:"event_id"`
-	EventType     string    `db:"event_type"`
-	Body          []byte    `db:"body"`
-	Webhook       Webhook   `db:"webhook"`
+	DeliveryID   uuid.UUID `db:"delivery_id"`
+	Status       string    `db:"status"`
+	AttemptCount int       `db:"attempt_count"`
+	EventID      string    `db:"event_id"`
+	EventType    string    `db:"event_type"`
+	Body         []byte    `db:"body"`
+	Webhook      Webhook   `db:"webhook"`
 }
 
 const getTargetQuery = `
