@@ -195,6 +195,8 @@ func (s *stack) startTemporal(ctx context.Context) error {
 		HostPort:  server.FrontendAddr(),
 		Namespace: namespace,
 		Logger:    sdklog.NewStructuredLogger(s.logger.With("component", "temporal-sdk")),
+		// As dev dials its embedded server: no gzip on loopback.
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}},
 	})
 	if err != nil {
 		return fmt.Errorf("connect to Temporal: %w", err)

@@ -107,7 +107,7 @@ func runDev(ctx context.Context, cfg config) (err error) {
 			logger.Error("stop temporal", "err", err)
 		}
 	})
-	tc, err := dialTemporal(ctx, cfg, logger)
+	tc, err := dialTemporal(ctx, cfg, logger, true)
 	if err != nil {
 		return err
 	}

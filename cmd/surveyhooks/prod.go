@@ -137,7 +137,7 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (b *backends,
 	}
 	b.store = store.New(db)
 	b.closers = append(b.closers, func() { db.Close() })
-	if b.temporal, err = dialTemporal(ctx, cfg, logger); err != nil {
+	if b.temporal, err = dialTemporal(ctx, cfg, logger, false); err != nil {
 		return nil, err
 	}
 	b.closers = append(b.closers, b.temporal.Close)

@@ -165,7 +165,7 @@ func TestTemporalConnectionExplainsBadFiles(t *testing.T) {
 // TestDialTemporalPresentsCertificateAndAPIKey dials a TLS server that requires a client
 // certificate from the test CA and is known by a name that is not its address: the dial
 // gets through only if the CA, the server name and the client certificate are all used,
-// and the server sees the API key.
+// and the server sees the API key. Requests are gzipped, unless the frontend is in process.
 func TestDialTemporalPresentsCertificateAndAPIKey(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -176,13 +176,14 @@ func TestDialTemporalPresentsCertificateAndAPIKey(t *testing.T) {
 	clients := x509.NewCertPool()
 	clients.AddCert(ca.cert)
 
-	type seen struct{ path, authorization, clientCN string }
+	type seen struct{ path, authorization, clientCN, encoding string }
 	var mu sync.Mutex
 	var requests []seen
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
-		requests = append(requests, seen{r.URL.Path, r.Header.Get("Authorization"), r.TLS.PeerCertificates[0].Subject.CommonName})
+		requests = append(requests, seen{r.URL.Path, r.Header.Get("Authorization"),
+			r.TLS.PeerCertificates[0].Subject.CommonName, r.Header.Get("Grpc-Encoding")})
 		mu.Unlock()
 		// A gRPC "trailers-only" answer: refuse, so that the dial ends at once.
 		w.Header().Set("Content-Type", "application/grpc")
@@ -209,18 +210,26 @@ func TestDialTemporalPresentsCertificateAndAPIKey(t *testing.T) {
 		TemporalTLSServerName: "temporal.internal",
 		TemporalAPIKey:        "key-123",
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	c, err := dialTemporal(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err == nil {
-		c.Close()
-	}
-	require.ErrorContains(t, err, "test server", "the dial reached the server and read its answer")
+	for _, inProcess := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		c, err := dialTemporal(ctx, cfg, slog.New(slog.DiscardHandler), inProcess)
+		cancel()
+		if err == nil {
+			c.Close()
+		}
+		require.ErrorContains(t, err, "test server", "the dial reached the server and read its answer")
 
-	mu.Lock()
-	defer mu.Unlock()
-	require.NotEmpty(t, requests)
-	require.Equal(t, "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo", requests[0].path)
-	require.Equal(t, "Bearer key-123", requests[0].authorization)
-	require.Equal(t, "surveyhooks-worker", requests[0].clientCN)
+		mu.Lock()
+		require.NotEmpty(t, requests)
+		got := requests[len(requests)-1]
+		mu.Unlock()
+		require.Equal(t, "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo", got.path)
+		require.Equal(t, "Bearer key-123", got.authorization)
+		require.Equal(t, "surveyhooks-worker", got.clientCN)
+		if inProcess {
+			require.Empty(t, got.encoding, "no gzip to dev's embedded server")
+		} else {
+			require.Equal(t, "gzip", got.encoding)
+		}
+	}
 }

@@ -77,11 +77,17 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
-// dialTemporal connects to the Temporal frontend and checks that it answers.
-func dialTemporal(ctx context.Context, cfg config, logger *slog.Logger) (client.Client, error) {
+// dialTemporal connects to the Temporal frontend and checks that it answers. inProcess says
+// the frontend is dev's embedded server: requests then go uncompressed, since gzip on
+// loopback only costs CPU on both ends (3-4% of a bench run's, BENCHMARKS.md); a remote
+// frontend gets the SDK's default, gzip.
+func dialTemporal(ctx context.Context, cfg config, logger *slog.Logger, inProcess bool) (client.Client, error) {
 	conn, creds, err := temporalConnection(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if inProcess {
+		conn.GrpcCompression = &client.GrpcCompressionNone{}
 	}
 	interceptors, metrics, err := temporalTelemetry(logger)
 	if err != nil {
