@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -245,4 +246,23 @@ func TestDeploymentFilesSetOnlyKnownVariables(t *testing.T) {
 			require.Contains(t, knownVariables, name, ".env.example sets %s, which surveyhooks does not read", name)
 		}
 	}
+}
+
+func TestDatabaseConnectionsRequireTLSUnlessTheURLSaysOtherwise(t *testing.T) {
+	t.Setenv("PGSSLMODE", "")
+	for raw, want := range map[string]string{
+		"postgres://u:p@db:5432/sh":                     "postgres://u:p@db:5432/sh?sslmode=require",
+		"postgres://u:p@db:5432/sh?connect_timeout=5":   "postgres://u:p@db:5432/sh?connect_timeout=5&sslmode=require",
+		"postgres://u:p@db:5432/sh?sslmode=disable":     "postgres://u:p@db:5432/sh?sslmode=disable",
+		"postgres://u:p@db:5432/sh?sslmode=verify-full": "postgres://u:p@db:5432/sh?sslmode=verify-full",
+	} {
+		u, err := url.Parse(raw)
+		require.NoError(t, err)
+		require.Equal(t, want, requireTLSByDefault(u), raw)
+	}
+
+	t.Setenv("PGSSLMODE", "verify-ca")
+	u, err := url.Parse("postgres://u:p@db:5432/sh")
+	require.NoError(t, err)
+	require.Equal(t, "postgres://u:p@db:5432/sh", requireTLSByDefault(u), "PGSSLMODE chooses")
 }

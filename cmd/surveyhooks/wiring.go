@@ -52,6 +52,7 @@ func openDB(ctx context.Context, databaseURL string) (*sqlx.DB, error) {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return nil, fmt.Errorf("DATABASE_URL is not a postgres:// URL (%s)", redactURL(databaseURL))
 	}
+	databaseURL = requireTLSByDefault(u)
 	db, err := sqlx.Open(store.DriverName, databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL %s: %w", redactURL(databaseURL), err)
@@ -66,6 +67,21 @@ func openDB(ctx context.Context, databaseURL string) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("cannot connect to PostgreSQL at %s (DATABASE_URL): %w", redactURL(databaseURL), err)
 	}
 	return db, nil
+}
+
+// requireTLSByDefault returns u with sslmode=require unless it or PGSSLMODE chooses a mode:
+// a connection to PostgreSQL is encrypted unless the URL says otherwise (lib/pq's default,
+// which surveyhooks used before pgx; pgx's own default, prefer, would fall back to plain
+// text when the server offers no TLS).
+func requireTLSByDefault(u *url.URL) string {
+	if u.Query().Has("sslmode") || os.Getenv("PGSSLMODE") != "" {
+		return u.String()
+	}
+	q := u.Query()
+	q.Set("sslmode", "require")
+	withTLS := *u
+	withTLS.RawQuery = q.Encode()
+	return withTLS.String()
 }
 
 // redactURL hides the password of a database URL, for messages.
