@@ -337,8 +337,11 @@ func TestTelemetryMetricsAfterDeliveries(t *testing.T) {
 		requireSample(t, families, 1, "http_server_request_duration_seconds",
 			map[string]string{"http_route": "/api/events", "http_request_method": "POST", "http_response_status_code": code})
 	}
-	_, ok := sample(families, "temporal_workflow_completed_total", map[string]string{"workflow_type": "Event"})
-	require.True(t, ok, "Temporal SDK metrics are exported")
+	// The workflow completes after its last attempt was counted: scrape until it has.
+	require.Eventually(t, func() bool {
+		_, ok := sample(scrape(t, o.metrics), "temporal_workflow_completed_total", map[string]string{"workflow_type": "Event"})
+		return ok
+	}, 10*time.Second, 20*time.Millisecond, "Temporal SDK metrics are exported")
 
 	// Default: receivers get no trace header.
 	for _, rc := range []*receiver{ok1, ok2, flaky, gone} {
