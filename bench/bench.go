@@ -81,9 +81,13 @@ type Options struct {
 	// allows. Latencies are then measured from the intended send time, so that a backlog
 	// shows as latency instead of hiding (no coordinated omission).
 	Rate float64
-	// HalfRate runs each throughput scenario a second time at half the events/s its first
-	// pass reached: the latency of a system that is not saturated.
+	// HalfRate runs each throughput scenario once more at half the events/s it reached (the
+	// median over the rounds): the latency of a system that is not saturated.
 	HalfRate bool
+	// Rounds runs the throughput scenarios this many times, interleaved (ours, bare, raw,
+	// ours, bare, raw, ...), and compares their medians: on a shared machine one pass of
+	// each moves with whatever else runs. Default 1.
+	Rounds int
 	// FanOut is the number of webhooks each event goes to.
 	FanOut int
 	// PayloadBytes is the approximate size of the body each webhook receives.
@@ -144,6 +148,9 @@ func (o Options) withDefaults() Options {
 	if o.Count <= 0 {
 		o.Count = DefaultCount
 	}
+	if o.Rounds <= 0 {
+		o.Rounds = 1
+	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}
@@ -191,9 +198,11 @@ func (o Options) validate(w Wiring) error {
 	return errors.Join(problems...)
 }
 
-// Run starts the stack, runs the scenarios one after the other and returns their figures.
-// A scenario that cannot complete (deliveries lost, the stack failing) ends the run with an
-// error; a scenario whose deliveries partly failed as the fail rate asked is reported.
+// Run starts the stack, runs the scenarios and returns their figures: the throughput
+// scenarios first, in the order given, Rounds times over, then their half-rate passes, then
+// list, then backoff. A scenario that cannot complete (deliveries lost, the stack failing)
+// ends the run with an error; a scenario whose deliveries partly failed as the fail rate
+// asked is reported.
 func Run(ctx context.Context, opts Options, w Wiring) (*Report, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(w); err != nil {
@@ -206,38 +215,55 @@ func Run(ctx context.Context, opts Options, w Wiring) (*Report, error) {
 	defer st.stop()
 
 	rep := newReport(opts)
+	var throughput []string
 	for _, name := range opts.Scenarios {
-		if err := ctx.Err(); err != nil {
-			return rep, err
-		}
-		switch name {
-		case ScenarioList:
-			res, err := runList(ctx, st, opts)
-			if err != nil {
-				return rep, fmt.Errorf("list scenario: %w", err)
-			}
-			rep.List = res
-		case ScenarioBackoff:
-			res, err := runBackoff(ctx, st, opts)
-			if err != nil {
-				return rep, fmt.Errorf("backoff scenario: %w", err)
-			}
-			rep.Backoff = res
-		default:
-			res, err := runThroughput(ctx, st, opts, name, opts.Rate, "")
-			if err != nil {
-				return rep, fmt.Errorf("%s scenario: %w", name, err)
-			}
-			rep.Scenarios = append(rep.Scenarios, res)
-			if opts.HalfRate && opts.Rate == 0 && res.EventsPerSec > 0 {
-				half, err := runThroughput(ctx, st, opts, name, res.EventsPerSec/2, "half")
-				if err != nil {
-					return rep, fmt.Errorf("%s scenario at half rate: %w", name, err)
-				}
-				rep.Scenarios = append(rep.Scenarios, half)
-			}
+		if name != ScenarioList && name != ScenarioBackoff {
+			throughput = append(throughput, name)
 		}
 	}
-	rep.computeRatios()
+	for round := 1; round <= opts.Rounds; round++ {
+		for _, name := range throughput {
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			label := "" // the first pass: the one profiled
+			if round > 1 {
+				label = fmt.Sprintf("round %d", round)
+			}
+			res, err := runThroughput(ctx, st, opts, name, opts.Rate, label)
+			if err != nil {
+				return rep, fmt.Errorf("%s scenario%s: %w", name, prefixed(", ", label), err)
+			}
+			rep.Scenarios = append(rep.Scenarios, res)
+		}
+	}
+	rep.summarizeRounds()
+	if opts.HalfRate && opts.Rate == 0 {
+		for _, name := range throughput {
+			rate := rep.medianOf(name, func(r Result) float64 { return r.EventsPerSec })
+			if rate <= 0 {
+				continue
+			}
+			half, err := runThroughput(ctx, st, opts, name, rate/2, "half")
+			if err != nil {
+				return rep, fmt.Errorf("%s scenario at half rate: %w", name, err)
+			}
+			rep.Scenarios = append(rep.Scenarios, half)
+		}
+	}
+	if slices.Contains(opts.Scenarios, ScenarioList) {
+		res, err := runList(ctx, st, opts)
+		if err != nil {
+			return rep, fmt.Errorf("list scenario: %w", err)
+		}
+		rep.List = res
+	}
+	if slices.Contains(opts.Scenarios, ScenarioBackoff) {
+		res, err := runBackoff(ctx, st, opts)
+		if err != nil {
+			return rep, fmt.Errorf("backoff scenario: %w", err)
+		}
+		rep.Backoff = res
+	}
 	return rep, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,7 +18,11 @@ type Report struct {
 	Settings Settings `json:"settings"`
 	// Scenarios are the throughput passes in the order they ran.
 	Scenarios []Result `json:"scenarios"`
-	// Ratios compare the first (maximum rate) passes of ours, bare and raw.
+	// Rounds are each throughput scenario's maximum-rate passes and their median, in the
+	// order the scenarios ran.
+	Rounds []Rounds `json:"rounds,omitempty"`
+	// Ratios compare the medians of the maximum-rate passes of ours, bare and raw (with one
+	// round, those passes).
 	Ratios  *Ratios        `json:"ratios,omitempty"`
 	List    *ListResult    `json:"list,omitempty"`
 	Backoff *BackoffResult `json:"backoff,omitempty"`
@@ -48,12 +53,14 @@ type Settings struct {
 	BareLocal       bool     `json:"bareLocal"`
 	ExternalDB      bool     `json:"externalDatabase"`
 	Durable         bool     `json:"durablePostgres"`
+	Rounds          int      `json:"rounds"`
 }
 
 // Result is one pass of one throughput scenario.
 type Result struct {
 	Scenario string `json:"scenario"`
-	// Pass is "" for the first pass, "half" for the one at half its rate.
+	// Pass is "" for the first pass, "round N" for the Nth maximum-rate one, "half" for the
+	// one at half the rate reached.
 	Pass string `json:"pass,omitempty"`
 	// TargetRate is the publish rate asked for, events/s; 0 is as fast as possible.
 	TargetRate float64 `json:"targetRate"`
@@ -107,7 +114,14 @@ type Result struct {
 	PeakRSSBytes int64 `json:"peakRssBytes"`
 }
 
-// Ratios compare deliveries/s of the maximum-rate passes.
+// Rounds are one scenario's deliveries/s over its maximum-rate passes.
+type Rounds struct {
+	Scenario         string    `json:"scenario"`
+	DeliveriesPerSec []float64 `json:"deliveriesPerSec"`
+	Median           float64   `json:"median"`
+}
+
+// Ratios compare deliveries/s of the maximum-rate passes (their medians).
 type Ratios struct {
 	OursToBare   float64 `json:"oursToBare,omitempty"`
 	OursToBareSA float64 `json:"oursToBareSa,omitempty"`
@@ -136,6 +150,7 @@ func newReport(o Options) *Report {
 			BareLocal:       o.BareLocal,
 			ExternalDB:      o.DatabaseURL != "",
 			Durable:         o.Durable,
+			Rounds:          o.Rounds,
 			RetryDelays:     []string{},
 		},
 		Scenarios: []Result{},
@@ -149,28 +164,64 @@ func newReport(o Options) *Report {
 	return r
 }
 
-func (r *Report) computeRatios() {
-	first := func(name string) *Result {
-		for i := range r.Scenarios {
-			if r.Scenarios[i].Scenario == name && r.Scenarios[i].Pass == "" {
-				return &r.Scenarios[i]
+// maxRate reports whether r is one of its scenario's maximum-rate passes.
+func (r Result) maxRate() bool {
+	return r.Pass == "" || strings.HasPrefix(r.Pass, "round ")
+}
+
+// medianOf is the median of value over name's maximum-rate passes, 0 when it has none.
+func (r *Report) medianOf(name string, value func(Result) float64) float64 {
+	var values []float64
+	for _, res := range r.Scenarios {
+		if res.Scenario == name && res.maxRate() {
+			values = append(values, value(res))
+		}
+	}
+	return median(values)
+}
+
+// median of values (the mean of the middle two when their number is even), 0 for none.
+func median(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	s := slices.Clone(values)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// summarizeRounds fills Rounds and Ratios from the maximum-rate passes.
+func (r *Report) summarizeRounds() {
+	deliveriesPerSec := func(res Result) float64 { return res.DeliveriesPerSec }
+	r.Rounds = nil
+	for _, res := range r.Scenarios {
+		if !res.maxRate() || slices.ContainsFunc(r.Rounds, func(x Rounds) bool { return x.Scenario == res.Scenario }) {
+			continue
+		}
+		rounds := Rounds{Scenario: res.Scenario, Median: r.medianOf(res.Scenario, deliveriesPerSec)}
+		for _, other := range r.Scenarios {
+			if other.Scenario == res.Scenario && other.maxRate() {
+				rounds.DeliveriesPerSec = append(rounds.DeliveriesPerSec, other.DeliveriesPerSec)
 			}
 		}
-		return nil
+		r.Rounds = append(r.Rounds, rounds)
 	}
-	ours := first(ScenarioOurs)
-	if ours == nil {
+	ours := r.medianOf(ScenarioOurs, deliveriesPerSec)
+	if ours <= 0 {
 		return
 	}
 	var ratios Ratios
-	if bare := first(ScenarioBare); bare != nil && bare.DeliveriesPerSec > 0 {
-		ratios.OursToBare = ours.DeliveriesPerSec / bare.DeliveriesPerSec
+	if bare := r.medianOf(ScenarioBare, deliveriesPerSec); bare > 0 {
+		ratios.OursToBare = ours / bare
 	}
-	if bare := first(ScenarioBareSA); bare != nil && bare.DeliveriesPerSec > 0 {
-		ratios.OursToBareSA = ours.DeliveriesPerSec / bare.DeliveriesPerSec
+	if bare := r.medianOf(ScenarioBareSA, deliveriesPerSec); bare > 0 {
+		ratios.OursToBareSA = ours / bare
 	}
-	if raw := first(ScenarioRaw); raw != nil && raw.DeliveriesPerSec > 0 {
-		ratios.OursToRaw = ours.DeliveriesPerSec / raw.DeliveriesPerSec
+	if raw := r.medianOf(ScenarioRaw, deliveriesPerSec); raw > 0 {
+		ratios.OursToRaw = ours / raw
 	}
 	if ratios != (Ratios{}) {
 		r.Ratios = &ratios
@@ -242,10 +293,24 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 		}
 	}
+	if s.Rounds > 1 && len(r.Rounds) > 0 {
+		fmt.Fprintf(&b, "\nmaximum-rate deliveries/s over %d rounds\n", s.Rounds)
+		for _, x := range r.Rounds {
+			runs := make([]string, len(x.DeliveriesPerSec))
+			for i, v := range x.DeliveriesPerSec {
+				runs[i] = fmt.Sprintf("%.1f", v)
+			}
+			fmt.Fprintf(&b, "%-9s median %8.1f  (%s)\n", x.Scenario, x.Median, strings.Join(runs, ", "))
+		}
+	}
 	if r.Ratios != nil {
 		b.WriteString("\n")
 		if r.Ratios.OursToBare > 0 {
-			fmt.Fprintf(&b, "ours/bare     %.2f  (deliveries/s)\n", r.Ratios.OursToBare)
+			of := "(deliveries/s)"
+			if s.Rounds > 1 {
+				of = "(deliveries/s, medians)"
+			}
+			fmt.Fprintf(&b, "ours/bare     %.2f  %s\n", r.Ratios.OursToBare, of)
 		}
 		if r.Ratios.OursToBareSA > 0 {
 			fmt.Fprintf(&b, "ours/bare-sa  %.2f\n", r.Ratios.OursToBareSA)

@@ -55,7 +55,7 @@ func runThroughput(ctx context.Context, st *stack, opts Options, name string, ra
 		return Result{}, err
 	}
 	count := opts.Count
-	if name == ScenarioRaw && label == "" && rate == 0 {
+	if name == ScenarioRaw && rate == 0 {
 		count = max(count, rawMinEvents)
 	}
 

@@ -35,6 +35,9 @@ Scenarios: ours, bare, raw (the default); bare-sa (bare plus ours' search attrib
 tell Temporal's visibility cost from the rest); list (API reads over -list-attempts attempt
 rows); backoff (memory with -count deliveries waiting; alone it uses the documented schedule).
 
+On a shared machine one pass of each scenario moves with whatever else runs: -rounds N runs
+the throughput scenarios N times, interleaved, and compares their medians.
+
 flags:
 `
 
@@ -62,7 +65,8 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 	fs.DurationVar(&opts.Duration, "duration", 0, "publish for this long instead of -count events")
 	fs.IntVar(&opts.Concurrency, "concurrency", bench.DefaultConcurrency, "publish requests in flight")
 	fs.Float64Var(&opts.Rate, "rate", 0, "publish this many events/s (0: as fast as -concurrency allows)")
-	fs.BoolVar(&opts.HalfRate, "half-rate", false, "run each scenario again at half the events/s it reached")
+	fs.BoolVar(&opts.HalfRate, "half-rate", false, "run each scenario again at half the events/s it reached (the median of its rounds)")
+	fs.IntVar(&opts.Rounds, "rounds", 1, "run the throughput scenarios this many times, interleaved, and compare their medians")
 	fs.IntVar(&opts.FanOut, "fanout", bench.DefaultFanOut, "webhooks per event")
 	fs.IntVar(&opts.PayloadBytes, "payload-bytes", bench.DefaultPayloadBytes, "approximate size of each delivered body")
 	fs.Float64Var(&opts.FailRate, "fail-rate", 0, "fraction of requests the receiver answers 500")
