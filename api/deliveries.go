@@ -25,7 +25,7 @@ var deliveryStatuses = []string{store.StatusPending, store.StatusRetrying, store
 
 func (s *Server) registerDeliveryRoutes(r *mux.Router) {
 	const hook = "/surveys/{surveyId}/webhooks/{id}"
-	r.HandleFunc(hook+"/test", s.handleWebhookTest).Methods(http.MethodPost)
+	r.HandleFunc(hook+"/test", s.handleWebhookTest).Methods(http.MethodPost).Name(testRouteName)
 	r.HandleFunc(hook+"/deliveries", s.handleDeliveryList).Methods(http.MethodGet)
 	r.HandleFunc(hook+"/deliveries/{deliveryId}", s.handleDeliveryGet).Methods(http.MethodGet)
 	r.HandleFunc(hook+"/deliveries/{deliveryId}/retry", s.handleDeliveryRetry).Methods(http.MethodPost)

@@ -91,6 +91,10 @@ func toAPIError(err error) *Error {
 		return Errorf(CodeConflict, "The resource already exists.")
 	case errors.As(err, &tooLarge):
 		return Errorf(CodePayloadTooLarge, "The request body is larger than %d bytes.", tooLarge.Limit)
+	case errors.Is(err, context.DeadlineExceeded):
+		// The request's deadline (limitDuration) passed: a slow or hung database, most
+		// likely. Worth retrying; writeError logs the cause.
+		return Errorf(CodeUnavailable, "The request did not finish in time; try again shortly.")
 	case store.IsUnavailable(err):
 		// Worth retrying: the client gets 503; writeError logs the cause.
 		return Errorf(CodeUnavailable, "The database is unavailable; try again shortly.")
@@ -103,7 +107,12 @@ func toAPIError(err error) *Error {
 // logged with the request's method and path, never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	apiErr := toAPIError(err)
-	if apiErr != nil && apiErr.Code == CodeUnavailable && store.IsUnavailable(err) {
+	switch {
+	case apiErr == nil || apiErr.Code != CodeUnavailable:
+	case errors.Is(err, context.DeadlineExceeded):
+		s.logger.WarnContext(r.Context(), "request timed out",
+			"method", r.Method, "path", r.URL.Path, "err", err)
+	case store.IsUnavailable(err):
 		s.logger.WarnContext(r.Context(), "database unavailable",
 			"method", r.Method, "path", r.URL.Path, "err", err)
 	}

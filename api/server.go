@@ -32,6 +32,15 @@ const (
 	DefaultSecretOverlap = 24 * time.Hour
 )
 
+// DefaultRequestTimeout bounds the work of one API request: its database statements and
+// Temporal calls. Past it the request is answered 503 and its statements are cancelled, so
+// that a hung database holds neither a request nor a pooled connection for ever. The
+// webhook test endpoint, which waits for a delivery attempt, has its own bound (testTimeout).
+const DefaultRequestTimeout = 30 * time.Second
+
+// testRouteName names the webhook test route for the request deadline middleware.
+const testRouteName = "webhook-test"
+
 // readyTimeout bounds each readiness check, so that a hung dependency makes /readyz
 // answer 503 instead of hanging the prober.
 const readyTimeout = 2 * time.Second
@@ -51,6 +60,9 @@ type Config struct {
 	// AttemptTimeout bounds one delivery attempt; the webhook test endpoint waits that long
 	// (plus room to start and record it). 0 means activities.DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
+	// RequestTimeout bounds every /api request but the webhook test; 0 means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// TracerProvider makes the span of each request; nil means otel.GetTracerProvider().
 	TracerProvider trace.TracerProvider
 	// MeterProvider records the API's metrics; nil means otel.GetMeterProvider().
@@ -87,6 +99,9 @@ func New(cfg Config, st *store.Store, tc client.Client, d *dispatch.Dispatcher, 
 	}
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = activities.DefaultAttemptTimeout
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -126,11 +141,37 @@ func (s *Server) routes() {
 	r.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
 
 	api := r.PathPrefix("/api").Subrouter()
-	api.Use(s.authenticate, s.countEvents)
+	api.Use(s.authenticate, s.limitDuration, s.countEvents)
 	s.registerWebhookRoutes(api)
 	s.registerEventTypeRoutes(api)
 	s.registerEventRoutes(api)
 	s.registerDeliveryRoutes(api)
+}
+
+// limitDuration gives the request a deadline: every statement and Temporal call it makes
+// ends by then (toAPIError answers 503).
+func (s *Server) limitDuration(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		timeout := s.cfg.RequestTimeout
+		if route := mux.CurrentRoute(r); route != nil && route.GetName() == testRouteName {
+			timeout = s.testTimeout()
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// testTimeout bounds a webhook test request: it waits for the attempt (its timeout plus
+// room to start and record it, see handleWebhookTest), then reads the attempt back.
+func (s *Server) testTimeout() time.Duration {
+	return s.cfg.AttemptTimeout + 20*time.Second
+}
+
+// LongestRequest is the longest any request may take: the HTTP server's write timeout
+// must exceed it, or the answer of a slow request is cut off.
+func (s *Server) LongestRequest() time.Duration {
+	return max(s.cfg.RequestTimeout, s.testTimeout(), readyTimeout)
 }
 
 // recoverPanic turns a panicking handler into a logged 500 instead of a dropped

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
@@ -301,4 +303,52 @@ func TestBearerToken(t *testing.T) {
 		require.Equal(t, tt.ok, ok, tt.header)
 		require.Equal(t, tt.token, token, tt.header)
 	}
+}
+
+// A statement that cannot finish (here, waiting for a table lock) ends at the request's
+// deadline: the client gets a 503 it may retry, the statement is cancelled in PostgreSQL
+// rather than left holding a pooled connection, and the API answers again once the
+// database does.
+func TestRequestDeadlineEndsHungStatement(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) { c.RequestTimeout = 300 * time.Millisecond })
+	const list = "/api/surveys/survey-1/webhooks"
+
+	lock, err := b.db.BeginTxx(t.Context(), nil)
+	require.NoError(t, err)
+	defer func() { _ = lock.Rollback() }()
+	_, err = lock.ExecContext(t.Context(), `LOCK TABLE webhooks IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+
+	// Without the deadline the request would wait for the lock for ever: give up well after it.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	resp := b.do(t, http.MethodGet, list, "", func(r *http.Request) { *r = *r.WithContext(ctx) })
+	require.Equal(t, http.StatusServiceUnavailable, resp.status, string(resp.body))
+	e := apiError(t, resp)
+	require.Equal(t, CodeUnavailable, e.Code)
+	require.Equal(t, "The request did not finish in time; try again shortly.", e.Message)
+	require.Contains(t, b.logs.String(), `"msg":"request timed out"`)
+
+	// The lock is still held, and no statement waits for it any more.
+	require.Eventually(t, func() bool {
+		var waiting int
+		err := b.db.GetContext(t.Context(), &waiting,
+			`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		return err == nil && waiting == 0
+	}, 5*time.Second, 20*time.Millisecond, "the timed-out statement still waits in PostgreSQL")
+
+	require.NoError(t, lock.Rollback())
+	resp = b.do(t, http.MethodGet, list, "")
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+}
+
+// The webhook test endpoint waits for a delivery attempt, so its deadline follows the
+// attempt timeout; the server's write timeout is derived from the longest deadline.
+func TestLongestRequestCoversWebhookTest(t *testing.T) {
+	t.Parallel()
+	short := New(Config{AttemptTimeout: 5 * time.Second}, nil, nil, nil, nil)
+	require.Equal(t, DefaultRequestTimeout, short.LongestRequest())
+	long := New(Config{AttemptTimeout: time.Minute, RequestTimeout: 10 * time.Second}, nil, nil, nil, nil)
+	require.Equal(t, time.Minute+20*time.Second, long.LongestRequest())
 }

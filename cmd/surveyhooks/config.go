@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/api"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/retention"
 	"github.com/surveyhooks/surveyhooks/workflows"
@@ -49,6 +50,9 @@ type config struct {
 	Retention time.Duration
 	// ShutdownTimeout bounds how long a stopping worker waits for the attempts in flight.
 	ShutdownTimeout time.Duration
+	// RequestTimeout bounds the work of one API request (not the webhook test, which waits
+	// for its attempt).
+	RequestTimeout time.Duration
 	// TraceReceivers sends each delivery's traceparent to its receiver.
 	TraceReceivers bool
 	// ExportTraces is set when an OTLP endpoint is (OTEL_EXPORTER_OTLP_ENDPOINT or
@@ -86,6 +90,7 @@ var knownVariables = []string{
 	"SURVEYHOOKS_LOG_LEVEL",
 	"SURVEYHOOKS_RETENTION",
 	"SURVEYHOOKS_SHUTDOWN_TIMEOUT",
+	"SURVEYHOOKS_REQUEST_TIMEOUT",
 	"SURVEYHOOKS_TRACE_RECEIVERS",
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -115,6 +120,7 @@ func loadConfig(lookup envLookup) (config, error) {
 		LogLevel:          "info",
 		Retention:         retention.DefaultMaxAge,
 		ShutdownTimeout:   30 * time.Second,
+		RequestTimeout:    api.DefaultRequestTimeout,
 	}
 	var problems []string
 	str := func(name string, dst *string) {
@@ -145,6 +151,7 @@ func loadConfig(lookup envLookup) (config, error) {
 	dur("SURVEYHOOKS_ATTEMPT_TIMEOUT", &cfg.AttemptTimeout)
 	dur("SURVEYHOOKS_SECRET_OVERLAP", &cfg.SecretOverlap)
 	dur("SURVEYHOOKS_SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
+	dur("SURVEYHOOKS_REQUEST_TIMEOUT", &cfg.RequestTimeout)
 	str("TEMPORAL_TLS_CERT", &cfg.TemporalTLSCert)
 	str("TEMPORAL_TLS_KEY", &cfg.TemporalTLSKey)
 	str("TEMPORAL_TLS_CA", &cfg.TemporalTLSCA)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/surveyhooks/surveyhooks/api"
 	"github.com/surveyhooks/surveyhooks/retention"
 )
 
@@ -47,6 +48,7 @@ func TestLoadConfigOperationsDefaults(t *testing.T) {
 	require.Equal(t, 30*24*time.Hour, cfg.Retention)
 	require.Equal(t, retention.DefaultMaxAge, cfg.Retention)
 	require.Equal(t, 30*time.Second, cfg.ShutdownTimeout)
+	require.Equal(t, api.DefaultRequestTimeout, cfg.RequestTimeout)
 	require.False(t, cfg.TemporalTLS)
 	require.Empty(t, cfg.TemporalAPIKey)
 }
@@ -80,6 +82,7 @@ func TestLoadConfigTemporalConnectionAndShutdown(t *testing.T) {
 		"TEMPORAL_TLS_SERVER_NAME":     "temporal.internal",
 		"TEMPORAL_API_KEY":             "key-123",
 		"SURVEYHOOKS_SHUTDOWN_TIMEOUT": "45s",
+		"SURVEYHOOKS_REQUEST_TIMEOUT":  "10s",
 	}))
 	require.NoError(t, err)
 	require.True(t, cfg.TemporalTLS)
@@ -89,10 +92,12 @@ func TestLoadConfigTemporalConnectionAndShutdown(t *testing.T) {
 	require.Equal(t, "temporal.internal", cfg.TemporalTLSServerName)
 	require.Equal(t, "key-123", cfg.TemporalAPIKey)
 	require.Equal(t, 45*time.Second, cfg.ShutdownTimeout)
+	require.Equal(t, 10*time.Second, cfg.RequestTimeout)
 
-	_, err = loadConfig(mapLookup(map[string]string{"TEMPORAL_TLS": "yes please", "SURVEYHOOKS_SHUTDOWN_TIMEOUT": "0"}))
+	_, err = loadConfig(mapLookup(map[string]string{"TEMPORAL_TLS": "yes please", "SURVEYHOOKS_SHUTDOWN_TIMEOUT": "0", "SURVEYHOOKS_REQUEST_TIMEOUT": "soon"}))
 	require.ErrorContains(t, err, "TEMPORAL_TLS=")
 	require.ErrorContains(t, err, "SURVEYHOOKS_SHUTDOWN_TIMEOUT=")
+	require.ErrorContains(t, err, "SURVEYHOOKS_REQUEST_TIMEOUT=")
 }
 
 func TestWarnUnknownVariablesNamesTyposButNotValues(t *testing.T) {

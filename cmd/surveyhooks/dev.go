@@ -151,8 +151,8 @@ Stop with Ctrl-C; the next start finds everything where it was.
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
-	g.Go(func() error { return serveHTTP(gctx, l, srv.Handler(), logger) })
-	g.Go(func() error { return serveHTTP(gctx, ml, metrics, logger) })
+	g.Go(func() error { return serveHTTP(gctx, l, srv.Handler(), srv.LongestRequest(), logger) })
+	g.Go(func() error { return serveHTTP(gctx, ml, metrics, metricsWriteTimeout, logger) })
 	err = g.Wait()
 	logger.Info("stopping")
 	return err

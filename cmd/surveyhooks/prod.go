@@ -64,8 +64,8 @@ func runServe(ctx context.Context, cfg config) error {
 	logger.Info("serving the API", "url", hostURL(l.Addr().String()), "metrics", hostURL(ml.Addr().String())+"/metrics")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
-	g.Go(func() error { return serveHTTP(gctx, l, srv.Handler(), logger) })
-	g.Go(func() error { return serveHTTP(gctx, ml, metrics, logger) })
+	g.Go(func() error { return serveHTTP(gctx, l, srv.Handler(), srv.LongestRequest(), logger) })
+	g.Go(func() error { return serveHTTP(gctx, ml, metrics, metricsWriteTimeout, logger) })
 	return g.Wait()
 }
 
@@ -92,7 +92,7 @@ func runWorker(ctx context.Context, cfg config) error {
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress,
 		"metrics", hostURL(ml.Addr().String())+"/metrics")
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(gctx, ml, metrics, logger) })
+	g.Go(func() error { return serveHTTP(gctx, ml, metrics, metricsWriteTimeout, logger) })
 	<-gctx.Done()
 	// Stop stops polling and waits for running activities up to WorkerStopTimeout
 	// (SURVEYHOOKS_SHUTDOWN_TIMEOUT); the ones cut short are retried by Temporal on another

@@ -195,19 +195,24 @@ func newAPI(cfg config, st *store.Store, tc client.Client, d *dispatch.Dispatche
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		SecretOverlap:  cfg.SecretOverlap,
 		AttemptTimeout: cfg.AttemptTimeout,
+		RequestTimeout: cfg.RequestTimeout,
 	}, st, tc, d, logger)
 }
 
+// metricsWriteTimeout bounds the answer to a metrics scrape.
+const metricsWriteTimeout = 30 * time.Second
+
 // serveHTTP serves h on l until ctx ends, then drains in-flight requests for up to 10 s.
-func serveHTTP(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger) error {
+// longest is the longest a request may take (the API's deadline): the answer gets 10 s more
+// to be written.
+func serveHTTP(ctx context.Context, l net.Listener, h http.Handler, longest time.Duration, logger *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		// The webhook test endpoint waits for one attempt (30 s by default).
-		WriteTimeout: 2 * time.Minute,
-		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		WriteTimeout:      longest + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
