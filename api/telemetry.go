@@ -17,9 +17,6 @@ import (
 // MeterName is the instrumentation scope of the API's own metrics.
 const MeterName = "github.com/surveyhooks/surveyhooks/api"
 
-// countActiveWebhooksQuery counts the webhooks that receive events, at each scrape.
-const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
-
 // gaugeTimeout bounds the webhooks-active query of a scrape.
 const gaugeTimeout = 2 * time.Second
 
@@ -67,8 +64,8 @@ func (s *Server) instrument() {
 func (s *Server) observeActiveWebhooks(ctx context.Context, o metric.Int64Observer) error {
 	ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
 	defer cancel()
-	var n int64
-	if err := s.store.DB().GetContext(ctx, &n, countActiveWebhooksQuery); err != nil {
+	n, err := s.store.CountActiveWebhooks(ctx)
+	if err != nil {
 		s.logger.WarnContext(ctx, "count active webhooks for metrics", "err", err)
 		return nil
 	}

@@ -42,6 +42,8 @@ const updateWebhookQuery = `UPDATE webhooks SET
 	WHERE survey_id = $1 AND id = $2
 	RETURNING ` + webhookColumns
 
+const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
+
 const deleteWebhookQuery = `DELETE FROM webhooks WHERE survey_id = $1 AND id = $2`
 
 // rotateWebhookSecretQuery keeps the current secret as the previous one for the overlap
@@ -176,4 +178,13 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, surveyID string, id uui
 		return Webhook{}, fmt.Errorf("rotate webhook secret: %w", mapError(err))
 	}
 	return nonNilEvents(row), nil
+}
+
+// CountActiveWebhooks returns how many webhooks receive events, across all surveys.
+func (s *Store) CountActiveWebhooks(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.GetContext(ctx, &n, countActiveWebhooksQuery); err != nil {
+		return 0, fmt.Errorf("count active webhooks: %w", err)
+	}
+	return n, nil
 }

@@ -125,6 +125,11 @@ func TestListActiveForSurvey(t *testing.T) {
 	require.Len(t, hooks, 1)
 	require.Equal(t, active.ID, hooks[0].ID)
 	require.Equal(t, active.Secret, hooks[0].Secret)
+
+	// The metrics gauge counts the active webhooks of every survey.
+	n, err := st.CountActiveWebhooks(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
 }
 
 func TestUpdateWebhook(t *testing.T) {
