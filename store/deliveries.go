@@ -151,8 +151,9 @@ RETURNING number`
 // the outcome decide returns for that number, atomically. Numbers count every attempt of
 // the delivery, manual ones included, so the retry schedule goes on from the real count.
 // prior is the attempt count the caller read before the attempt: while it is still
-// current, one statement does it all; otherwise (another attempt was recorded meanwhile)
-// the delivery is locked and the attempt numbered again. ErrNotFound means the delivery is
+// current, one statement does it all, shared with the attempts other calls record at the
+// same time (attemptbatch.go); otherwise (another attempt was recorded meanwhile) the
+// delivery is locked and the attempt numbered again. ErrNotFound means the delivery is
 // gone.
 func (s *Store) RecordAttempt(ctx context.Context, a Attempt, prior int, decide func(number int) Outcome) (int, Outcome, error) {
 	if a.ID == uuid.Nil {
@@ -162,18 +163,23 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt, prior int, decide 
 		}
 		a.ID = id
 	}
-	number, outcome, recorded, err := s.recordAttempt(ctx, s.db, a, prior, decide)
-	if err != nil || recorded {
-		return number, outcome, err
+	queued := &queuedAttempt{attempt: a, prior: prior, outcome: decide(prior + 1)}
+	s.attempts.record(queued)
+	if queued.err != nil {
+		return 0, Outcome{}, queued.err
 	}
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+	if queued.recorded {
+		return prior + 1, queued.outcome, nil
+	}
+	var number int
+	var outcome Outcome
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var count int
 		if err := tx.GetContext(ctx, &count, lockDeliveryQuery, a.DeliveryID); err != nil {
 			return fmt.Errorf("lock delivery %s: %w", a.DeliveryID, mapError(err))
 		}
-		var recorded bool
-		var err error
-		number, outcome, recorded, err = s.recordAttempt(ctx, tx, a, count, decide)
+		number, outcome = count+1, decide(count+1)
+		recorded, err := recordAttemptRow(ctx, tx, a, count, outcome)
 		if err == nil && !recorded {
 			err = fmt.Errorf("record attempt of delivery %s: its attempt count changed under its lock", a.DeliveryID)
 		}
@@ -182,21 +188,19 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt, prior int, decide 
 	return number, outcome, err
 }
 
-// recordAttempt stores a as attempt prior+1 if the delivery's count is still prior, and
-// reports whether it did.
-func (s *Store) recordAttempt(ctx context.Context, q sqlx.QueryerContext, a Attempt, prior int, decide func(number int) Outcome) (int, Outcome, bool, error) {
-	number := prior + 1
-	outcome := decide(number)
+// recordAttemptRow stores a as attempt prior+1 with the delivery's new state if the
+// delivery's count is still prior, and reports whether it did.
+func recordAttemptRow(ctx context.Context, q sqlx.QueryerContext, a Attempt, prior int, outcome Outcome) (bool, error) {
 	// JSON goes as text, which jsonb takes as is from any driver (lib/pq sent []byte as bytea).
 	var got []int
-	err := sqlx.SelectContext(ctx, q, &got, recordAttemptQuery, a.ID, a.DeliveryID, number, a.Trigger,
+	err := sqlx.SelectContext(ctx, q, &got, recordAttemptQuery, a.ID, a.DeliveryID, prior+1, a.Trigger,
 		a.StartedAt, a.DurationMS, a.RequestURL, jsonText(a.RequestHeaders), a.RequestBody,
 		a.ResponseStatus, jsonText(a.ResponseHeaders), a.ResponseBody, a.Error,
 		prior, outcome.Status, outcome.NextAttemptAt, outcome.LastStatusCode, outcome.LastError)
 	if err != nil {
-		return 0, Outcome{}, false, fmt.Errorf("record attempt of delivery %s: %w", a.DeliveryID, mapError(err))
+		return false, fmt.Errorf("record attempt of delivery %s: %w", a.DeliveryID, mapError(err))
 	}
-	return number, outcome, len(got) == 1, nil
+	return len(got) == 1, nil
 }
 
 const failDeliveryQuery = `

@@ -34,11 +34,13 @@ var (
 // Store runs surveyhooks' queries on one PostgreSQL connection pool.
 type Store struct {
 	db *sqlx.DB
+	// attempts groups the attempt records of concurrent RecordAttempt calls.
+	attempts *attemptBatcher
 }
 
 // New returns a Store over db, which must be opened with DriverName.
 func New(db *sqlx.DB) *Store {
-	return &Store{db: db}
+	return &Store{db: db, attempts: &attemptBatcher{db: db}}
 }
 
 // DB returns the underlying pool (for readiness checks and tests).
