@@ -113,7 +113,9 @@ func newHandler(secret string, opts []signature.Option, seen *dedup, out io.Writ
 			data = compact.Bytes()
 		}
 		mu.Lock()
-		fmt.Fprintf(out, "%s %s event_id=%s webhook_id=%s data=%s\n",
+		// webhook-id is the Standard Webhooks message id (surveyhooks sends the delivery's
+		// id), not the id of the webhook: print it under a name that cannot be mistaken.
+		fmt.Fprintf(out, "%s %s event_id=%s message_id=%s data=%s\n",
 			ev.Timestamp.UTC().Format(time.RFC3339), ev.EventType, ev.EventID, msgID, data)
 		mu.Unlock()
 		w.WriteHeader(http.StatusOK)

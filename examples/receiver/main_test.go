@@ -81,7 +81,7 @@ func TestHandler(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "OK\n", body)
 	require.Equal(t,
-		`2025-01-15T10:30:00Z survey.response.completed event_id=evt_1 webhook_id=msg_1 `+
+		`2025-01-15T10:30:00Z survey.response.completed event_id=evt_1 message_id=msg_1 `+
 			`data={"survey":{"id":"s1","title":"NPS"},"response":{"id":"r1","answers":[{"q":"q1","value":9}]}}`+"\n",
 		out.String())
 
@@ -94,7 +94,7 @@ func TestHandler(t *testing.T) {
 	// The previous secret still works during a rotation.
 	code, _ = post(t, srv.Client(), srv.URL, headers([]string{previous}, "msg_2"), eventBody)
 	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, out.String(), "webhook_id=msg_2")
+	require.Contains(t, out.String(), "message_id=msg_2")
 
 	code, _ = post(t, srv.Client(), srv.URL, headers([]string{"not the secret"}, "msg_3"), eventBody)
 	require.Equal(t, http.StatusUnauthorized, code)
@@ -131,7 +131,7 @@ func TestRun(t *testing.T) {
 	h := signature.Headers([]string{secret}, "msg_run", time.Now(), []byte(eventBody))
 	code, _ := post(t, http.DefaultClient, url, h, eventBody)
 	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, stdout.String(), "survey.response.completed event_id=evt_1 webhook_id=msg_run")
+	require.Contains(t, stdout.String(), "survey.response.completed event_id=evt_1 message_id=msg_run")
 	require.NotContains(t, stderr.String(), secret, "the secret is never logged")
 
 	code, _ = post(t, http.DefaultClient, strings.TrimSuffix(url, "/webhook")+"/other", h, eventBody)
