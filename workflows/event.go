@@ -90,6 +90,9 @@ func StartOptions(in EventInput, taskQueue string) client.StartWorkflowOptions {
 	}
 }
 
+// testOnceChange is the change id of "a later run of a test event sends no test attempt".
+const testOnceChange = "test-attempt-first-run-only"
+
 // acts is only a method set: workflows name activities through it, the worker runs them.
 var acts *activities.Activities
 
@@ -126,7 +129,13 @@ func Event(ctx workflow.Context, in EventInput) (EventResult, error) {
 	for _, d := range run.deliveries {
 		switch {
 		case in.EventType == eventtype.WebhookTest:
-			run.start(ctx, d, activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerTest, Single: true, Force: true})
+			// The test attempt belongs to the first run. A later run is a retry of a closed
+			// test: the retry signal makes its one attempt. Runs started before this rule
+			// (no version marker) keep sending the test again, so that they replay.
+			if d.Status == store.StatusPending ||
+				workflow.GetVersion(ctx, testOnceChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				run.start(ctx, d, activities.DeliverInput{DeliveryID: d.DeliveryID, Trigger: store.TriggerTest, Single: true, Force: true})
+			}
 		case d.Status == store.StatusPending || d.Status == store.StatusRetrying:
 			// A later run of the workflow (after a manual retry of a closed one) resumes what
 			// is unfinished and leaves finished deliveries alone.

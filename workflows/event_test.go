@@ -278,3 +278,37 @@ func TestEventStartsDeliverAgainWhenTemporalAttemptsRunOutFirst(t *testing.T) {
 	require.Equal(t, failures+1, calls.Load())
 	require.GreaterOrEqual(t, b.env.Now().Sub(start), time.Minute, "started again after a pause")
 }
+
+// A retry of a webhook test whose workflow has closed starts a new run: it makes the one
+// manual attempt asked for, and does not send the test again on its own.
+func TestTestEventRetryAfterCloseMakesOneAttempt(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusOK)
+	})
+	var webhookID uuid.UUID
+	require.NoError(t, b.db.Get(&webhookID, `SELECT id FROM webhooks`))
+	eventID := "test-" + uuid.NewString()
+	_, err := b.db.Exec(`INSERT INTO events (id, event_type, survey_id, body, target_webhook_id)
+		VALUES ($1, 'webhook.test', 'survey-1', $2, $3)`, eventID, []byte(`{"event_id":"`+eventID+`"}`), webhookID)
+	require.NoError(t, err)
+	b.input.EventID, b.input.EventType = eventID, "webhook.test"
+
+	res := b.run(t)
+	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	d, as, _ := b.attempts(t)
+	require.Equal(t, []string{"test"}, triggers(as))
+
+	b.newRun()
+	b.env.RegisterDelayedCallback(func() {
+		b.env.SignalWorkflow(workflows.RetrySignal, workflows.RetryRequest{DeliveryID: d.ID, Force: true})
+	}, 0)
+	res = b.run(t)
+
+	_, as, _ = b.attempts(t)
+	require.Equal(t, []string{"test", "manual"}, triggers(as))
+	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, int32(2), calls.Load())
+}

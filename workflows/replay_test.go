@@ -2,10 +2,12 @@ package workflows_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -33,6 +35,11 @@ var recordedHistories = map[bool]string{
 	true:  "testdata/event_history_local.json",
 }
 
+// recordedTestRetryHistory is the second run of a webhook test's workflow, started by a
+// forced retry after the first run closed, recorded when such a run still sent the test
+// again before the manual attempt (before testOnceChange).
+const recordedTestRetryHistory = "testdata/test_event_retry_history.json"
+
 // TestReplayRecordedHistory replays histories recorded from a real run (two webhooks, one
 // retried then delivered, one refused with 400 and then retried by a signal) against the
 // current workflow code: a change that makes the workflow non-deterministic for histories
@@ -40,7 +47,7 @@ var recordedHistories = map[bool]string{
 // such a change is intended and running workflows are handled.
 func TestReplayRecordedHistory(t *testing.T) {
 	t.Parallel()
-	for _, file := range recordedHistories {
+	for _, file := range append(slices.Collect(maps.Values(recordedHistories)), recordedTestRetryHistory) {
 		replayer := worker.NewWorkflowReplayer()
 		replayer.RegisterWorkflow(workflows.Event)
 		require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file), file)
@@ -54,6 +61,43 @@ func TestRecordHistory(t *testing.T) {
 	for local, file := range recordedHistories {
 		t.Run(file, func(t *testing.T) { recordHistory(t, local, file) })
 	}
+	t.Run(recordedTestRetryHistory, func(t *testing.T) { recordTestRetryHistory(t, recordedTestRetryHistory) })
+}
+
+// recordTestRetryHistory runs a webhook test, then retries its delivery with force once the
+// workflow has closed, and writes the history of that second run to file.
+func recordTestRetryHistory(t *testing.T, file string) {
+	db := testenv.Postgres(t)
+	st := store.New(db)
+	te := testenv.Temporal(t)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer receiver.Close()
+	startRecordingWorker(t, st, te)
+
+	webhookID := uuid.Must(uuid.NewV7())
+	_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
+		VALUES ($1, 'survey-1', 'hook', $2, '{*}', 'a-secret-of-16-chars')`, webhookID, receiver.URL)
+	require.NoError(t, err)
+	eventID := "test-recorded"
+	_, err = db.Exec(`INSERT INTO events (id, event_type, survey_id, body, target_webhook_id)
+		VALUES ($1, 'webhook.test', 'survey-1', '{}', $2)`, eventID, webhookID)
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	in := workflows.EventInput{EventID: eventID, EventType: "webhook.test", SurveyID: "survey-1", MaxAttempts: 3, AttemptTimeout: 2 * time.Second, LocalFirstAttempt: true}
+	first, err := te.Client.ExecuteWorkflow(ctx, workflows.StartOptions(in, te.TaskQueue), workflows.Event, in)
+	require.NoError(t, err)
+	var res workflows.EventResult
+	require.NoError(t, first.Get(ctx, &res))
+	require.Len(t, res.Deliveries, 1)
+
+	second, err := te.Client.SignalWithStartWorkflow(ctx, workflows.ID(eventID), workflows.RetrySignal,
+		workflows.RetryRequest{DeliveryID: res.Deliveries[0].DeliveryID, Force: true},
+		workflows.StartOptions(in, te.TaskQueue), workflows.Event, in)
+	require.NoError(t, err)
+	require.NotEqual(t, first.GetRunID(), second.GetRunID())
+	require.NoError(t, second.Get(ctx, &res))
+	writeHistory(t, te, second.GetID(), second.GetRunID(), file)
 }
 
 func recordHistory(t *testing.T, local bool, file string) {
@@ -79,11 +123,7 @@ func recordHistory(t *testing.T, local bool, file string) {
 	}))
 	defer refusing.Close()
 
-	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	acts := activities.New(st, policy.Client(), activities.Config{
-		Schedule: activities.Schedule{Delays: []time.Duration{300 * time.Millisecond, time.Second}}, AttemptTimeout: 2 * time.Second,
-	}, nil)
-	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
+	startRecordingWorker(t, st, te)
 
 	for _, url := range []string{flaky.URL, refusing.URL} {
 		_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
@@ -116,8 +156,24 @@ func recordHistory(t *testing.T, local bool, file string) {
 		require.Equal(t, store.StatusDelivered, d.Status)
 	}
 
+	writeHistory(t, te, run.GetID(), run.GetRunID(), file)
+}
+
+// startRecordingWorker runs the workflows being recorded, with short retry delays, against
+// receivers on loopback.
+func startRecordingWorker(t *testing.T, st *store.Store, te *testenv.TemporalEnv) {
+	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	acts := activities.New(st, policy.Client(), activities.Config{
+		Schedule: activities.Schedule{Delays: []time.Duration{300 * time.Millisecond, time.Second}}, AttemptTimeout: 2 * time.Second,
+	}, nil)
+	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
+}
+
+// writeHistory writes the history of a workflow run to file, as JSON.
+func writeHistory(t *testing.T, te *testenv.TemporalEnv, workflowID, runID, file string) {
+	t.Helper()
 	history := &historypb.History{}
-	iter := te.Client.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := te.Client.GetWorkflowHistory(context.Background(), workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for iter.HasNext() {
 		event, err := iter.Next()
 		require.NoError(t, err)
