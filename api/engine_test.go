@@ -376,6 +376,15 @@ func TestEngineWebhookTestEndpoint(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, out)
 	require.Equal(t, false, out["delivered"])
 	require.Len(t, bad.got(), 1)
+
+	// An inactive webhook gets the test (and only the test): it can be checked before it
+	// is activated.
+	status, _ = e.do(t, http.MethodPatch, "/api/surveys/survey-1/webhooks/"+hookID, map[string]any{"isActive": false})
+	require.Equal(t, http.StatusOK, status)
+	status, out = e.do(t, http.MethodPost, "/api/surveys/survey-1/webhooks/"+hookID+"/test", nil)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, true, out["delivered"])
+	require.Len(t, rc.got(), 2)
 }
 
 func TestEngineDeactivatedMidScheduleGetsNoMoreAttempts(t *testing.T) {
