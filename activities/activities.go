@@ -50,8 +50,8 @@ type Activities struct {
 	receivers propagation.TextMapPropagator
 	// metrics, when set, records attempts and deliveries (WithMetrics).
 	metrics *Metrics
-	// targets carries what FanOut loaded to the deliveries' first attempts.
-	targets *targetCache
+	// targets carries what a fan-out loaded to the deliveries' first attempts.
+	targets *TargetCache
 }
 
 // Option changes how Activities are built.
@@ -75,6 +75,12 @@ func WithTracing(tp trace.TracerProvider, receivers propagation.TextMapPropagato
 	}
 }
 
+// WithTargetCache takes first attempts' targets from c, which the process's API fills as
+// it publishes (dispatch.Options.Targets), besides the FanOut activity.
+func WithTargetCache(c *TargetCache) Option {
+	return func(a *Activities) { a.targets = c }
+}
+
 // WithMetrics records attempts and deliveries in m (NewMetrics).
 func WithMetrics(m *Metrics) Option {
 	return func(a *Activities) { a.metrics = m }
@@ -94,7 +100,7 @@ func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, 
 		logger = slog.Default()
 	}
 	a := &Activities{store: st, client: client, cfg: cfg, logger: logger, now: time.Now,
-		tracer: noop.NewTracerProvider().Tracer(TracerName), targets: newTargetCache()}
+		tracer: noop.NewTracerProvider().Tracer(TracerName), targets: NewTargetCache()}
 	for _, opt := range opts {
 		opt(a)
 	}
@@ -113,8 +119,11 @@ type FanOutResult struct {
 
 // FanOut creates one delivery per webhook the event goes to (once per event) and returns
 // them all: a test event goes to its target webhook, any other event to the survey's active
-// webhooks subscribed to its type. The deliveries it creates keep their target in memory for
-// their first attempt (targetCache).
+// webhooks subscribed to its type. Events the API publishes come with their deliveries
+// (store.PublishEvent), and their workflow skips FanOut; it runs for a workflow started by
+// the dispatcher or by a retry after the workflow closed, which lists the deliveries made,
+// and for events stored before publishing fanned out. The deliveries it creates keep their target in memory for
+// their first attempt (TargetCache).
 func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, error) {
 	var event store.Event
 	picked := map[uuid.UUID]store.Webhook{}
@@ -146,7 +155,7 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 	}
 	for _, sub := range subs {
 		if hook, ok := picked[sub.WebhookID]; ok && sub.Status == store.StatusPending && sub.AttemptCount == 0 {
-			a.targets.put(store.Target{DeliveryID: sub.DeliveryID, Status: sub.Status, EventID: event.ID,
+			a.targets.Put(store.Target{DeliveryID: sub.DeliveryID, Status: sub.Status, EventID: event.ID,
 				EventType: event.EventType, Body: event.Body, Webhook: hook})
 		}
 	}

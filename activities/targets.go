@@ -9,16 +9,18 @@ import (
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
-// targetCache hands what FanOut loaded (the event's body, each webhook with its secrets) to
-// the first attempt of each delivery it created, so that the attempt does not read it all
-// back from PostgreSQL: one statement less per delivery. Both are local activities of the
-// same workflow task, so they run in the same process, milliseconds apart. The targets stay
-// in this process's memory, never in the workflow's history (they hold secrets).
+// TargetCache hands what a fan-out loaded (the event's body, each webhook with its secrets)
+// to the first attempt of each delivery it created, so that the attempt does not read it all
+// back from PostgreSQL: one statement less per delivery. The fan-out is either the API's
+// publish, when the API and the worker share a process and this cache (dev), or the FanOut
+// local activity, which runs in the same workflow task as the first attempts; either way
+// milliseconds before them. The targets stay in this process's memory, never in the
+// workflow's history (they hold secrets).
 //
 // An entry is taken once and kept at most targetTTL, so a webhook changed after its fan-out
 // is read fresh by any attempt that did not follow at once. A miss (the workflow task moved
 // to another worker, the entry expired, the cache was full) only costs the read.
-type targetCache struct {
+type TargetCache struct {
 	ttl      time.Duration
 	maxBytes int
 
@@ -47,13 +49,15 @@ const (
 	targetOverhead = 512
 )
 
-func newTargetCache() *targetCache {
-	return &targetCache{ttl: targetTTL, maxBytes: targetCacheBytes, entries: map[uuid.UUID]cachedTarget{}}
+// NewTargetCache returns an empty cache; share it between the API and the worker of one
+// process (activities.WithTargetCache, dispatch.Options.Targets).
+func NewTargetCache() *TargetCache {
+	return &TargetCache{ttl: targetTTL, maxBytes: targetCacheBytes, entries: map[uuid.UUID]cachedTarget{}}
 }
 
-// put keeps t for its delivery's first attempt. Time is the process's own clock (monotonic),
+// Put keeps t for its delivery's first attempt. Time is the process's own clock (monotonic),
 // never a test's.
-func (c *targetCache) put(t store.Target) {
+func (c *TargetCache) Put(t store.Target) {
 	now := time.Now()
 	size := len(t.Body) + targetOverhead
 	c.mu.Lock()
@@ -73,7 +77,7 @@ func (c *targetCache) put(t store.Target) {
 }
 
 // take returns and forgets the delivery's target, if it is held and fresh.
-func (c *targetCache) take(deliveryID uuid.UUID) (store.Target, bool) {
+func (c *TargetCache) take(deliveryID uuid.UUID) (store.Target, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[deliveryID]
@@ -89,7 +93,7 @@ func (c *targetCache) take(deliveryID uuid.UUID) (store.Target, bool) {
 }
 
 // sweep drops expired entries; the caller holds c.mu.
-func (c *targetCache) sweep(now time.Time) {
+func (c *TargetCache) sweep(now time.Time) {
 	for id, e := range c.entries {
 		if now.After(e.expires) {
 			delete(c.entries, id)

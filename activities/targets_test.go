@@ -12,9 +12,9 @@ import (
 
 func TestTargetCacheHandsEachTargetOverOnce(t *testing.T) {
 	t.Parallel()
-	c := newTargetCache()
+	c := NewTargetCache()
 	id := uuid.New()
-	c.put(store.Target{DeliveryID: id, Body: []byte("{}")})
+	c.Put(store.Target{DeliveryID: id, Body: []byte("{}")})
 
 	got, ok := c.take(id)
 	require.True(t, ok)
@@ -26,32 +26,32 @@ func TestTargetCacheHandsEachTargetOverOnce(t *testing.T) {
 
 func TestTargetCacheForgetsExpiredTargets(t *testing.T) {
 	t.Parallel()
-	c := newTargetCache()
+	c := NewTargetCache()
 	c.ttl = time.Nanosecond
 	id := uuid.New()
-	c.put(store.Target{DeliveryID: id})
+	c.Put(store.Target{DeliveryID: id})
 	time.Sleep(time.Millisecond)
 	_, ok := c.take(id)
 	require.False(t, ok)
 
 	// Entries never taken are swept.
 	for range sweepEvery {
-		c.put(store.Target{DeliveryID: uuid.New()})
+		c.Put(store.Target{DeliveryID: uuid.New()})
 	}
 	time.Sleep(time.Millisecond)
-	c.put(store.Target{DeliveryID: uuid.New()})
+	c.Put(store.Target{DeliveryID: uuid.New()})
 	require.Less(t, len(c.entries), sweepEvery)
 }
 
 func TestTargetCacheHoldsAtMostItsBytes(t *testing.T) {
 	t.Parallel()
-	c := newTargetCache()
+	c := NewTargetCache()
 	c.maxBytes = 3 * (targetOverhead + 100)
 	var ids []uuid.UUID
 	for range 5 {
 		id := uuid.New()
 		ids = append(ids, id)
-		c.put(store.Target{DeliveryID: id, Body: make([]byte, 100)})
+		c.Put(store.Target{DeliveryID: id, Body: make([]byte, 100)})
 	}
 	require.Len(t, c.entries, 3)
 	require.LessOrEqual(t, c.bytes, c.maxBytes)
@@ -59,7 +59,7 @@ func TestTargetCacheHoldsAtMostItsBytes(t *testing.T) {
 	require.False(t, ok, "a target beyond the bound is read from the database")
 	_, ok = c.take(ids[0])
 	require.True(t, ok)
-	c.put(store.Target{DeliveryID: ids[4], Body: make([]byte, 100)})
+	c.Put(store.Target{DeliveryID: ids[4], Body: make([]byte, 100)})
 	_, ok = c.take(ids[4])
 	require.True(t, ok, "room freed by a take is used again")
 }

@@ -296,17 +296,18 @@ func (s *Server) handleWebhookTest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target := hook.ID
-	ev, _, err := s.store.InsertEvent(r.Context(), store.Event{
+	published, err := s.store.PublishEvent(r.Context(), store.Event{
 		ID: eventID, EventType: eventtype.WebhookTest, SurveyID: hook.SurveyID, Body: body, TargetWebhookID: &target,
 	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	ev := published.Event
 	// Wait for the one attempt: its timeout plus room to start and record it.
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.AttemptTimeout+10*time.Second)
 	defer cancel()
-	run, err := s.dispatcher.Dispatch(ctx, ev)
+	run, err := s.dispatcher.Dispatch(ctx, published)
 	if err != nil {
 		s.logger.WarnContext(r.Context(), "test event not started", "event_id", ev.ID, "err", err)
 		s.writeError(w, r, Errorf(CodeUnavailable, "The delivery engine is not reachable; try again shortly."))

@@ -58,7 +58,7 @@ func newEventResponse(ev store.Event) eventResponse {
 	}
 }
 
-// handleEventPublish stores an event and starts its workflow. The same event_id again is
+// handleEventPublish stores an event with its deliveries and starts its workflow. The same event_id again is
 // the same event: 200 with the stored one, and nothing new starts. When Temporal cannot
 // take the workflow now, the event is kept and started later: 202.
 func (s *Server) handleEventPublish(w http.ResponseWriter, r *http.Request) {
@@ -72,19 +72,20 @@ func (s *Server) handleEventPublish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	stored, created, err := s.store.InsertEvent(r.Context(), ev)
+	published, err := s.store.PublishEvent(r.Context(), ev)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if !created {
+	stored := published.Event
+	if !published.Created {
 		s.writeJSON(w, r, http.StatusOK, newEventResponse(stored))
 		return
 	}
 	status := http.StatusCreated
 	startCtx, cancel := context.WithTimeout(r.Context(), startTimeout)
 	defer cancel()
-	if _, err := s.dispatcher.Dispatch(startCtx, stored); err != nil {
+	if _, err := s.dispatcher.Dispatch(startCtx, published); err != nil {
 		// Stored is enough: the dispatcher starts the workflow once Temporal answers.
 		s.logger.WarnContext(r.Context(), "event queued: workflow not started", "event_id", stored.ID, "err", err)
 		status = http.StatusAccepted

@@ -32,6 +32,15 @@ type Options struct {
 	Grace time.Duration
 	// Batch is the most events started per look (default 100).
 	Batch int
+	// Targets, when set, gets each published delivery's target before its workflow starts:
+	// the cache of a worker in this process, so that its first attempt need not read it
+	// (activities.TargetCache).
+	Targets TargetKeeper
+}
+
+// TargetKeeper keeps what the first attempt of a delivery needs.
+type TargetKeeper interface {
+	Put(store.Target)
 }
 
 // ErrTemporalDown is Dispatch's answer while Temporal is known to be unreachable: the
@@ -76,7 +85,8 @@ func New(st *store.Store, tc client.Client, opts Options, logger *slog.Logger) *
 	return &Dispatcher{store: st, client: tc, opts: opts, logger: logger}
 }
 
-// Input is the workflow input of ev.
+// Input is the workflow input of ev, which fans the event out (or lists the deliveries an
+// earlier fan-out made) before its attempts.
 func (d *Dispatcher) Input(ev store.Event) workflows.EventInput {
 	return workflows.EventInput{
 		EventID:           ev.ID,
@@ -99,7 +109,11 @@ func (d *Dispatcher) StartOptions(ev store.Event) client.StartWorkflowOptions {
 // Start starts ev's workflow. A workflow that is already running for the event counts as
 // started: a second start (two dispatchers, a retried request) changes nothing.
 func (d *Dispatcher) Start(ctx context.Context, ev store.Event) (client.WorkflowRun, error) {
-	run, err := d.client.ExecuteWorkflow(ctx, d.StartOptions(ev), workflows.Event, d.Input(ev))
+	return d.start(ctx, ev, d.Input(ev))
+}
+
+func (d *Dispatcher) start(ctx context.Context, ev store.Event, in workflows.EventInput) (client.WorkflowRun, error) {
+	run, err := d.client.ExecuteWorkflow(ctx, d.StartOptions(ev), workflows.Event, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return d.client.GetWorkflow(ctx, workflows.ID(ev.ID), started.RunId), nil
@@ -110,19 +124,30 @@ func (d *Dispatcher) Start(ctx context.Context, ev store.Event) (client.Workflow
 	return run, nil
 }
 
-// Dispatch starts ev's workflow. While Temporal is known to be unreachable it returns
-// ErrTemporalDown at once.
-func (d *Dispatcher) Dispatch(ctx context.Context, ev store.Event) (client.WorkflowRun, error) {
+// Dispatch starts the workflow of an event store.PublishEvent stored, with the deliveries
+// made with it, and marks the event dispatched. While Temporal is known to be unreachable it
+// returns ErrTemporalDown at once, and the event waits for Run.
+func (d *Dispatcher) Dispatch(ctx context.Context, p store.Published) (client.WorkflowRun, error) {
 	if time.Now().UnixNano() < d.downUntil.Load() {
 		return nil, ErrTemporalDown
 	}
-	run, err := d.Start(ctx, ev)
+	if d.opts.Targets != nil {
+		for _, t := range p.Deliveries {
+			d.opts.Targets.Put(t)
+		}
+	}
+	in := d.Input(p.Event)
+	in.FannedOut, in.Deliveries = true, p.Subscriptions()
+	run, err := d.start(ctx, p.Event, in)
 	if err != nil {
 		d.noteFailure(err)
 		return nil, err
 	}
-	// The workflow's fan-out marks the event dispatched, in a statement it runs anyway.
-	// Until then Run may start it a second time, which finds it running.
+	if err := d.store.MarkDispatched(ctx, p.Event.ID); err != nil {
+		// Run starts the event again after the grace period, which finds its workflow; the
+		// event is not lost and nothing is sent twice.
+		d.logger.WarnContext(ctx, "event started but not marked dispatched", "event_id", p.Event.ID, "err", err)
+	}
 	return run, nil
 }
 

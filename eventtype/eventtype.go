@@ -131,3 +131,21 @@ func Matches(pattern, eventType string) bool {
 		return pattern == eventType
 	}
 }
+
+// MatchingPatterns returns every pattern that selects eventType: Wildcard, each prefix
+// wildcard ending at one of its dots, and the type itself. A subscription matches eventType
+// exactly when one of its patterns is in the list, so that the database can pick subscribed
+// webhooks with an array overlap instead of returning every webhook of the survey. It is nil
+// for WebhookTest, which no pattern selects.
+func MatchingPatterns(eventType string) []string {
+	if eventType == WebhookTest || eventType == "" {
+		return nil
+	}
+	patterns := []string{Wildcard}
+	for i := 1; i < len(eventType); i++ {
+		if eventType[i] == '.' && !strings.Contains(eventType[:i], "*") {
+			patterns = append(patterns, eventType[:i+1]+"*")
+		}
+	}
+	return append(patterns, eventType)
+}

@@ -3,6 +3,8 @@ package eventtype_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -151,4 +153,43 @@ func TestMatches(t *testing.T) {
 	for _, tt := range tests {
 		require.Equal(t, tt.want, eventtype.Matches(tt.pattern, tt.eventType), "%s ~ %s", tt.pattern, tt.eventType)
 	}
+}
+
+// matchesByList is Matches through MatchingPatterns.
+func matchesByList(pattern, eventType string) bool {
+	return slices.Contains(eventtype.MatchingPatterns(eventType), pattern)
+}
+
+func TestMatchingPatternsAgreeWithMatches(t *testing.T) {
+	t.Parallel()
+
+	patterns := []string{"*", ".*", "*.*", "survey.*", "survey.response.*", "survey.resp.*", "surveys.*",
+		"survey.response", "survey.response.completed.*", "form.*", "form.submission.*", "webhook.*"}
+	for _, typ := range eventtype.All() {
+		patterns = append(patterns, typ.Name)
+	}
+	for _, typ := range append(eventtype.All(), eventtype.Type{Name: ""}, eventtype.Type{Name: "a.b"}) {
+		for _, p := range patterns {
+			require.Equal(t, eventtype.Matches(p, typ.Name), matchesByList(p, typ.Name), "%s ~ %s", p, typ.Name)
+		}
+	}
+	require.Equal(t, []string{"*", "survey.*", "survey.response.*", "survey.response.completed"},
+		eventtype.MatchingPatterns(eventtype.SurveyResponseCompleted))
+	require.Nil(t, eventtype.MatchingPatterns(eventtype.WebhookTest))
+}
+
+// Event types never contain '*' (they come from the catalog); any pattern may be stored.
+func FuzzMatchingPatterns(f *testing.F) {
+	f.Add("survey.*", eventtype.SurveyResponseCompleted)
+	f.Add("a..*", "a..b")
+	f.Add("*", "x")
+	f.Fuzz(func(t *testing.T, pattern, eventType string) {
+		if strings.Contains(eventType, "*") {
+			t.Skip()
+		}
+		if eventtype.Matches(pattern, eventType) != matchesByList(pattern, eventType) {
+			t.Fatalf("%q ~ %q: Matches %v, MatchingPatterns %v", pattern, eventType,
+				eventtype.Matches(pattern, eventType), eventtype.MatchingPatterns(eventType))
+		}
+	})
 }

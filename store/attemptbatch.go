@@ -5,18 +5,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 )
 
-// Attempts are recorded in batches: an event's deliveries are attempted side by side and
-// finish at about the same time, and one statement that records ten of them costs
-// PostgreSQL about half the CPU per attempt of ten statements (BENCHMARKS.md). The
-// batching adds no wait: an attempt is sent at once when fewer than maxAttemptFlushers
-// statements are in flight, and otherwise goes with the next statement, together with
-// every attempt that came meanwhile.
+// Attempts are recorded in batches (coalescer): an event's deliveries are attempted side
+// by side and finish at about the same time.
 const (
 	// maxAttemptFlushers bounds the attempt statements in flight from one Store.
 	maxAttemptFlushers = 2
@@ -43,42 +38,23 @@ type queuedAttempt struct {
 // attemptBatcher groups the fast-path statements of concurrent RecordAttempt calls.
 type attemptBatcher struct {
 	db *sqlx.DB
-	// observe, when set (tests), is told the size of each batch before it is sent.
+	// observe, when set (tests, before any attempt), is told the size of each batch before
+	// it is sent.
 	observe func(size int)
+	queue   coalescer[*queuedAttempt]
+}
 
-	mu       sync.Mutex
-	queue    []*queuedAttempt
-	flushers int
+func newAttemptBatcher(db *sqlx.DB) *attemptBatcher {
+	b := &attemptBatcher{db: db}
+	b.queue = coalescer[*queuedAttempt]{maxFlushers: maxAttemptFlushers, maxBatch: maxAttemptBatch, flush: b.flush}
+	return b
 }
 
 // record queues q and returns once a statement has recorded it, or failed to.
 func (b *attemptBatcher) record(q *queuedAttempt) {
 	q.done = make(chan struct{})
-	b.mu.Lock()
-	b.queue = append(b.queue, q)
-	if b.flushers < maxAttemptFlushers {
-		b.flushers++
-		go b.flushQueued()
-	}
-	b.mu.Unlock()
+	b.queue.add(q)
 	<-q.done
-}
-
-// flushQueued sends the queued attempts until none is left.
-func (b *attemptBatcher) flushQueued() {
-	for {
-		b.mu.Lock()
-		n := min(len(b.queue), maxAttemptBatch)
-		if n == 0 {
-			b.flushers--
-			b.mu.Unlock()
-			return
-		}
-		batch := slices.Clone(b.queue[:n])
-		b.queue = slices.Delete(b.queue, 0, n)
-		b.mu.Unlock()
-		b.flush(batch)
-	}
 }
 
 // flush records batch: one attempt with the single-row statement, more in one statement.

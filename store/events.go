@@ -31,7 +31,8 @@ ORDER BY created_at, id
 LIMIT $2
 FOR UPDATE SKIP LOCKED`
 
-// InsertEvent stores ev unless an event with its id exists. It returns the stored event and
+// InsertEvent stores ev, without deliveries, unless an event with its id exists; FanOut
+// makes its deliveries. The API publishes with PublishEvent instead. It returns the stored event and
 // whether this call created it; an existing event is returned unchanged (publishers retry,
 // and the same event_id is one event).
 func (s *Store) InsertEvent(ctx context.Context, ev Event) (Event, bool, error) {
@@ -137,8 +138,10 @@ ORDER BY d.id`
 // transaction that waits for a second connection deadlocks as soon as concurrent fan-outs
 // hold every connection of the pool (seen with a burst of events after a Temporal outage).
 // Two concurrent calls may both pick; the claim lets only the first one insert, and the
-// other lists what it inserted. The usual first fan-out takes three statements: the event,
-// pick's, and the claim with its inserts.
+// other lists what it inserted. The first fan-out takes three statements: the event,
+// pick's, and the claim with its inserts. PublishEvent stores events fanned out already, in
+// one statement; FanOut fans out the events stored without (InsertEvent; versions before
+// PublishEvent) and lists the deliveries of the others.
 func (s *Store) FanOut(ctx context.Context, eventID string, pick func(context.Context, Event) ([]uuid.UUID, error)) ([]Subscription, error) {
 	ev, err := s.GetEvent(ctx, eventID)
 	if err != nil {

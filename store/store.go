@@ -36,11 +36,13 @@ type Store struct {
 	db *sqlx.DB
 	// attempts groups the attempt records of concurrent RecordAttempt calls.
 	attempts *attemptBatcher
+	// dispatched groups the dispatch marks of concurrent MarkDispatched calls.
+	dispatched *dispatchMarker
 }
 
 // New returns a Store over db, which must be opened with DriverName.
 func New(db *sqlx.DB) *Store {
-	return &Store{db: db, attempts: &attemptBatcher{db: db}}
+	return &Store{db: db, attempts: newAttemptBatcher(db), dispatched: newDispatchMarker(db)}
 }
 
 // DB returns the underlying pool (for readiness checks and tests).

@@ -44,6 +44,12 @@ type EventInput struct {
 	// once, after those attempts. Every start sets it; histories recorded before it existed
 	// lack it, and replay the path they were recorded with.
 	LocalFirstAttempt bool
+	// FannedOut says that Deliveries are the event's deliveries, made when it was published
+	// (store.PublishEvent): the workflow starts their attempts at once. Otherwise (a start
+	// by the dispatcher, a retry of a closed event's delivery, histories from before) it
+	// runs the FanOut activity first, which makes the deliveries or lists the ones made.
+	FannedOut  bool
+	Deliveries []store.Subscription `json:",omitempty"`
 }
 
 // RetryRequest is RetrySignal's payload.
@@ -108,9 +114,11 @@ func Event(ctx workflow.Context, in EventInput) (EventResult, error) {
 		// Keep trying through a database outage: the event must not be dropped.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
-	var fan activities.FanOutResult
-	if err := workflow.ExecuteLocalActivity(fanOutCtx, acts.FanOut, activities.FanOutInput{EventID: in.EventID}).Get(ctx, &fan); err != nil {
-		return EventResult{}, fmt.Errorf("fan out: %w", err)
+	fan := activities.FanOutResult{Deliveries: in.Deliveries}
+	if !in.FannedOut {
+		if err := workflow.ExecuteLocalActivity(fanOutCtx, acts.FanOut, activities.FanOutInput{EventID: in.EventID}).Get(ctx, &fan); err != nil {
+			return EventResult{}, fmt.Errorf("fan out: %w", err)
+		}
 	}
 	webhookIDs := make([]string, 0, len(fan.Deliveries))
 	for _, sub := range fan.Deliveries {

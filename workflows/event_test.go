@@ -15,6 +15,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/surveyhooks/surveyhooks/activities"
@@ -36,6 +37,16 @@ type scheduleBundle struct {
 
 func setupSchedule(t *testing.T, receiver http.HandlerFunc) *scheduleBundle {
 	t.Helper()
+	return setupScheduleOf(t, receiver, true)
+}
+
+// setupScheduleOf stores a webhook at the receiver and an event it subscribes to. Published
+// is how the API stores and starts events (store.PublishEvent: the deliveries are made with
+// the event and handed to the workflow); otherwise the event is stored alone and the
+// workflow fans it out, as for a start by the dispatcher of an event stored before
+// PublishEvent existed.
+func setupScheduleOf(t *testing.T, receiver http.HandlerFunc, published bool) *scheduleBundle {
+	t.Helper()
 	db := testenv.Postgres(t)
 	st := store.New(db)
 	srv := httptest.NewServer(receiver)
@@ -43,17 +54,44 @@ func setupSchedule(t *testing.T, receiver http.HandlerFunc) *scheduleBundle {
 
 	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	b := &scheduleBundle{db: db, st: st, client: policy.Client(), input: workflows.EventInput{
-		EventID: seedEvent(t, db, srv.URL), EventType: "survey.response.completed", SurveyID: "survey-1",
+		EventType: "survey.response.completed", SurveyID: "survey-1",
 		MaxAttempts: len(activities.DefaultRetryDelays) + 1, AttemptTimeout: 5 * time.Second,
 		LocalFirstAttempt: true,
 	}}
+	seedWebhook(t, db, srv.URL)
+	eventID := uuid.NewString()
+	ev := store.Event{ID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1",
+		Body: []byte(`{"event_id":"` + eventID + `"}`)}
+	b.input.EventID = eventID
+	if published {
+		b.publish(t, ev)
+	} else {
+		_, created, err := st.InsertEvent(t.Context(), ev)
+		require.NoError(t, err)
+		require.True(t, created)
+	}
 	b.newRun()
 	return b
+}
+
+// publish stores ev with its deliveries and makes them the workflow's input, as the API does.
+func (b *scheduleBundle) publish(t *testing.T, ev store.Event) {
+	t.Helper()
+	p, err := b.st.PublishEvent(t.Context(), ev)
+	require.NoError(t, err)
+	require.Len(t, p.Deliveries, 1)
+	b.input.EventID, b.input.EventType = ev.ID, ev.EventType
+	b.input.FannedOut, b.input.Deliveries = true, p.Subscriptions()
 }
 
 // newRun gives the bundle a fresh test environment, as for another run of the same event's
 // workflow (what SignalWithStart starts after the first run closed).
 func (b *scheduleBundle) newRun() {
+	if b.env != nil {
+		// SignalWithStart's input (dispatch.Dispatcher.Input): the workflow lists the
+		// deliveries as they are now.
+		b.input.FannedOut, b.input.Deliveries = false, nil
+	}
 	var suite testsuite.WorkflowTestSuite
 	b.env = suite.NewTestWorkflowEnvironment()
 	acts := activities.New(b.st, b.client, activities.Config{
@@ -63,18 +101,12 @@ func (b *scheduleBundle) newRun() {
 	workflows.Register(b.env, acts)
 }
 
-// seedEvent stores one active webhook of survey-1 at url and one event it subscribes to.
-func seedEvent(t *testing.T, db *sqlx.DB, url string) string {
+// seedWebhook stores one active webhook of survey-1 at url subscribed to survey responses.
+func seedWebhook(t *testing.T, db *sqlx.DB, url string) {
 	t.Helper()
-	webhookID := uuid.Must(uuid.NewV7())
 	_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
-		VALUES ($1, 'survey-1', 'hook', $2, '{survey.response.*}', 'a-secret-of-16-chars')`, webhookID, url)
+		VALUES ($1, 'survey-1', 'hook', $2, '{survey.response.*}', 'a-secret-of-16-chars')`, uuid.Must(uuid.NewV7()), url)
 	require.NoError(t, err)
-	eventID := uuid.NewString()
-	_, err = db.Exec(`INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', 'survey-1', $2)`,
-		eventID, []byte(`{"event_id":"`+eventID+`"}`))
-	require.NoError(t, err)
-	return eventID
 }
 
 // attempts returns the only delivery's attempts and their offsets from the first one.
@@ -104,10 +136,31 @@ func (b *scheduleBundle) run(t *testing.T) workflows.EventResult {
 
 func TestEventAlways500FollowsTheSchedule(t *testing.T) {
 	t.Parallel()
-	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+	// Both starts: published (the API's) and fanned out by the workflow (the dispatcher's).
+	for _, published := range []bool{true, false} {
+		t.Run(fmt.Sprintf("published=%v", published), func(t *testing.T) {
+			t.Parallel()
+			testAlways500FollowsTheSchedule(t, published)
+		})
+	}
+}
+
+func testAlways500FollowsTheSchedule(t *testing.T, published bool) {
+	b := setupScheduleOf(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusInternalServerError)
+	}, published)
+	fanOuts := 0
+	b.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		if info.ActivityType.Name == "FanOut" {
+			fanOuts++
+		}
 	})
 	res := b.run(t)
+	if published {
+		require.Zero(t, fanOuts, "a published event's workflow does not fan out")
+	} else {
+		require.Equal(t, 1, fanOuts)
+	}
 
 	d, as, offsets := b.attempts(t)
 	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 21 * time.Minute,
@@ -291,10 +344,8 @@ func TestTestEventRetryAfterCloseMakesOneAttempt(t *testing.T) {
 	var webhookID uuid.UUID
 	require.NoError(t, b.db.Get(&webhookID, `SELECT id FROM webhooks`))
 	eventID := "test-" + uuid.NewString()
-	_, err := b.db.Exec(`INSERT INTO events (id, event_type, survey_id, body, target_webhook_id)
-		VALUES ($1, 'webhook.test', 'survey-1', $2, $3)`, eventID, []byte(`{"event_id":"`+eventID+`"}`), webhookID)
-	require.NoError(t, err)
-	b.input.EventID, b.input.EventType = eventID, "webhook.test"
+	b.publish(t, store.Event{ID: eventID, EventType: "webhook.test", SurveyID: "survey-1",
+		Body: []byte(`{"event_id":"` + eventID + `"}`), TargetWebhookID: &webhookID})
 
 	res := b.run(t)
 	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)

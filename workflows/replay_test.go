@@ -35,6 +35,10 @@ var recordedHistories = map[bool]string{
 	true:  "testdata/event_history_local.json",
 }
 
+// recordedPublishedHistory is recordedHistories' run with the event published with its
+// deliveries (EventInput.FannedOut), as the API has started events since PublishEvent.
+const recordedPublishedHistory = "testdata/event_history_published.json"
+
 // recordedTestRetryHistory is the second run of a webhook test's workflow, started by a
 // forced retry after the first run closed, recorded when such a run still sent the test
 // again before the manual attempt (before testOnceChange).
@@ -47,7 +51,7 @@ const recordedTestRetryHistory = "testdata/test_event_retry_history.json"
 // such a change is intended and running workflows are handled.
 func TestReplayRecordedHistory(t *testing.T) {
 	t.Parallel()
-	for _, file := range append(slices.Collect(maps.Values(recordedHistories)), recordedTestRetryHistory) {
+	for _, file := range append(slices.Collect(maps.Values(recordedHistories)), recordedPublishedHistory, recordedTestRetryHistory) {
 		replayer := worker.NewWorkflowReplayer()
 		replayer.RegisterWorkflow(workflows.Event)
 		require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file), file)
@@ -59,8 +63,9 @@ func TestRecordHistory(t *testing.T) {
 		t.Skip("set SURVEYHOOKS_RECORD_HISTORY=1 to record the histories replayed")
 	}
 	for local, file := range recordedHistories {
-		t.Run(file, func(t *testing.T) { recordHistory(t, local, file) })
+		t.Run(file, func(t *testing.T) { recordHistory(t, local, false, file) })
 	}
+	t.Run(recordedPublishedHistory, func(t *testing.T) { recordHistory(t, true, true, recordedPublishedHistory) })
 	t.Run(recordedTestRetryHistory, func(t *testing.T) { recordTestRetryHistory(t, recordedTestRetryHistory) })
 }
 
@@ -100,7 +105,9 @@ func recordTestRetryHistory(t *testing.T, file string) {
 	writeHistory(t, te, second.GetID(), second.GetRunID(), file)
 }
 
-func recordHistory(t *testing.T, local bool, file string) {
+// recordHistory records a run of an event to two webhooks: stored alone and fanned out by
+// the workflow, or published with its deliveries.
+func recordHistory(t *testing.T, local, published bool, file string) {
 	db := testenv.Postgres(t)
 	st := store.New(db)
 	te := testenv.Temporal(t)
@@ -130,12 +137,20 @@ func recordHistory(t *testing.T, local bool, file string) {
 			VALUES ($1, 'survey-1', 'hook', $2, '{*}', 'a-secret-of-16-chars')`, uuid.Must(uuid.NewV7()), url)
 		require.NoError(t, err)
 	}
-	eventID := "evt-recorded-" + strconv.FormatBool(local)
-	_, err := db.Exec(`INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', 'survey-1', '{}')`, eventID)
-	require.NoError(t, err)
-
 	ctx := context.Background()
+	eventID := "evt-recorded-" + strconv.FormatBool(local)
 	in := workflows.EventInput{EventID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1", MaxAttempts: 3, AttemptTimeout: 2 * time.Second, LocalFirstAttempt: local}
+	if published {
+		in.EventID = "evt-recorded-published"
+		p, err := st.PublishEvent(ctx, store.Event{ID: in.EventID, EventType: in.EventType, SurveyID: in.SurveyID, Body: []byte(`{}`)})
+		require.NoError(t, err)
+		require.Len(t, p.Deliveries, 2)
+		in.FannedOut, in.Deliveries = true, p.Subscriptions()
+		eventID = in.EventID
+	} else {
+		_, err := db.Exec(`INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', 'survey-1', '{}')`, eventID)
+		require.NoError(t, err)
+	}
 	run, err := te.Client.ExecuteWorkflow(ctx, workflows.StartOptions(in, te.TaskQueue), workflows.Event, in)
 	require.NoError(t, err)
 	// Once the 400 has failed its delivery, ask for a retry while the other still waits.

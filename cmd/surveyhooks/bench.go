@@ -120,13 +120,15 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 	logger := benchLogger(cfg, stderr, *verbose)
 	opts.Logger = logger
 
+	// The API and the worker share this process, as in dev.
+	targets := activities.NewTargetCache()
 	wiring := bench.Wiring{
 		OpenDB: openDB,
 		Worker: func(tc client.Client, st *store.Store) worker.Worker {
-			return newWorker(cfg, tc, st, logger)
+			return newWorker(cfg, tc, st, targets, logger)
 		},
 		API: func(tc client.Client, st *store.Store) (http.Handler, *dispatch.Dispatcher) {
-			d := newDispatcher(cfg, st, tc, logger)
+			d := newDispatcher(cfg, st, tc, targets, logger)
 			return newAPI(cfg, st, tc, d, logger).Handler(), d
 		},
 		TaskQueue: cfg.TaskQueue,

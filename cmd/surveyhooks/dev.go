@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/localpg"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
 	"github.com/surveyhooks/surveyhooks/schema"
@@ -125,13 +126,15 @@ func runDev(ctx context.Context, cfg config) (err error) {
 	}
 
 	st := store.New(db)
-	w := newWorker(cfg, tc, st, logger)
+	// The API and the worker share this process: first attempts take what publishing loaded.
+	targets := activities.NewTargetCache()
+	w := newWorker(cfg, tc, st, targets, logger)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	cleanups = append(cleanups, w.Stop)
 	ensureRetention(ctx, cfg, tc, logger)
-	d := newDispatcher(cfg, st, tc, logger)
+	d := newDispatcher(cfg, st, tc, targets, logger)
 	srv := newAPI(cfg, st, tc, d, logger)
 
 	apiURL := hostURL(l.Addr().String())

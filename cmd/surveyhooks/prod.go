@@ -59,7 +59,7 @@ func runServe(ctx context.Context, cfg config) error {
 	defer b.close()
 	ml, metrics, st, tc := b.metricsListener, b.metrics, b.store, b.temporal
 
-	d := newDispatcher(cfg, st, tc, logger)
+	d := newDispatcher(cfg, st, tc, nil, logger)
 	srv := newAPI(cfg, st, tc, d, logger)
 	logger.Info("serving the API", "url", hostURL(l.Addr().String()), "metrics", hostURL(ml.Addr().String())+"/metrics")
 	g, gctx := errgroup.WithContext(ctx)
@@ -84,7 +84,7 @@ func runWorker(ctx context.Context, cfg config) error {
 	defer b.close()
 	ml, metrics, tc := b.metricsListener, b.metrics, b.temporal
 
-	w := newWorker(cfg, tc, b.store, logger)
+	w := newWorker(cfg, tc, b.store, nil, logger)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

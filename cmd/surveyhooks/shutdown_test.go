@@ -281,16 +281,16 @@ func (s *shutdownStack) workerEnv(shutdownTimeout, attemptTimeout time.Duration)
 func (s *shutdownStack) publish(t *testing.T, attemptTimeout time.Duration) client.WorkflowRun {
 	t.Helper()
 	s.eventID = "shutdown-" + uuid.NewString()
-	ev, created, err := s.st.InsertEvent(t.Context(), store.Event{
+	published, err := s.st.PublishEvent(t.Context(), store.Event{
 		ID: s.eventID, EventType: "survey.response.completed", SurveyID: "survey-1",
 		Body: []byte(`{"event_id":"` + s.eventID + `","event_type":"survey.response.completed","data":{}}`),
 	})
 	require.NoError(t, err)
-	require.True(t, created)
+	require.True(t, published.Created)
 	d := dispatch.New(s.st, s.te.Client, dispatch.Options{
 		TaskQueue: s.te.TaskQueue, MaxAttempts: 3, AttemptTimeout: attemptTimeout,
 	}, nil)
-	run, err := d.Dispatch(t.Context(), ev)
+	run, err := d.Dispatch(t.Context(), published)
 	require.NoError(t, err)
 	return run
 }

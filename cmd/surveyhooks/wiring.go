@@ -139,18 +139,25 @@ func listen(addr, setting string) (net.Listener, error) {
 	return l, nil
 }
 
-// newActivities wires the delivery activities.
-func newActivities(cfg config, st *store.Store, logger *slog.Logger) *activities.Activities {
+// newActivities wires the delivery activities. targets, when not nil, is shared with the
+// process's dispatcher (newDispatcher), so that first attempts take what the API's publish
+// loaded.
+func newActivities(cfg config, st *store.Store, targets *activities.TargetCache, logger *slog.Logger) *activities.Activities {
 	metrics, err := activities.NewMetrics(otel.GetMeterProvider())
 	if err != nil {
 		logger.Warn("delivery metrics are incomplete", "err", err)
 	}
+	opts := []activities.Option{
+		activities.WithMetrics(metrics),
+		activities.WithTracing(otel.GetTracerProvider(), receiverPropagator(cfg)),
+	}
+	if targets != nil {
+		opts = append(opts, activities.WithTargetCache(targets))
+	}
 	return activities.New(st, cfg.urlPolicy().Client(), activities.Config{
 		Schedule:       activities.Schedule{Delays: cfg.RetryDelays},
 		AttemptTimeout: cfg.AttemptTimeout,
-	}, logger,
-		activities.WithMetrics(metrics),
-		activities.WithTracing(otel.GetTracerProvider(), receiverPropagator(cfg)))
+	}, logger, opts...)
 }
 
 // workflowCacheSize bounds the workflows a worker keeps in memory between their workflow
@@ -161,8 +168,9 @@ func newActivities(cfg config, st *store.Store, logger *slog.Logger) *activities
 // embedded Temporal server's own: main sets it before anything else.
 const workflowCacheSize = 1000
 
-// newWorker builds a worker that runs surveyhooks' workflows and activities.
-func newWorker(cfg config, tc client.Client, st *store.Store, logger *slog.Logger) worker.Worker {
+// newWorker builds a worker that runs surveyhooks' workflows and activities; targets as
+// for newActivities.
+func newWorker(cfg config, tc client.Client, st *store.Store, targets *activities.TargetCache, logger *slog.Logger) worker.Worker {
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{
 		// Deliveries spend their time waiting on receivers: many may run at once.
 		MaxConcurrentActivityExecutionSize:      1000,
@@ -173,18 +181,24 @@ func newWorker(cfg config, tc client.Client, st *store.Store, logger *slog.Logge
 		// the ones still running then are cancelled and Temporal retries them elsewhere.
 		WorkerStopTimeout: cfg.ShutdownTimeout,
 	})
-	workflows.Register(w, newActivities(cfg, st, logger))
+	workflows.Register(w, newActivities(cfg, st, targets, logger))
 	retention.Register(w, retention.NewActivities(st, logger))
 	return w
 }
 
-// newDispatcher builds the event workflow starter.
-func newDispatcher(cfg config, st *store.Store, tc client.Client, logger *slog.Logger) *dispatch.Dispatcher {
-	return dispatch.New(st, tc, dispatch.Options{
+// newDispatcher builds the event workflow starter. targets is the cache of a worker in this
+// process (newWorker), or nil when the workers run elsewhere.
+func newDispatcher(cfg config, st *store.Store, tc client.Client, targets *activities.TargetCache, logger *slog.Logger) *dispatch.Dispatcher {
+	opts := dispatch.Options{
 		TaskQueue:      cfg.TaskQueue,
 		MaxAttempts:    cfg.maxAttempts(),
 		AttemptTimeout: cfg.AttemptTimeout,
-	}, logger)
+	}
+	if targets != nil {
+		// A nil *TargetCache in the interface would not be nil.
+		opts.Targets = targets
+	}
+	return dispatch.New(st, tc, opts, logger)
 }
 
 // newAPI builds the REST API.

@@ -1,0 +1,187 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/surveyhooks/surveyhooks/eventtype"
+	"github.com/surveyhooks/surveyhooks/store"
+)
+
+// createHook stores a webhook of surveyID subscribed to events.
+func createHook(t *testing.T, st *store.Store, surveyID, name string, active bool, events ...string) store.Webhook {
+	t.Helper()
+	w := newWebhook(surveyID, name)
+	w.IsActive, w.Events = active, events
+	hook, err := st.CreateWebhook(t.Context(), w)
+	require.NoError(t, err)
+	return hook
+}
+
+func completedEvent(id, surveyID string) store.Event {
+	return store.Event{ID: id, EventType: eventtype.SurveyResponseCompleted, SurveyID: surveyID,
+		Body: []byte(`{"event_id":"` + id + `"}`)}
+}
+
+// An event goes to the survey's active webhooks whose patterns select its type, exactly as
+// the FanOut activity picks them, each with what its first attempt needs.
+func TestPublishEventFansOutToSubscribedWebhooks(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	exact := createHook(t, st, "survey-1", "exact", true, eventtype.SurveyResponseCompleted)
+	wildcard := createHook(t, st, "survey-1", "wildcard", true, "*")
+	prefix := createHook(t, st, "survey-1", "prefix", true, "form.*", "survey.response.*")
+	createHook(t, st, "survey-1", "other type", true, eventtype.SurveyResponseUpdated, "form.*")
+	createHook(t, st, "survey-1", "inactive", false, "*")
+	createHook(t, st, "survey-2", "other survey", true, "*")
+
+	before := time.Now().Truncate(time.Millisecond)
+	p, err := st.PublishEvent(ctx, completedEvent("e-1", "survey-1"))
+	require.NoError(t, err)
+	require.True(t, p.Created)
+	require.Equal(t, "e-1", p.Event.ID)
+	require.NotNil(t, p.Event.FannedOutAt)
+	require.Nil(t, p.Event.DispatchedAt, "dispatched once its workflow starts")
+
+	got := map[uuid.UUID]store.Target{}
+	for i, d := range p.Deliveries {
+		if i > 0 {
+			require.Less(t, p.Deliveries[i-1].DeliveryID.String(), d.DeliveryID.String(), "in id order")
+		}
+		require.Equal(t, uuid.Version(7), d.DeliveryID.Version())
+		require.Equal(t, uuid.RFC4122, d.DeliveryID.Variant())
+		sec, nsec := d.DeliveryID.Time().UnixTime()
+		require.WithinDuration(t, before, time.Unix(sec, nsec), time.Minute, "the id carries its creation time")
+		require.Equal(t, store.StatusPending, d.Status)
+		require.Zero(t, d.AttemptCount)
+		require.Equal(t, "e-1", d.EventID)
+		require.Equal(t, eventtype.SurveyResponseCompleted, d.EventType)
+		require.Equal(t, p.Event.Body, d.Body)
+		got[d.Webhook.ID] = d
+	}
+	require.Len(t, got, 3)
+	for _, want := range []store.Webhook{exact, wildcard, prefix} {
+		require.Contains(t, got, want.ID)
+		w := got[want.ID].Webhook
+		require.Equal(t, want.URL, w.URL)
+		require.Equal(t, want.Secret, w.Secret)
+		require.Equal(t, []string(want.Events), []string(w.Events))
+		require.True(t, w.IsActive)
+		require.WithinDuration(t, want.CreatedAt, w.CreatedAt, time.Millisecond)
+	}
+
+	// The store agrees: these are the event's deliveries, and the FanOut activity's later
+	// runs list them instead of fanning out again.
+	subs, err := st.FanOut(ctx, "e-1", func(context.Context, store.Event) ([]uuid.UUID, error) {
+		t.Fatal("the event is fanned out already")
+		return nil, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, p.Subscriptions(), subs)
+}
+
+func TestPublishEventWithoutSubscribers(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	createHook(t, st, "survey-1", "updates only", true, eventtype.SurveyResponseUpdated)
+
+	p, err := st.PublishEvent(t.Context(), completedEvent("lonely", "survey-1"))
+	require.NoError(t, err)
+	require.True(t, p.Created)
+	require.Equal(t, "lonely", p.Event.ID)
+	require.NotNil(t, p.Deliveries)
+	require.Empty(t, p.Deliveries)
+	require.Empty(t, p.Subscriptions())
+}
+
+// The same event id again is the same event: the stored one comes back, nothing is added,
+// even when the webhooks changed since.
+func TestPublishEventTwiceKeepsTheFirst(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	createHook(t, st, "survey-1", "first", true, "*")
+	first, err := st.PublishEvent(ctx, completedEvent("twice", "survey-1"))
+	require.NoError(t, err)
+	require.Len(t, first.Deliveries, 1)
+
+	createHook(t, st, "survey-1", "second", true, "*")
+	again := completedEvent("twice", "survey-1")
+	again.Body = []byte(`{"changed":true}`)
+	p, err := st.PublishEvent(ctx, again)
+	require.NoError(t, err)
+	require.False(t, p.Created)
+	require.Nil(t, p.Deliveries)
+	require.Equal(t, first.Event.Body, p.Event.Body)
+	ds, err := st.ListEventDeliveries(ctx, "twice")
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+}
+
+// A test event goes to its one target webhook, active or not, whatever it subscribes to.
+func TestPublishTestEventGoesToItsTarget(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	target := createHook(t, st, "survey-1", "inactive target", false, eventtype.SurveyResponseUpdated)
+	createHook(t, st, "survey-1", "wildcard", true, "*")
+
+	p, err := st.PublishEvent(t.Context(), store.Event{ID: "test-1", EventType: eventtype.WebhookTest,
+		SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &target.ID})
+	require.NoError(t, err)
+	require.True(t, p.Created)
+	require.Equal(t, &target.ID, p.Event.TargetWebhookID)
+	require.Len(t, p.Deliveries, 1)
+	require.Equal(t, target.ID, p.Deliveries[0].Webhook.ID)
+	require.False(t, p.Deliveries[0].Webhook.IsActive)
+	require.Equal(t, target.Secret, p.Deliveries[0].Webhook.Secret)
+}
+
+// A refused event (its target webhook does not exist) leaves nothing behind.
+func TestPublishEventRefusedStoresNothing(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	missing := uuid.New()
+	_, err := st.PublishEvent(t.Context(), store.Event{ID: "test-2", EventType: eventtype.WebhookTest,
+		SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &missing})
+	require.Error(t, err)
+	_, err = st.GetEvent(t.Context(), "test-2")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// Concurrent marks share statements; each event is marked, and marking again changes
+// nothing.
+func TestMarkDispatched(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	const n = 50
+	for i := range n {
+		_, err := st.PublishEvent(ctx, completedEvent(fmt.Sprintf("mark-%d", i), "survey-1"))
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { require.NoError(t, st.MarkDispatched(ctx, fmt.Sprintf("mark-%d", i))) })
+	}
+	wg.Wait()
+	first, err := st.GetEvent(ctx, "mark-0")
+	require.NoError(t, err)
+	require.NotNil(t, first.DispatchedAt)
+	for i := range n {
+		ev, err := st.GetEvent(ctx, fmt.Sprintf("mark-%d", i))
+		require.NoError(t, err)
+		require.NotNil(t, ev.DispatchedAt, ev.ID)
+	}
+	require.NoError(t, st.MarkDispatched(ctx, "mark-0"))
+	again, err := st.GetEvent(ctx, "mark-0")
+	require.NoError(t, err)
+	require.Equal(t, first.DispatchedAt, again.DispatchedAt, "the first mark stays")
+	require.NoError(t, st.MarkDispatched(ctx, "no-such-event"), "an unknown event is nothing to mark")
+}
