@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -123,7 +124,9 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 	// The API and the worker share this process, as in dev.
 	targets := activities.NewTargetCache()
 	wiring := bench.Wiring{
-		OpenDB: openDB,
+		OpenDB: func(ctx context.Context, databaseURL string) (*sqlx.DB, error) {
+			return openDB(ctx, databaseURL, cfg.DBMaxConns)
+		},
 		Worker: func(tc client.Client, st *store.Store) worker.Worker {
 			return newWorker(cfg, tc, st, targets, logger)
 		},

@@ -37,6 +37,8 @@ type config struct {
 	MaxBodyBytes      int64
 	LogFormat         string
 	LogLevel          string
+	// DBMaxConns bounds the process's PostgreSQL connections (openDB).
+	DBMaxConns int
 
 	// How to reach an existing Temporal cluster or Temporal Cloud (temporalconn.go).
 	TemporalTLS           bool
@@ -86,6 +88,7 @@ var knownVariables = []string{
 	"SURVEYHOOKS_ALLOWED_CIDRS",
 	"SURVEYHOOKS_SECRET_OVERLAP",
 	"SURVEYHOOKS_MAX_BODY_BYTES",
+	"SURVEYHOOKS_DB_MAX_CONNS",
 	"SURVEYHOOKS_LOG_FORMAT",
 	"SURVEYHOOKS_LOG_LEVEL",
 	"SURVEYHOOKS_RETENTION",
@@ -117,6 +120,7 @@ func loadConfig(lookup envLookup) (config, error) {
 		AttemptTimeout:    activities.DefaultAttemptTimeout,
 		SecretOverlap:     24 * time.Hour,
 		MaxBodyBytes:      1 << 20,
+		DBMaxConns:        defaultDBMaxConns,
 		LogLevel:          "info",
 		Retention:         retention.DefaultMaxAge,
 		ShutdownTimeout:   30 * time.Second,
@@ -226,6 +230,13 @@ func loadConfig(lookup envLookup) (config, error) {
 			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_MAX_BODY_BYTES=%q must be an integer of at least 1024", v))
 		}
 		cfg.MaxBodyBytes = n
+	}
+	if v, ok := lookup("SURVEYHOOKS_DB_MAX_CONNS"); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 2 {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_DB_MAX_CONNS=%q must be an integer of at least 2", v))
+		}
+		cfg.DBMaxConns = n
 	}
 	switch cfg.LogFormat {
 	case "", "text", "json":

@@ -53,6 +53,20 @@ func TestLoadConfigOperationsDefaults(t *testing.T) {
 	require.Empty(t, cfg.TemporalAPIKey)
 }
 
+func TestLoadConfigDatabaseConnections(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, defaultDBMaxConns, cfg.DBMaxConns)
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DB_MAX_CONNS": " 24 "}))
+	require.NoError(t, err)
+	require.Equal(t, 24, cfg.DBMaxConns)
+	for _, bad := range []string{"1", "0", "-3", "many"} {
+		_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DB_MAX_CONNS": bad}))
+		require.ErrorContains(t, err, "SURVEYHOOKS_DB_MAX_CONNS=", bad)
+	}
+}
+
 func TestLoadConfigRetention(t *testing.T) {
 	t.Parallel()
 	for value, want := range map[string]time.Duration{

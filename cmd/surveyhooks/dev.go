@@ -83,7 +83,7 @@ func runDev(ctx context.Context, cfg config) (err error) {
 		}
 		databaseURL = cluster.URL("surveyhooks")
 	}
-	db, err := openDB(ctx, databaseURL)
+	db, err := openDB(ctx, databaseURL, cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}

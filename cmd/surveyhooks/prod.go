@@ -24,7 +24,7 @@ func runMigrate(ctx context.Context, cfg config) error {
 		return errNoDatabaseURL
 	}
 	logger := newLogger(cfg, "json")
-	db, err := openDB(ctx, cfg.DatabaseURL)
+	db, err := openDB(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (b *backends,
 	}
 	b.metrics = metrics
 	b.closers = append(b.closers, stopTelemetry)
-	db, err := openDB(ctx, cfg.DatabaseURL)
+	db, err := openDB(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
 		return nil, err
 	}
