@@ -122,8 +122,8 @@ type FanOutResult struct {
 // webhooks subscribed to its type. Events the API publishes come with their deliveries
 // (store.PublishEvent), and their workflow skips FanOut; it runs for a workflow started by
 // the dispatcher or by a retry after the workflow closed, which lists the deliveries made,
-// and for events stored before publishing fanned out. The deliveries it creates keep their target in memory for
-// their first attempt (TargetCache).
+// and for events stored before publishing fanned out. The deliveries it creates keep their
+// target in memory for their first attempt (TargetCache).
 func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, error) {
 	var event store.Event
 	picked := map[uuid.UUID]store.Webhook{}

@@ -38,8 +38,8 @@ type eventResponse struct {
 	EventType  string `json:"eventType"`
 	SurveyID   string `json:"surveyId"`
 	WorkflowID string `json:"workflowId"`
-	// Status is "dispatched" once the workflow started (as the publish answer knows) and
-	// took the event (as it records), "queued" while it waits for Temporal or a worker.
+	// Status is "dispatched" once the event's workflow started (as the publish answer knows,
+	// and records right after), "queued" while it waits for Temporal.
 	Status     string              `json:"status"`
 	CreatedAt  time.Time           `json:"createdAt"`
 	Payload    json.RawMessage     `json:"payload"`
@@ -58,9 +58,9 @@ func newEventResponse(ev store.Event) eventResponse {
 	}
 }
 
-// handleEventPublish stores an event with its deliveries and starts its workflow. The same event_id again is
-// the same event: 200 with the stored one, and nothing new starts. When Temporal cannot
-// take the workflow now, the event is kept and started later: 202.
+// handleEventPublish stores an event with its deliveries and starts its workflow. The same
+// event_id again is the same event: 200 with the stored one, and nothing new starts. When
+// Temporal cannot take the workflow now, the event is kept and started later: 202.
 func (s *Server) handleEventPublish(w http.ResponseWriter, r *http.Request) {
 	m, err := s.readObject(w, r)
 	if err != nil {
