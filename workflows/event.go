@@ -109,13 +109,13 @@ func Event(ctx workflow.Context, in EventInput) (EventResult, error) {
 	run := &eventRun{in: in, byID: map[uuid.UUID]*delivery{}}
 	retries := workflow.GetSignalChannel(ctx, RetrySignal)
 
-	fanOutCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		// Keep trying through a database outage: the event must not be dropped.
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-	})
 	fan := activities.FanOutResult{Deliveries: in.Deliveries}
 	if !in.FannedOut {
+		fanOutCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			// Keep trying through a database outage: the event must not be dropped.
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+		})
 		if err := workflow.ExecuteLocalActivity(fanOutCtx, acts.FanOut, activities.FanOutInput{EventID: in.EventID}).Get(ctx, &fan); err != nil {
 			return EventResult{}, fmt.Errorf("fan out: %w", err)
 		}
