@@ -106,7 +106,7 @@ type Options struct {
 	// the bench's rows stay in it); "" starts a throwaway cluster from the local binaries.
 	DatabaseURL string
 	// Durable runs the throwaway cluster with fsync on, as `dev` does; by default it runs
-	// with fsync, synchronous_commit and full_page_writes off, like the test clusters.
+	// with fsync and full_page_writes off, like the test clusters.
 	Durable bool
 	// ListAttempts is how many attempt rows the list scenario inserts.
 	ListAttempts int

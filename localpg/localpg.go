@@ -42,9 +42,9 @@ type Options struct {
 	DataDir string
 	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
 	Port int
-	// Ephemeral makes a throwaway cluster: no durability (fsync, synchronous_commit and
-	// full_page_writes off), and the server is stopped and DataDir deleted once this process
-	// ends, even when it is killed. DataDir must then be missing or empty.
+	// Ephemeral makes a throwaway cluster: no durability (fsync and full_page_writes off),
+	// and the server is stopped and DataDir deleted once this process ends, even when it
+	// is killed. DataDir must then be missing or empty.
 	Ephemeral bool
 	// Logger receives a line when the cluster is created, started or reused; nil discards.
 	Logger *slog.Logger
@@ -318,7 +318,11 @@ func (c *Cluster) serverOptions(port int, ephemeral bool) string {
 		"max_connections=200",
 	}
 	if ephemeral {
-		settings = append(settings, "fsync=off", "synchronous_commit=off", "full_page_writes=off")
+		// synchronous_commit stays on: with fsync off a commit's WAL write is a plain
+		// write(2) by the backend itself, while an asynchronous commit signals the WAL
+		// writer to do it. Measured with `surveyhooks bench -scenarios ours`: PostgreSQL's
+		// CPU per delivery went from 1.42-1.58 ms to 1.14-1.26 ms.
+		settings = append(settings, "fsync=off", "full_page_writes=off")
 	}
 	var b strings.Builder
 	for _, s := range settings {
