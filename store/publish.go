@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
@@ -98,11 +101,16 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event) (Published, error) {
 	if ev.TargetWebhookID != nil {
 		query, last = publishTestEventQuery, *ev.TargetWebhookID
 	}
-	rows, err := s.db.QueryContext(ctx, query, ev.ID, ev.EventType, ev.SurveyID, ev.Body, last)
-	if err != nil {
-		return Published{}, fmt.Errorf("publish event %s: %w", ev.ID, mapError(err))
+	p, err := s.publishOnce(ctx, query, ev, last)
+	if ev.TargetWebhookID != nil && isForeignKeyViolation(err, eventsTargetWebhookFK, deliveriesWebhookFK) {
+		// The webhook under test was deleted meanwhile.
+		return Published{}, fmt.Errorf("publish event %s: webhook %s: %w", ev.ID, *ev.TargetWebhookID, ErrNotFound)
 	}
-	p, err := scanPublished(rows)
+	for try := 1; try < publishTries && isForeignKeyViolation(err, deliveriesWebhookFK); try++ {
+		// A subscribed webhook was deleted while the statement ran: it stored nothing, and
+		// the next try no longer sees the webhook.
+		p, err = s.publishOnce(ctx, query, ev, last)
+	}
 	if err != nil {
 		return Published{}, fmt.Errorf("publish event %s: %w", ev.ID, mapError(err))
 	}
@@ -115,6 +123,32 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event) (Published, error) {
 		return Published{}, err
 	}
 	return Published{Event: existing}, nil
+}
+
+// publishTries bounds PublishEvent's tries when subscribed webhooks keep being deleted under
+// it; each lost race needs a deletion that committed while the statement ran.
+const publishTries = 3
+
+// The foreign keys a webhook deleted while PublishEvent runs violates.
+const (
+	deliveriesWebhookFK   = "deliveries_webhook_id_fkey"
+	eventsTargetWebhookFK = "events_target_webhook_id_fkey"
+)
+
+// publishOnce runs one publish statement.
+func (s *Store) publishOnce(ctx context.Context, query string, ev Event, last any) (Published, error) {
+	rows, err := s.db.QueryContext(ctx, query, ev.ID, ev.EventType, ev.SurveyID, ev.Body, last)
+	if err != nil {
+		return Published{}, err
+	}
+	return scanPublished(rows)
+}
+
+// isForeignKeyViolation reports whether err is PostgreSQL's violation of one of the foreign
+// key constraints.
+func isForeignKeyViolation(err error, constraints ...string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503" && slices.Contains(constraints, pgErr.ConstraintName)
 }
 
 // scanPublished reads publishEventQuery's rows: the event on each, and a delivery with its

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
 	"github.com/surveyhooks/surveyhooks/eventtype"
@@ -150,8 +151,70 @@ func TestPublishEventRefusedStoresNothing(t *testing.T) {
 	missing := uuid.New()
 	_, err := st.PublishEvent(t.Context(), store.Event{ID: "test-2", EventType: eventtype.WebhookTest,
 		SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &missing})
-	require.Error(t, err)
+	require.ErrorIs(t, err, store.ErrNotFound)
 	_, err = st.GetEvent(t.Context(), "test-2")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// publishDuringDeletion publishes ev while webhook is being deleted: the deletion holds
+// the webhook's row when the publish statement, which still sees the webhook, inserts its
+// delivery; the deletion commits while that insert waits for the row.
+func publishDuringDeletion(t *testing.T, st *store.Store, db *sqlx.DB, webhook uuid.UUID, ev store.Event) (store.Published, error) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := db.BeginTxx(ctx, nil)
+	require.NoError(t, err)
+	defer tx.Rollback() //nolint:errcheck // committed below unless the test failed
+	_, err = tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1`, webhook)
+	require.NoError(t, err)
+
+	type outcome struct {
+		p   store.Published
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		p, err := st.PublishEvent(ctx, ev)
+		done <- outcome{p, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%')`).Scan(&waiting)
+		require.NoError(t, err)
+		return waiting
+	}, 10*time.Second, 5*time.Millisecond, "the publish statement waits for the webhook's row")
+	require.NoError(t, tx.Commit())
+	out := <-done
+	return out.p, out.err
+}
+
+// A webhook deleted while an event is published to it is not a failed publish: the event
+// is stored without a delivery to it.
+func TestPublishEventWhileASubscribedWebhookIsDeleted(t *testing.T) {
+	t.Parallel()
+	st, db := setupWebhooks(t)
+	deleted := createHook(t, st, "survey-1", "deleted", true, "*")
+
+	p, err := publishDuringDeletion(t, st, db, deleted.ID, completedEvent("e-race", "survey-1"))
+	require.NoError(t, err)
+	require.True(t, p.Created)
+	require.Empty(t, p.Deliveries)
+	stored, err := st.GetEvent(t.Context(), "e-race")
+	require.NoError(t, err)
+	require.Equal(t, "e-race", stored.ID)
+}
+
+// Testing a webhook that is deleted meanwhile finds no webhook, and stores nothing.
+func TestPublishTestEventWhileItsWebhookIsDeleted(t *testing.T) {
+	t.Parallel()
+	st, db := setupWebhooks(t)
+	target := createHook(t, st, "survey-1", "deleted", true, "*")
+
+	_, err := publishDuringDeletion(t, st, db, target.ID, store.Event{ID: "test-race", EventType: eventtype.WebhookTest,
+		SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &target.ID})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = st.GetEvent(t.Context(), "test-race")
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
