@@ -159,7 +159,7 @@ func (s *stack) startPostgres(ctx context.Context) (string, error) {
 	if err := cluster.CreateDatabase(ctx, "surveyhooks"); err != nil {
 		return "", err
 	}
-	return cluster.URL("surveyhooks"), nil
+	return cluster.LocalURL("surveyhooks"), nil
 }
 
 // startTemporal starts an in-process Temporal server, as `dev` does but in a temporary

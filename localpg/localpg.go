@@ -143,6 +143,28 @@ func (c *Cluster) URL(database string) string {
 	return u.String()
 }
 
+// LocalURL is URL over the server's Unix socket when it has one (socketDir), for this
+// machine's own connections: a statement's round trip skips the TCP stack. Measured with
+// `surveyhooks bench -scenarios ours`, seven interleaved passes each: the bench process's
+// CPU per delivery went from 10.3 to 9.9 ms (median), PostgreSQL's from 1.23 to 1.14 ms.
+// URL, over TCP, is the one to show people.
+func (c *Cluster) LocalURL(database string) string {
+	dir := c.socketDir(c.Port)
+	if dir == "" {
+		return c.URL(database)
+	}
+	// No host before the path: lib/pq would prefer it to the host parameter; pgx and
+	// libpq read the socket directory and the port from the parameters alike.
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User(Superuser),
+		Host:     "",
+		Path:     "/" + database,
+		RawQuery: url.Values{"host": {dir}, "port": {strconv.Itoa(c.Port)}, "sslmode": {"disable"}}.Encode(),
+	}
+	return u.String()
+}
+
 const (
 	databaseExistsQuery = `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`
 	// duplicateDatabase is the SQLSTATE of CREATE DATABASE losing a race to another creator.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 )
 
@@ -68,6 +70,19 @@ func TestStartEphemeral(t *testing.T) {
 	require.Equal(t, "127.0.0.1", setting(t, db, "listen_addresses"))
 	require.Equal(t, "200", setting(t, db, "max_connections"))
 	require.Equal(t, "UTF8", setting(t, db, "server_encoding"))
+
+	// LocalURL goes through the Unix socket (no client address), URL through TCP.
+	require.Contains(t, c.LocalURL("postgres"), "host="+url.QueryEscape(c.DataDir))
+	var overTCP bool
+	require.NoError(t, db.QueryRow(`SELECT inet_client_addr() IS NOT NULL`).Scan(&overTCP))
+	require.True(t, overTCP)
+	for _, driver := range []string{"postgres", "pgx"} { // lib/pq and pgx, as the application uses both
+		local, err := sql.Open(driver, c.LocalURL("postgres"))
+		require.NoError(t, err)
+		require.NoError(t, local.QueryRow(`SELECT inet_client_addr() IS NOT NULL`).Scan(&overTCP), driver)
+		require.False(t, overTCP, driver)
+		local.Close()
+	}
 
 	// CreateDatabase is idempotent and the new database accepts connections.
 	require.NoError(t, c.CreateDatabase(ctx, "app-db"))

@@ -161,7 +161,7 @@ func startCluster(ctx context.Context) (string, error) {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("start test PostgreSQL (or set %s): %w", TestDatabaseURLEnv, err)
 	}
-	return c.URL("postgres"), nil
+	return c.LocalURL("postgres"), nil
 }
 
 // templateName names the template after the migrations' content: binaries sharing a

@@ -62,7 +62,8 @@ func runDev(ctx context.Context, cfg config) (err error) {
 		}
 	}()
 
-	databaseURL := cfg.DatabaseURL
+	// shownURL is the one printed for people (psql); databaseURL is what this process uses.
+	databaseURL, shownURL := cfg.DatabaseURL, cfg.DatabaseURL
 	if databaseURL == "" {
 		cluster, err := localpg.Start(ctx, localpg.Options{
 			DataDir: filepath.Join(dataDir, "postgres"),
@@ -81,7 +82,7 @@ func runDev(ctx context.Context, cfg config) (err error) {
 		if err := cluster.CreateDatabase(ctx, "surveyhooks"); err != nil {
 			return err
 		}
-		databaseURL = cluster.URL("surveyhooks")
+		databaseURL, shownURL = cluster.LocalURL("surveyhooks"), cluster.URL("surveyhooks")
 	}
 	db, err := openDB(ctx, databaseURL, cfg.DBMaxConns)
 	if err != nil {
@@ -150,7 +151,7 @@ surveyhooks dev is running
 Stop with Ctrl-C; the next start finds everything where it was.
 
 `, apiURL, apiURL, cfg.APIKeys[0], temporal.UIURL(), temporal.FrontendAddr(), cfg.TemporalNamespace,
-		hostURL(ml.Addr().String()), redactURL(databaseURL), dataDir)
+		hostURL(ml.Addr().String()), redactURL(shownURL), dataDir)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
