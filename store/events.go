@@ -32,9 +32,10 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED`
 
 // InsertEvent stores ev, without deliveries, unless an event with its id exists; FanOut
-// makes its deliveries. The API publishes with PublishEvent instead. It returns the stored event and
-// whether this call created it; an existing event is returned unchanged (publishers retry,
-// and the same event_id is one event).
+// makes its deliveries. The API publishes with PublishEvent instead: InsertEvent stores an
+// event as versions before PublishEvent did, which the tests of the FanOut path need. It
+// returns the stored event and whether this call created it; an existing event is returned
+// unchanged (publishers retry, and the same event_id is one event).
 func (s *Store) InsertEvent(ctx context.Context, ev Event) (Event, bool, error) {
 	var stored Event
 	err := s.db.GetContext(ctx, &stored, insertEventQuery,
