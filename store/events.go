@@ -20,8 +20,14 @@ RETURNING ` + eventColumns
 
 const getEventQuery = `SELECT ` + eventColumns + ` FROM events WHERE id = $1`
 
+// markEventDispatchedQuery marks one event. "(dispatched_at IS NULL) IS TRUE" says
+// "dispatched_at IS NULL" in a form that keeps PostgreSQL from reading the partial index of
+// undispatched events instead of the primary key: that index is tiny by its statistics but
+// holds an entry for every event published since the last vacuum, and plans went through
+// it (465 ms for 2,652 marks in pg_stat_statements, 260 ms for 2,747 through the primary
+// key, in two bench passes of 3,000 events).
 const markEventDispatchedQuery = `
-UPDATE events SET dispatched_at = now() WHERE id = $1 AND dispatched_at IS NULL`
+UPDATE events SET dispatched_at = now() WHERE id = $1 AND (dispatched_at IS NULL) IS TRUE`
 
 // The dispatcher skips rows another dispatcher holds, so several API processes can run it.
 const lockUndispatchedEventsQuery = `

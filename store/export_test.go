@@ -10,3 +10,9 @@ func (s *Store) ObserveAttemptBatches(f func(size int)) {
 func (s *Store) QueuedAttempts() int {
 	return s.attempts.queue.queued()
 }
+
+// The dispatch marks' statements, for the test of their plans.
+const (
+	MarkEventDispatchedQuery  = markEventDispatchedQuery
+	MarkEventsDispatchedQuery = markEventsDispatchedQuery
+)

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,4 +248,43 @@ func TestMarkDispatched(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, first.DispatchedAt, again.DispatchedAt, "the first mark stays")
 	require.NoError(t, st.MarkDispatched(ctx, "no-such-event"), "an unknown event is nothing to mark")
+}
+
+// A dispatch mark finds its event through the primary key, in the generic plan a connection
+// keeps as in a custom one: never through the partial index of undispatched events, which
+// holds an entry for every event published since the last vacuum.
+func TestMarkDispatchedReadsThePrimaryKey(t *testing.T) {
+	t.Parallel()
+	_, db := setupWebhooks(t)
+	ctx := t.Context()
+	// What a busy system's statistics say: thousands of events, all dispatched, so that the
+	// partial index looks empty (it is not, between vacuums).
+	_, err := db.ExecContext(ctx, `INSERT INTO events (id, event_type, survey_id, body, dispatched_at)
+		SELECT 'plan-' || i, $1, 'survey-1', '{}', now()
+		FROM generate_series(1, 5000) AS i`, eventtype.SurveyResponseCompleted)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `ANALYZE events`)
+	require.NoError(t, err)
+
+	conn, err := db.Connx(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	statements := []struct{ name, query, paramType, arg string }{
+		{"one", store.MarkEventDispatchedQuery, "text", `'plan-1'`},
+		{"many", store.MarkEventsDispatchedQuery, "text[]", `'{plan-1,plan-2}'`},
+	}
+	for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
+		_, err := conn.ExecContext(ctx, "SET plan_cache_mode = "+mode)
+		require.NoError(t, err)
+		for _, st := range statements {
+			name := st.name + "_" + mode
+			_, err := conn.ExecContext(ctx, fmt.Sprintf("PREPARE %s(%s) AS %s", name, st.paramType, st.query))
+			require.NoError(t, err)
+			var lines []string
+			require.NoError(t, sqlx.SelectContext(ctx, conn, &lines, fmt.Sprintf("EXPLAIN EXECUTE %s(%s)", name, st.arg)))
+			plan := strings.Join(lines, "\n")
+			assert.Contains(t, plan, "events_pkey", "%s:\n%s", name, plan)
+			assert.NotContains(t, plan, "events_undispatched_idx", "%s:\n%s", name, plan)
+		}
+	}
 }
