@@ -49,6 +49,10 @@ var blocked6 = []blockedRange{
 	{netip.MustParsePrefix("::1/128"), "loopback"},
 	// Deprecated IPv4-compatible addresses (RFC 4291); nothing routes them.
 	{netip.MustParsePrefix("::/96"), "IPv4-compatible"},
+	// IPv4-translated addresses (SIIT, RFC 2765: ::ffff:0:a.b.c.d) exist only
+	// inside a translator's network; no public destination needs one. Note
+	// ::ffff:0:0:0/96, not the IPv4-mapped ::ffff:0:0/96, which embedded4 handles.
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated"},
 	// Local-use NAT64 (RFC 8215) translates into a private network.
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64"},
 	{netip.MustParsePrefix("100::/64"), "discard-only"},

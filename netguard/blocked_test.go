@@ -60,6 +60,10 @@ func TestCheckAddrBlocked(t *testing.T) {
 		{"2001:2::1", "benchmarking"},
 		{"100::1", "discard-only"},
 		{"64:ff9b:1::1", "local-use NAT64"},
+		// IPv4-translated (SIIT, RFC 2765): blocked whatever the IPv4 address.
+		{"::ffff:0:7f00:1", "IPv4-translated"},
+		{"::ffff:0:101:101", "IPv4-translated"},
+		{"::ffff:0:0:0", "IPv4-translated"},
 		// IPv4 embedded in IPv6.
 		{"::ffff:127.0.0.1", "loopback in IPv4-mapped IPv6"},
 		{"::ffff:10.1.2.3", "private in IPv4-mapped IPv6"},

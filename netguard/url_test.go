@@ -53,6 +53,7 @@ func TestCheckURL(t *testing.T) {
 		{name: "private literal", url: "https://10.0.0.5:8443/", reason: "must not point to a private or reserved address"},
 		{name: "IPv6 loopback literal", url: "https://[::1]/", reason: "must not point to a private or reserved address"},
 		{name: "IPv4-mapped literal", url: "https://[::ffff:127.0.0.1]/", reason: "must not point to a private or reserved address"},
+		{name: "IPv4-translated literal", url: "https://[::ffff:0:7f00:1]/", reason: "must not point to a private or reserved address"},
 		{name: "unique local literal", url: "https://[fd00:ec2::254]/", reason: "must not point to a private or reserved address"},
 		{name: "IPv6 zone", url: "https://[fe80::1%25eth0]/", reason: "must not contain an IPv6 zone"},
 		{name: "short IPv4 form", url: "https://127.1/", reason: "must use a hostname or a standard IP address"},
