@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // MaxURLLength is the longest webhook URL CheckURL accepts, in bytes.
@@ -36,8 +39,9 @@ func (e *URLError) Unwrap() error {
 // p.AllowHTTP), a host, no userinfo, no fragment, at most MaxURLLength bytes and
 // a valid port. An IP-literal host in a blocked range is refused unless
 // p.Allowed covers it. A hostname is not resolved: what it resolves to at
-// delivery time is what matters, and the dialer checks that. Every refusal is
-// a *URLError.
+// delivery time is what matters, and the dialer checks that. A non-ASCII host
+// is judged by the name net/http dials (see mapHost). Every refusal is a
+// *URLError.
 func (p Policy) CheckURL(raw string) error {
 	if raw == "" {
 		return &URLError{Reason: "must not be empty"}
@@ -79,7 +83,47 @@ func (p Policy) CheckURL(raw string) error {
 			return &URLError{Reason: "must have a port between 1 and 65535"}
 		}
 	}
-	return p.checkHost(u.Hostname())
+	host, canonical, err := mapHost(u.Hostname())
+	if err != nil {
+		return err
+	}
+	if err := p.checkHost(host); err != nil {
+		// A blocked address says more than a spelling lesson.
+		return err
+	}
+	if !canonical {
+		// One destination, one spelling: nothing stays hidden in a stored URL.
+		return &URLError{Reason: "must write the host as " + strconv.Quote(host)}
+	}
+	return nil
+}
+
+// mapHost returns the ASCII host net/http connects to for host, and whether
+// host is that name's canonical spelling. net/http passes a non-ASCII host
+// through the IDNA Lookup profile (UTS #46), which folds full-width digits,
+// ideographic full stops and circled letters into ASCII and drops invisible
+// characters, so "１２７。０.０.１" dials 127.0.0.1. An ASCII host is used as it
+// is, as net/http does.
+func mapHost(host string) (ascii string, canonical bool, err error) {
+	if isASCII(host) {
+		return host, true, nil
+	}
+	ascii, err = idna.Lookup.ToASCII(host)
+	if err != nil {
+		// net/http would dial the raw bytes, which no resolver knows.
+		return "", false, &URLError{Reason: "must have a valid hostname", err: err}
+	}
+	spelled, err := idna.Lookup.ToUnicode(ascii)
+	return ascii, err == nil && spelled == strings.ToLower(host), nil
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // checkHost refuses IP literals in blocked ranges and hosts that only look
