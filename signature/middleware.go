@@ -20,11 +20,11 @@ const DefaultMaxBodyBytes = 1 << 20
 type Option func(*config)
 
 type config struct {
-	secrets         []string
-	maxBodyBytes    int64
-	tolerance       time.Duration
-	now             func() time.Time
-	requireStandard bool
+	secrets       []string
+	maxBodyBytes  int64
+	tolerance     time.Duration
+	now           func() time.Time
+	untimestamped bool
 }
 
 // WithMaxBodyBytes sets the largest accepted body; larger requests get 413.
@@ -64,13 +64,14 @@ func WithSecrets(secrets ...string) Option {
 	}
 }
 
-// WithRequireStandard refuses requests that lack the Standard Webhooks
-// headers instead of falling back to X-Webhook-Signature. Every request
-// surveyhooks sends has them, and without this option someone who captured a
-// request could replay it with the Standard Webhooks headers removed.
-func WithRequireStandard() Option {
+// WithUntimestamped also accepts requests that carry only X-Webhook-Signature,
+// for senders that do not send the Standard Webhooks headers. That scheme
+// signs no timestamp: anyone who captured a request can replay it for ever,
+// with the Standard Webhooks headers removed if it had them. Every request
+// surveyhooks sends has them, so a receiver of surveyhooks never needs this.
+func WithUntimestamped() Option {
 	return func(c *config) {
-		c.requireStandard = true
+		c.untimestamped = true
 	}
 }
 
@@ -85,10 +86,10 @@ func EventFromContext(ctx context.Context) (*Event, bool) {
 // Middleware verifies every request before it reaches next.
 //
 // It reads at most the configured body size (413 beyond it), then checks the
-// signature: with the Standard Webhooks headers when the request has a
-// webhook-signature header, since they add replay protection, else with
-// X-Webhook-Signature (unless WithRequireStandard is given). A bad or missing
-// signature gets 401. The body must then be an Event with event_id and
+// Standard Webhooks headers, whose signed timestamp refuses replays of old
+// requests. Only with WithUntimestamped does a request without a
+// webhook-signature header get checked against X-Webhook-Signature instead. A
+// bad or missing signature gets 401. The body must then be an Event with event_id and
 // event_type (else 400). All refusals are JSON {"code","message"} bodies.
 //
 // next receives the parsed Event through EventFromContext and can still read
@@ -137,7 +138,7 @@ func Middleware(secret string, opts ...Option) func(http.Handler) http.Handler {
 
 // verify applies the scheme choice documented on Middleware.
 func (c *config) verify(h http.Header, body []byte) error {
-	if h.Get(HeaderWebhookSignature) != "" || c.requireStandard {
+	if h.Get(HeaderWebhookSignature) != "" || !c.untimestamped {
 		return verifyStandardAny(c.secrets, h, body, c.now(), c.tolerance)
 	}
 	return verifyAny(c.secrets, h.Get(HeaderSignature), body)

@@ -47,6 +47,11 @@ func TestMiddleware(t *testing.T) {
 	for _, name := range []string{signature.HeaderWebhookID, signature.HeaderWebhookTimestamp, signature.HeaderWebhookSignature} {
 		seedOnly.Del(name)
 	}
+	// A request captured an hour ago, replayed without its Standard Webhooks headers.
+	staleSeed := signature.Headers([]string{secret}, "msg_1", ts.Add(-time.Hour), body)
+	for _, name := range []string{signature.HeaderWebhookID, signature.HeaderWebhookTimestamp, signature.HeaderWebhookSignature} {
+		staleSeed.Del(name)
+	}
 	badStandard := valid.Clone()
 	badStandard.Set(signature.HeaderWebhookSignature, signature.SignStandard("other", "msg_1", ts, body))
 	signedBody := func(b string) http.Header { return signature.Headers([]string{secret}, "msg_1", ts, []byte(b)) }
@@ -61,9 +66,10 @@ func TestMiddleware(t *testing.T) {
 		wantErr  string
 	}{
 		{"valid", nil, valid, testBody, false, http.StatusOK, ""},
-		{"X-Webhook-Signature only", nil, seedOnly, testBody, false, http.StatusOK, ""},
-		{"X-Webhook-Signature only, standard required", []signature.Option{signature.WithRequireStandard()}, seedOnly, testBody, false, http.StatusUnauthorized, "invalid_signature"},
-		{"standard headers take precedence", nil, badStandard, testBody, false, http.StatusUnauthorized, "invalid_signature"},
+		{"X-Webhook-Signature only", nil, seedOnly, testBody, false, http.StatusUnauthorized, "invalid_signature"},
+		{"X-Webhook-Signature only, untimestamped allowed", []signature.Option{signature.WithUntimestamped()}, seedOnly, testBody, false, http.StatusOK, ""},
+		{"standard headers take precedence", []signature.Option{signature.WithUntimestamped()}, badStandard, testBody, false, http.StatusUnauthorized, "invalid_signature"},
+		{"stale standard headers cannot be dropped", nil, staleSeed, testBody, false, http.StatusUnauthorized, "invalid_signature"},
 		{"no signature", nil, http.Header{}, testBody, false, http.StatusUnauthorized, "invalid_signature"},
 		{"wrong secret", nil, signature.Headers([]string{"other"}, "msg_1", ts, body), testBody, false, http.StatusUnauthorized, "invalid_signature"},
 		{"altered body", nil, valid, strings.Replace(testBody, "evt_1", "evt_2", 1), false, http.StatusUnauthorized, "invalid_signature"},

@@ -94,10 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // event as one line on out.
 func newHandler(secret string, opts []signature.Option, seen *dedup, out io.Writer) http.Handler {
 	var mu sync.Mutex // keeps lines from concurrent requests whole
-	// Every request surveyhooks sends has the Standard Webhooks headers; we
-	// need webhook-id to deduplicate, and requiring them means a replay cannot
-	// slip past the timestamp check by dropping them.
-	opts = append([]signature.Option{signature.WithRequireStandard()}, opts...)
+	// Middleware requires the Standard Webhooks headers, so webhook-id is
+	// there to deduplicate on.
 	return signature.Middleware(secret, opts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ev, _ := signature.EventFromContext(r.Context())
 		msgID := r.Header.Get(signature.HeaderWebhookID)
