@@ -21,8 +21,9 @@ var distroBinGlob = "/usr/lib/postgresql/*/bin"
 
 // binaries are the absolute paths of the PostgreSQL programs this package runs.
 type binaries struct {
-	initdb string
-	pgCtl  string
+	initdb   string
+	pgCtl    string
+	postgres string
 }
 
 // findBinaries looks on PATH first, then in the distribution's versioned directories,
@@ -31,7 +32,12 @@ type binaries struct {
 func findBinaries() (binaries, error) {
 	if initdb, err := exec.LookPath("initdb"); err == nil {
 		if pgCtl, err := exec.LookPath("pg_ctl"); err == nil {
-			return binaries{initdb: initdb, pgCtl: pgCtl}, nil
+			// The server sits next to pg_ctl's real file, where pg_ctl itself looks for it.
+			real, err := filepath.EvalSymlinks(pgCtl)
+			if err != nil {
+				real = pgCtl
+			}
+			return binaries{initdb: initdb, pgCtl: pgCtl, postgres: filepath.Join(filepath.Dir(real), "postgres")}, nil
 		}
 	}
 	dirs, _ := filepath.Glob(distroBinGlob) // the pattern is constant and valid
@@ -39,7 +45,7 @@ func findBinaries() (binaries, error) {
 		return compareVersions(filepath.Base(filepath.Dir(b)), filepath.Base(filepath.Dir(a)))
 	})
 	for _, dir := range dirs {
-		b := binaries{initdb: filepath.Join(dir, "initdb"), pgCtl: filepath.Join(dir, "pg_ctl")}
+		b := binaries{initdb: filepath.Join(dir, "initdb"), pgCtl: filepath.Join(dir, "pg_ctl"), postgres: filepath.Join(dir, "postgres")}
 		if isExecutable(b.initdb) && isExecutable(b.pgCtl) {
 			return b, nil
 		}

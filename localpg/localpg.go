@@ -1,8 +1,9 @@
 // Package localpg runs a PostgreSQL cluster from the server binaries installed on this
 // machine: the persistent database of `surveyhooks dev` and the throwaway one of tests.
 //
-// The server listens on 127.0.0.1 only and trusts every connection from there (initdb -A
-// trust), which suits a developer machine or a test and nothing else.
+// The server listens on 127.0.0.1 and on a Unix socket in its data directory, and asks
+// every connection for the superuser's password (scram-sha-256), which it keeps in the
+// data directory: other users of the machine reach the port but not the password.
 package localpg
 
 import (
@@ -46,13 +47,19 @@ type Options struct {
 	// and the server is stopped and DataDir deleted once this process ends, even when it
 	// is killed. DataDir must then be missing or empty.
 	Ephemeral bool
+	// Elsewhere is where the cluster goes when DataDir is missing and the OS user that runs
+	// the server cannot reach it (root running from a folder under /root, mode 700).
+	// Start then makes Elsewhere, for that user alone, and a symbolic link to it at
+	// DataDir, by which the next Start finds it. Empty: such a DataDir is an error.
+	Elsewhere string
 	// Logger receives a line when the cluster is created, started or reused; nil discards.
 	Logger *slog.Logger
 }
 
 // Cluster is a running PostgreSQL server.
 type Cluster struct {
-	// DataDir is the absolute path of the cluster directory.
+	// DataDir is the absolute path of the cluster directory: Options.DataDir, or where a
+	// link there points.
 	DataDir string
 	// Port is the TCP port the server listens on at 127.0.0.1.
 	Port int
@@ -61,6 +68,7 @@ type Cluster struct {
 
 	bins     binaries
 	run      runner
+	password string // the superuser's, from PasswordFile
 	logger   *slog.Logger
 	watchdog *watchdog // set for ephemeral clusters
 }
@@ -71,7 +79,8 @@ type Cluster struct {
 // opts.Ephemeral then changes nothing, the server stays as its starter configured it.
 //
 // Missing parent directories of DataDir are created world-searchable (0755): when we are
-// root, the server runs as the OS user postgres, which must reach DataDir.
+// root, the server runs as the OS user postgres, which must reach DataDir (see
+// Options.Elsewhere for a DataDir it cannot reach).
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("localpg: no data directory given")
@@ -92,6 +101,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if dataDir, err = run.place(dataDir, opts.Elsewhere); err != nil {
+		return nil, err
+	}
 	c := &Cluster{DataDir: dataDir, bins: bins, run: run, logger: logger}
 
 	port, running, err := c.runningPort(ctx)
@@ -100,6 +112,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if running {
 		c.Port, c.Reused = port, true
+		if c.password, err = readPassword(dataDir); err != nil {
+			return nil, fmt.Errorf("PostgreSQL runs on %s without a password we know (%w): stop it with %s",
+				dataDir, err, c.stopCommand())
+		}
 		if opts.Port != 0 && opts.Port != port {
 			logger.Warn("PostgreSQL already running on another port; reusing it",
 				"data_dir", dataDir, "port", port, "requested_port", opts.Port)
@@ -120,6 +136,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := c.prepare(ctx, opts.Ephemeral); err != nil {
 		return nil, err
 	}
+	if err := c.ensurePassword(ctx, opts.Ephemeral); err != nil {
+		return nil, err
+	}
 	if err := c.startServer(ctx, opts); err != nil {
 		return nil, err
 	}
@@ -131,11 +150,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 }
 
 // URL is a connection URL (lib/pq and pgx read it alike) for database on this server, as
-// the superuser.
+// the superuser, password included.
 func (c *Cluster) URL(database string) string {
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User(Superuser),
+		User:     url.UserPassword(Superuser, c.password),
 		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)),
 		Path:     "/" + database,
 		RawQuery: "sslmode=disable",
@@ -157,7 +176,7 @@ func (c *Cluster) LocalURL(database string) string {
 	// libpq read the socket directory and the port from the parameters alike.
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User(Superuser),
+		User:     url.UserPassword(Superuser, c.password),
 		Host:     "",
 		Path:     "/" + database,
 		RawQuery: url.Values{"host": {dir}, "port": {strconv.Itoa(c.Port)}, "sslmode": {"disable"}}.Encode(),
@@ -169,6 +188,8 @@ const (
 	databaseExistsQuery = `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`
 	// duplicateDatabase is the SQLSTATE of CREATE DATABASE losing a race to another creator.
 	duplicateDatabase = "42P04"
+	// invalidAuthorization is the SQLSTATE class of a refused login.
+	invalidAuthorization = "28"
 )
 
 // CreateDatabase creates the database unless it exists.
@@ -209,6 +230,16 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		return c.watchdog.fire(ctx)
 	}
 	return nil
+}
+
+// stopCommand is the shell command that stops the server on DataDir, for messages that
+// leave it to a person.
+func (c *Cluster) stopCommand() string {
+	cmd := shellQuote(c.bins.pgCtl) + " stop -D " + shellQuote(c.DataDir)
+	if c.run.cred != nil {
+		cmd = "runuser -u " + c.run.username + " -- " + cmd
+	}
+	return cmd
 }
 
 // runningPort reports whether a server runs on the data directory and on which port.
@@ -381,6 +412,11 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		err := db.PingContext(ctx)
 		if err == nil {
 			return nil
+		}
+		// A refused password does not change by waiting.
+		var pqErr *pq.Error
+		if errors.As(err, &pqErr) && pqErr.Code.Class() == invalidAuthorization {
+			return fmt.Errorf("ping: %w", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -219,7 +219,7 @@ func TestMain(m *testing.M) {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
-		fmt.Println(c.Port)
+		fmt.Println(c.URL("postgres"))
 		select {} // until killed
 	}
 	os.Exit(m.Run())
@@ -237,10 +237,11 @@ func TestEphemeralClusterRemovedWhenOwnerKilled(t *testing.T) {
 
 	line, err := bufio.NewReader(out).ReadString('\n')
 	require.NoError(t, err)
-	port, err := strconv.Atoi(strings.TrimSpace(line))
+	u, err := url.Parse(strings.TrimSpace(line))
 	require.NoError(t, err, "helper said %q", line)
-	c := &Cluster{Port: port}
-	db := openDB(t, c.URL("postgres"))
+	port, err := strconv.Atoi(u.Port())
+	require.NoError(t, err, "helper said %q", line)
+	db := openDB(t, u.String())
 	require.NoError(t, db.PingContext(t.Context()))
 	require.NoError(t, db.Close())
 
