@@ -112,9 +112,14 @@ func TestStartPersistentRestart(t *testing.T) {
 	ctx := t.Context()
 	dir := filepath.Join(newParentDir(t), "nested", "postgres")
 
-	c, err := Start(ctx, Options{DataDir: dir})
+	// A directory the server user can reach stays where it is, its missing parents too.
+	elsewhere := filepath.Join(newParentDir(t), "elsewhere")
+	c, err := Start(ctx, Options{DataDir: dir, Elsewhere: elsewhere})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Stop(context.WithoutCancel(ctx)) })
+	require.Equal(t, dir, c.DataDir)
+	_, err = os.Stat(elsewhere)
+	require.ErrorIs(t, err, os.ErrNotExist)
 	db := openDB(t, c.URL("postgres"))
 	require.Equal(t, "on", setting(t, db, "fsync"))
 	_, err = db.ExecContext(ctx, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('survives')")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -88,13 +89,17 @@ func (r runner) own(dir string) error {
 }
 
 // checkReachable fails with a one-line explanation when the server user cannot enter one
-// of dir's parent directories: initdb's own message for that is obscure.
+// of dir's parent directories: initdb's own message for that is obscure. Missing ones
+// count as reachable, since they are created world-searchable.
 func (r runner) checkReachable(dir string) error {
 	if r.cred == nil {
 		return nil
 	}
 	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
+		if errors.Is(err, fs.ErrNotExist) && d != filepath.Dir(d) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("check data directory parent: %w", err)
 		}
