@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,9 +25,10 @@ import (
 )
 
 // runDev runs everything in one process on embedded defaults: a PostgreSQL it manages in
-// the data folder (unless DATABASE_URL is given), an in-process Temporal server persisted
-// in the data folder with the Web UI, the worker, the dispatcher and the API. Everything
-// is where it was on the next start.
+// the data folder, or under pgElsewhereRoot when the server's OS user cannot enter it
+// (unless DATABASE_URL is given), an in-process Temporal server persisted in the data
+// folder with the Web UI, the worker, the dispatcher and the API. Everything is where it
+// was on the next start.
 func runDev(ctx context.Context, cfg config) (err error) {
 	logger := newLogger(cfg, "text")
 	warnUnknownVariables(logger, os.Environ())
@@ -64,10 +67,13 @@ func runDev(ctx context.Context, cfg config) (err error) {
 
 	// shownURL is the one printed for people (psql); databaseURL is what this process uses.
 	databaseURL, shownURL := cfg.DatabaseURL, cfg.DatabaseURL
+	var pgFiles string
 	if databaseURL == "" {
+		pgDir := filepath.Join(dataDir, "postgres")
 		cluster, err := localpg.Start(ctx, localpg.Options{
-			DataDir: filepath.Join(dataDir, "postgres"),
-			Logger:  logger.With("component", "postgres"),
+			DataDir:   pgDir,
+			Elsewhere: pgElsewhere(dataDir),
+			Logger:    logger.With("component", "postgres"),
 		})
 		if err != nil {
 			return err
@@ -83,6 +89,11 @@ func runDev(ctx context.Context, cfg config) (err error) {
 			return err
 		}
 		databaseURL, shownURL = cluster.LocalURL("surveyhooks"), cluster.URL("surveyhooks")
+		pgFiles = "files in " + cluster.DataDir
+		if cluster.DataDir != pgDir {
+			pgFiles += " (linked from the data folder)"
+		}
+		pgFiles += ", password in its " + localpg.PasswordFile
 	}
 	db, err := openDB(ctx, databaseURL, cfg.DBMaxConns)
 	if err != nil {
@@ -115,12 +126,15 @@ func runDev(ctx context.Context, cfg config) (err error) {
 	}
 	cleanups = append(cleanups, tc.Close)
 
+	// A key given in the environment is the user's secret: the banner says where it came
+	// from and shows only a key dev generated.
+	shownKey := "from SURVEYHOOKS_API_KEYS (not shown)"
 	if len(cfg.APIKeys) == 0 {
 		key, created, err := devAPIKey(dataDir)
 		if err != nil {
 			return err
 		}
-		cfg.APIKeys = []string{key}
+		cfg.APIKeys, shownKey = []string{key}, key
 		if created {
 			logger.Info("generated an API key for dev; it is kept in the data folder", "file", filepath.Join(dataDir, "api-key"))
 		}
@@ -139,6 +153,10 @@ func runDev(ctx context.Context, cfg config) (err error) {
 	srv := newAPI(cfg, st, tc, d, logger)
 
 	apiURL := hostURL(l.Addr().String())
+	postgres := redactURL(shownURL)
+	if pgFiles != "" {
+		postgres += "\n               " + pgFiles
+	}
 	fmt.Printf(`
 surveyhooks dev is running
   API          %s   (try: curl %s/readyz)
@@ -150,8 +168,8 @@ surveyhooks dev is running
   data folder  %s
 Stop with Ctrl-C; the next start finds everything where it was.
 
-`, apiURL, apiURL, cfg.APIKeys[0], temporal.UIURL(), temporal.FrontendAddr(), cfg.TemporalNamespace,
-		hostURL(ml.Addr().String()), redactURL(shownURL), dataDir)
+`, apiURL, apiURL, shownKey, temporal.UIURL(), temporal.FrontendAddr(), cfg.TemporalNamespace,
+		hostURL(ml.Addr().String()), postgres, dataDir)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
@@ -160,6 +178,30 @@ Stop with Ctrl-C; the next start finds everything where it was.
 	err = g.Wait()
 	logger.Info("stopping")
 	return err
+}
+
+// pgElsewhereRoot holds dev's PostgreSQL clusters whose data folder the server's OS user
+// cannot enter, as when root runs dev from a checkout under /root (mode 700).
+const pgElsewhereRoot = "/var/lib/surveyhooks"
+
+// pgElsewhere is where the PostgreSQL of the data folder dataDir (absolute) goes when it
+// cannot stay inside it. The name is the folder's own, readable in a listing, with a
+// hash of its whole path, so that two checkouts' ".surveyhooks" folders never meet.
+func pgElsewhere(dataDir string) string {
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, strings.TrimLeft(filepath.Base(dataDir), "."))
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	if name == "" {
+		name = "data"
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	return filepath.Join(pgElsewhereRoot, name+"-"+hex.EncodeToString(sum[:4]))
 }
 
 // devAPIKey returns dev's API key, generating it on the first start and keeping it in the
