@@ -68,6 +68,9 @@ func decodeObject(body []byte) (map[string]json.RawMessage, error) {
 		return nil, Errorf(CodeInvalidRequest,
 			"The request body has more data after the JSON object (line %d, column %d).", line, col)
 	}
+	if err := checkJSON(body); err != nil {
+		return nil, err
+	}
 	return obj, nil
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 )
@@ -30,9 +30,9 @@ func setupPublish(t testing.TB) *bundle {
 	te := testenv.Temporal(t)
 	db := testenv.Postgres(t)
 	st := store.New(db)
-	d := dispatch.New(st, te.Client, dispatch.Options{TaskQueue: te.TaskQueue, MaxAttempts: 3, AttemptTimeout: time.Second}, nil)
+	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: []time.Duration{time.Second, time.Second}, AttemptTimeout: time.Second}}, nil)
 	logs := &syncBuffer{}
-	srv := New(Config{APIKeys: []string{testKey}}, st, te.Client, d, slog.New(slog.NewJSONHandler(logs, nil)))
+	srv := New(Config{APIKeys: []string{testKey}}, st, d, slog.New(slog.NewJSONHandler(logs, nil)))
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return &bundle{db: db, store: st, srv: srv, http: ts, logs: logs}
@@ -67,6 +67,24 @@ func FuzzEventPublish(f *testing.F) {
 		`{"event_type":"survey.response.completed","survey_id":"s","data":{}} {}`,
 		"{\"event_type\":\"survey.response.completed\",\"survey_id\":\"s\",\"data\":{\"x\":\"\xff\"}}",
 		`{"data":` + strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 200) + `}`,
+		// At and just past the depth limit of data.
+		`{"event_type":"survey.response.completed","survey_id":"s","data":` + nested(maxDepth) + `}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":` + nested(maxDepth+1) + `}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"a":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}}`,
+		// Repeated member names, at the top and inside data, plainly and escaped.
+		`{"event_type":"survey.response.completed","survey_id":"s","survey_id":"t","data":{}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"a":1,"a":2}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"a":1,"\u0061":2}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"a":{"b":1},"c":{"b":1}}}`,
+		// Surrogates: lone, reversed, escaped backslash, and a valid pair.
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"s":"\ud800"}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"s":"\udc00\ud800"}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"s":"\\ud800"}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"s":"\ud83d\ude00"}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"\udbff":1}}`,
+		// Numbers at and past the edge of float64.
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"n":1.7976931348623157e308,"m":-1e-400}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"n":[-1e400]}}`,
 		strings.Repeat("[", 1000),
 		``, `null`, `[]`, `"x"`, `{`, `{"a":`,
 	} {
@@ -86,7 +104,7 @@ func FuzzEventPublish(f *testing.F) {
 			stored, err := b.store.GetEvent(t.Context(), ev.EventID)
 			require.NoError(t, err)
 			require.True(t, json.Valid(stored.Body), "the stored envelope is JSON")
-			// Compared as bytes: a number such as 1e999 is valid JSON that no float64 holds.
+			// Compared as bytes: the envelope keeps data exactly as sent.
 			var want, got bytes.Buffer
 			require.NoError(t, json.Compact(&want, stored.Body))
 			require.NoError(t, json.Compact(&got, ev.Payload))
@@ -148,13 +166,45 @@ func TestEventPublishBadInput(t *testing.T) {
 		})
 	}
 
-	// Deep but within encoding/json's limit (10,000): accepted and stored as sent, or
-	// refused; never a 5xx.
-	deep := `{"event_type":"survey.response.completed","survey_id":"s","data":{"x":` +
-		strings.Repeat("[", 9_000) + strings.Repeat("]", 9_000) + `}}`
-	resp := b.do(t, http.MethodPost, eventsPath, deep)
-	require.Less(t, resp.status, 500, string(resp.body))
-	t.Logf("9,000 levels of nesting in data: %d", resp.status)
+}
+
+// TestEventPublishDataLimits publishes data that encoding/json accepts but a receiver would
+// read differently or not at all: each is a 400 naming the problem, and nothing is stored.
+// data at the depth limit is stored exactly as sent.
+func TestEventPublishDataLimits(t *testing.T) {
+	t.Parallel()
+	b := setupPublish(t)
+	publish := func(data string) response {
+		return b.do(t, http.MethodPost, eventsPath,
+			`{"event_type":"survey.response.completed","survey_id":"s","data":`+data+`}`)
+	}
+	for _, tc := range []struct {
+		name, data, message string
+	}{
+		{"9,000 levels of nesting", `{"x":` + strings.Repeat("[", 9_000) + strings.Repeat("]", 9_000) + `}`,
+			"nests objects and arrays more than 64 levels deep"},
+		{"one level past the limit", nested(maxDepth + 1), "nests objects and arrays more than 64 levels deep"},
+		{"number past float64", `{"n":1e400}`, "a number that does not fit a 64-bit float"},
+		{"repeated member", `{"answers":[{"q":1,"q":2}]}`, `repeats the member "q"`},
+		{"lone surrogate", `{"comment":"\ud800"}`, `an escaped lone surrogate (\ud800)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := countEvents(t, b)
+			resp := publish(tc.data)
+			require.Equal(t, http.StatusBadRequest, resp.status, string(resp.body))
+			require.Contains(t, apiError(t, resp).Message, tc.message)
+			require.Equal(t, before, countEvents(t, b), "nothing stored")
+		})
+	}
+
+	resp := publish(nested(maxDepth))
+	require.Contains(t, []int{http.StatusCreated, http.StatusAccepted}, resp.status, string(resp.body))
+	ev := decode[eventResponse](t, resp)
+	var envelope struct {
+		Data json.RawMessage `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(ev.Payload, &envelope))
+	require.JSONEq(t, nested(maxDepth), string(envelope.Data))
 }
 
 // readCloser gives a reader the Close an http.Request body needs.

@@ -42,6 +42,16 @@ func FuzzWebhookCreate(f *testing.F) {
 		`{"name":"a\u0000b","description":"\u0007","events":["*","*"]}`,
 		`{"name":"n","url":"https://[::ffff:10.0.0.1]/","events":[1,null]}`,
 		`[]`, `null`, `{}{}`, `{"a":`, "{\"name\":\"\xff\"}",
+		// Repeated members, lone surrogates, deep nesting, numbers past float64 and format
+		// characters: all refused.
+		`{"name":"n","name":"m","url":"https://example.com/h","events":["*"]}`,
+		`{"name":"n","n\u0061me":"m","url":"https://example.com/h","events":["*"]}`,
+		`{"name":"a\ud800b","url":"https://example.com/h","events":["*"]}`,
+		`{"name":"\ud83d\ude00 \\ud800","url":"https://example.com/h","events":["*"]}`,
+		`{"name":"n","url":"https://example.com/h","events":["*"],"x":` + nested(maxDepth+1) + `}`,
+		`{"name":"n","url":"https://example.com/h","events":["*"],"isActive":1e400}`,
+		`{"name":"abc\u202eevil","url":"https://example.com/h","events":["*"],"description":"\u200b"}`,
+		`{"name":"n","url":"https://１２７.０.０.１/","events":["*"]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -76,6 +86,8 @@ func FuzzWebhookPatch(f *testing.F) {
 		`{"secret":"a-long-enough-secret"}`, `{"surveyId":"survey-2"}`,
 		`{"url":"https://169.254.169.254/"}`, `{"description":"` + string(bytes.Repeat([]byte("x"), 1001)) + `"}`,
 		`{"unknown":true}`, `[{}]`, `{"name":"x"} trailing`,
+		`{"name":"a","name":"b"}`, `{"description":"\udc00"}`, `{"events":["*"],"x":` + nested(maxDepth+1) + `}`,
+		`{"isActive":true,"isActive":false}`, `{"name":"x\u2066y"}`, `{"url":"https://[::ffff:0:7f00:1]/"}`,
 	} {
 		f.Add([]byte(seed))
 	}

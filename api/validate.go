@@ -83,8 +83,20 @@ func checkName(m *members, name string) string {
 		m.fail("name", fmt.Sprintf("must be at most %d characters", maxNameLength))
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		m.fail("name", "must not contain control characters")
+	case hasFormatCharacter(name):
+		m.fail("name", formatCharacterMessage)
 	}
 	return name
+}
+
+// formatCharacterMessage refuses invisible Unicode format characters (category Cf).
+const formatCharacterMessage = "must not contain invisible formatting characters such as bidi controls or zero-width characters"
+
+// hasFormatCharacter reports whether s has a Unicode format character (category Cf): bidi
+// controls such as U+202E reorder what a console or a page shows ("abc\u202eevil" reads
+// "abclive"), and zero-width characters make two names that look the same differ.
+func hasFormatCharacter(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0
 }
 
 func checkURL(m *members, policy netguard.Policy, url string) {
@@ -145,6 +157,8 @@ func checkDescription(m *members, description string) {
 		return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t'
 	}) >= 0:
 		m.fail("description", "must not contain control characters other than line breaks and tabs")
+	case hasFormatCharacter(description):
+		m.fail("description", formatCharacterMessage)
 	}
 }
 
