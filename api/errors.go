@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/surveyhooks/surveyhooks/store"
 )
@@ -82,6 +83,7 @@ func statusOf(code string) int {
 func toAPIError(err error) *Error {
 	var apiErr *Error
 	var tooLarge *http.MaxBytesError
+	var overlap *store.RotationOverlapError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
@@ -89,6 +91,10 @@ func toAPIError(err error) *Error {
 		return Errorf(CodeNotFound, "Resource not found.")
 	case errors.Is(err, store.ErrDuplicate):
 		return Errorf(CodeConflict, "The resource already exists.")
+	case errors.As(err, &overlap):
+		return Errorf(CodeConflict, "The previous rotation's overlap runs until %s: the secret before it "+
+			"still signs, and another rotation would drop it. Rotate again after that, or with "+
+			`{"overlapSeconds":0} to drop every older secret now.`, overlap.Until.UTC().Format(time.RFC3339))
 	case errors.As(err, &tooLarge):
 		return Errorf(CodePayloadTooLarge, "The request body is larger than %d bytes.", tooLarge.Limit)
 	case errors.Is(err, context.DeadlineExceeded):

@@ -531,7 +531,14 @@ func TestWebhookSecretRotation(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.status)
 	require.Equal(t, rotated, decode[secretResponse](t, resp))
 
-	// Own secret and overlap; rotating during an overlap makes the current secret the previous one.
+	// Rotating again during the overlap is refused: it would drop the secret before it.
+	resp = b.do(t, http.MethodPost, path+"/secret/rotate", `{"secret":"my-own-secret-0123456789","overlapSeconds":60}`)
+	require.Equal(t, http.StatusConflict, resp.status, string(resp.body))
+	require.Contains(t, apiError(t, resp).Message, rotated.PreviousSecretExpiresAt.UTC().Format(time.RFC3339))
+
+	// Own secret and overlap, once the overlap is over.
+	_, err = b.db.ExecContext(t.Context(), `UPDATE webhooks SET previous_secret_expires_at = now() - interval '1 second'`)
+	require.NoError(t, err)
 	resp = b.do(t, http.MethodPost, path+"/secret/rotate", `{"secret":"my-own-secret-0123456789","overlapSeconds":60}`)
 	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
 	own := decode[secretResponse](t, resp)
@@ -570,7 +577,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, stored, after)
 
-	// No overlap: the previous secret is gone at once.
+	// No overlap, even during one: the previous secret is gone at once.
 	resp = b.do(t, http.MethodPost, path+"/secret/rotate", `{"overlapSeconds":0}`)
 	require.Equal(t, http.StatusOK, resp.status)
 	require.NotContains(t, string(resp.body), "previousSecretExpiresAt")

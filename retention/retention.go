@@ -1,7 +1,8 @@
 // Package retention deletes delivery history older than the retention period. A Temporal
 // Schedule (EnsureSchedule) starts the Run workflow every hour; its one activity deletes
 // old attempts, then the events whose whole history is old with their deliveries, in small
-// batches so that PostgreSQL never holds long locks and the API keeps answering meanwhile.
+// batches so that PostgreSQL never holds long locks and the API keeps answering meanwhile,
+// and clears the previous secrets of webhooks whose rotation overlap has ended.
 package retention
 
 import (
@@ -47,6 +48,8 @@ type Result struct {
 	Attempts   int
 	Deliveries int
 	Events     int
+	// Secrets counts the previous secrets cleared after their overlap ended.
+	Secrets int
 }
 
 // Run deletes the history older than in.MaxAge. The cutoff comes from workflow time, so a
@@ -142,7 +145,15 @@ func (a *Activities) DeleteExpired(ctx context.Context, in DeleteInput) (Result,
 			break
 		}
 	}
+	// Previous secrets go as soon as their overlap ends, whatever the history's cutoff: a
+	// secret that signs nothing must not stay in the table.
+	secrets, err := a.store.ClearExpiredSecrets(ctx)
+	if err != nil {
+		return total, err
+	}
+	total.Secrets += secrets
 	a.logger.InfoContext(ctx, "deleted expired delivery history", "cutoff", in.Cutoff,
-		"attempts", total.Attempts, "deliveries", total.Deliveries, "events", total.Events)
+		"attempts", total.Attempts, "deliveries", total.Deliveries, "events", total.Events,
+		"secrets", total.Secrets)
 	return total, nil
 }

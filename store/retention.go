@@ -81,3 +81,24 @@ func (s *Store) DeleteExpiredEvents(ctx context.Context, cutoff time.Time, limit
 	}
 	return events, deliveries, nil
 }
+
+// clearExpiredSecretsQuery forgets previous secrets whose overlap has ended. Reads already
+// hide them; this keeps them from staying in the table, its backups and its dumps. It leaves
+// updated_at alone: nothing the user set has changed.
+const clearExpiredSecretsQuery = `UPDATE webhooks
+	SET previous_secret = NULL, previous_secret_expires_at = NULL
+	WHERE previous_secret_expires_at <= now()`
+
+// ClearExpiredSecrets deletes every previous secret past its overlap and returns how many
+// it deleted.
+func (s *Store) ClearExpiredSecrets(ctx context.Context) (int, error) {
+	res, err := s.db.ExecContext(ctx, clearExpiredSecretsQuery)
+	if err != nil {
+		return 0, fmt.Errorf("clear expired secrets: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("clear expired secrets: count rows: %w", err)
+	}
+	return int(n), nil
+}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,9 +11,19 @@ import (
 	"github.com/lib/pq"
 )
 
-// webhookColumns lists the columns every webhook query reads into a Webhook.
+// webhookColumns lists the columns every webhook query reads into a Webhook. A previous
+// secret past its expiry reads as none: it signs nothing any more, and no caller should hold
+// it (retention and every write to the row clear it for good).
 const webhookColumns = `id, survey_id, name, url, events, description, is_active, secret,
-	previous_secret, previous_secret_expires_at, created_at, updated_at`
+	CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret,
+	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_expires_at,
+	created_at, updated_at`
+
+// keepLivePreviousSecret is the SET clause of every write to a webhook: it clears a previous
+// secret whose overlap has ended.
+const keepLivePreviousSecret = `
+	previous_secret = CASE WHEN previous_secret_expires_at > now() THEN previous_secret END,
+	previous_secret_expires_at = CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END`
 
 const insertWebhookQuery = `INSERT INTO webhooks
 	(id, survey_id, name, url, events, description, is_active, secret)
@@ -38,7 +50,7 @@ const updateWebhookQuery = `UPDATE webhooks SET
 	events = COALESCE($5::text[], events),
 	description = COALESCE($6, description),
 	is_active = COALESCE($7, is_active),
-	updated_at = now()
+	updated_at = now(),` + keepLivePreviousSecret + `
 	WHERE survey_id = $1 AND id = $2
 	RETURNING ` + webhookColumns
 
@@ -47,16 +59,31 @@ const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
 const deleteWebhookQuery = `DELETE FROM webhooks WHERE survey_id = $1 AND id = $2`
 
 // rotateWebhookSecretQuery keeps the current secret as the previous one for the overlap
-// ($4, in microseconds). A second rotation during an overlap replaces the previous secret
-// with the current one: receivers only ever need the two newest secrets. With no overlap
-// the old secret is dropped at once.
+// ($4, in microseconds); with no overlap the old secret is dropped at once. It changes
+// nothing while an earlier rotation's overlap runs, unless $4 is 0: a second rotation would
+// push out the secret receivers may still be using, and tell its caller that its own secret
+// is current when a concurrent one has replaced it. A concurrent rotation waits for the row
+// lock, then finds the overlap and changes nothing. An overlap of 0 always applies: it drops
+// every older secret, which is what a leaked secret calls for.
 const rotateWebhookSecretQuery = `UPDATE webhooks SET
 	previous_secret = CASE WHEN $4::bigint > 0 THEN secret END,
 	previous_secret_expires_at = CASE WHEN $4::bigint > 0 THEN now() + $4::bigint * interval '1 microsecond' END,
 	secret = $3,
 	updated_at = now()
 	WHERE survey_id = $1 AND id = $2
+	  AND ($4::bigint = 0 OR previous_secret_expires_at IS NULL OR previous_secret_expires_at <= now())
 	RETURNING ` + webhookColumns
+
+// RotationOverlapError refuses a rotation while the previous rotation's overlap runs.
+type RotationOverlapError struct {
+	// Until is when the overlap ends and the webhook may rotate again.
+	Until time.Time
+}
+
+// Error implements error.
+func (e *RotationOverlapError) Error() string {
+	return "previous secret still in its overlap until " + e.Until.UTC().Format(time.RFC3339)
+}
 
 // nonNilEvents makes an empty events array encode as [] rather than null.
 func nonNilEvents(w Webhook) Webhook {
@@ -170,14 +197,30 @@ func (s *Store) DeleteWebhook(ctx context.Context, surveyID string, id uuid.UUID
 
 // RotateWebhookSecret makes newSecret the webhook's secret. The old secret stays valid as
 // the previous secret for overlap (so receivers can switch without a gap); overlap <= 0
-// drops it at once. Returns the stored row or ErrNotFound.
+// drops it, and any previous secret, at once. While an earlier overlap runs, a rotation with
+// an overlap returns a *RotationOverlapError and changes nothing. Returns the stored row or
+// ErrNotFound.
 func (s *Store) RotateWebhookSecret(ctx context.Context, surveyID string, id uuid.UUID, newSecret string, overlap time.Duration) (Webhook, error) {
-	var row Webhook
-	err := s.db.GetContext(ctx, &row, rotateWebhookSecretQuery, surveyID, id, newSecret, overlap.Microseconds())
-	if err != nil {
-		return Webhook{}, fmt.Errorf("rotate webhook secret: %w", mapError(err))
+	// Twice at most: an overlap that ends between the two statements lets the second try in.
+	for range 2 {
+		var row Webhook
+		err := s.db.GetContext(ctx, &row, rotateWebhookSecretQuery, surveyID, id, newSecret, max(overlap, 0).Microseconds())
+		if err == nil {
+			return nonNilEvents(row), nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Webhook{}, fmt.Errorf("rotate webhook secret: %w", mapError(err))
+		}
+		// No such webhook, or an overlap running: the row says which.
+		current, err := s.GetWebhook(ctx, surveyID, id)
+		if err != nil {
+			return Webhook{}, fmt.Errorf("rotate webhook secret: %w", err)
+		}
+		if current.PreviousSecretExpiresAt != nil {
+			return Webhook{}, fmt.Errorf("rotate webhook secret: %w", &RotationOverlapError{Until: *current.PreviousSecretExpiresAt})
+		}
 	}
-	return nonNilEvents(row), nil
+	return Webhook{}, errors.New("rotate webhook secret: overlap ended, yet the rotation found it running")
 }
 
 // CountActiveWebhooks returns how many webhooks receive events, across all surveys.

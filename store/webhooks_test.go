@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,7 +234,7 @@ func TestDeleteWebhook(t *testing.T) {
 
 func TestRotateWebhookSecret(t *testing.T) {
 	t.Parallel()
-	st, _ := setupWebhooks(t)
+	st, db := setupWebhooks(t)
 	ctx := t.Context()
 
 	created, err := st.CreateWebhook(ctx, newWebhook("survey-1", "rotating"))
@@ -251,14 +252,25 @@ func TestRotateWebhookSecret(t *testing.T) {
 	require.Equal(t, []string{"second-secret-0123456789", first}, rotated.SigningSecrets(now))
 	require.Equal(t, []string{"second-secret-0123456789"}, rotated.SigningSecrets(now.Add(2*time.Hour)))
 
-	// Rotating again during the overlap: the current secret becomes the previous one.
+	// Rotating again during the overlap is refused: it would drop first, which receivers may
+	// still be using.
+	_, err = st.RotateWebhookSecret(ctx, "survey-1", created.ID, "third-secret-0123456789", 2*time.Hour)
+	var overlap *store.RotationOverlapError
+	require.ErrorAs(t, err, &overlap)
+	require.True(t, overlap.Until.Equal(*rotated.PreviousSecretExpiresAt))
+	got, err := st.GetWebhook(ctx, "survey-1", created.ID)
+	require.NoError(t, err)
+	require.Equal(t, rotated, got, "unchanged by the refused rotation")
+
+	// Once the overlap is over, the webhook rotates again.
+	expirePreviousSecret(t, db, created.ID)
 	again, err := st.RotateWebhookSecret(ctx, "survey-1", created.ID, "third-secret-0123456789", 2*time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, "third-secret-0123456789", again.Secret)
 	require.Equal(t, "second-secret-0123456789", *again.PreviousSecret)
 	require.WithinDuration(t, again.UpdatedAt.Add(2*time.Hour), *again.PreviousSecretExpiresAt, time.Second)
 
-	// No overlap: the old secret stops signing at once.
+	// No overlap, even during one: every older secret stops signing at once.
 	abrupt, err := st.RotateWebhookSecret(ctx, "survey-1", created.ID, "fourth-secret-0123456789", 0)
 	require.NoError(t, err)
 	require.Equal(t, "fourth-secret-0123456789", abrupt.Secret)
@@ -267,9 +279,113 @@ func TestRotateWebhookSecret(t *testing.T) {
 
 	_, err = st.RotateWebhookSecret(ctx, "survey-2", created.ID, "fifth-secret-0123456789", time.Hour)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	got, err := st.GetWebhook(ctx, "survey-1", created.ID)
+	got, err = st.GetWebhook(ctx, "survey-1", created.ID)
 	require.NoError(t, err)
 	require.Equal(t, "fourth-secret-0123456789", got.Secret, "unchanged by the refused rotation")
+}
+
+// expirePreviousSecret moves the end of id's overlap a second into the past, as if the
+// overlap had run out.
+func expirePreviousSecret(t *testing.T, db *sqlx.DB, id uuid.UUID) {
+	t.Helper()
+	_, err := db.ExecContext(t.Context(), `UPDATE webhooks
+		SET previous_secret_expires_at = now() - interval '1 second' WHERE id = $1`, id)
+	require.NoError(t, err)
+}
+
+// storedPreviousSecret reads id's previous_secret column as it is, expired or not.
+func storedPreviousSecret(t *testing.T, db *sqlx.DB, id uuid.UUID) *string {
+	t.Helper()
+	var secret *string
+	require.NoError(t, db.GetContext(t.Context(), &secret, `SELECT previous_secret FROM webhooks WHERE id = $1`, id))
+	return secret
+}
+
+// TestConcurrentRotationsKeepTheOriginalSecret rotates one webhook from many callers at
+// once: exactly one succeeds, the others are refused, and the secret they all replaced stays
+// the previous secret for the overlap.
+func TestConcurrentRotationsKeepTheOriginalSecret(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	created, err := st.CreateWebhook(ctx, newWebhook("survey-1", "rotating"))
+	require.NoError(t, err)
+
+	const callers = 8
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			_, errs[i] = st.RotateWebhookSecret(ctx, "survey-1", created.ID, fmt.Sprintf("rotated-secret-%02d-0123456789", i), time.Hour)
+		})
+	}
+	wg.Wait()
+
+	var won []int
+	for i, err := range errs {
+		if err == nil {
+			won = append(won, i)
+			continue
+		}
+		var overlap *store.RotationOverlapError
+		require.ErrorAs(t, err, &overlap)
+	}
+	require.Len(t, won, 1, "exactly one rotation applies")
+	got, err := st.GetWebhook(ctx, "survey-1", created.ID)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("rotated-secret-%02d-0123456789", won[0]), got.Secret)
+	require.NotNil(t, got.PreviousSecret)
+	require.Equal(t, created.Secret, *got.PreviousSecret, "the original secret keeps signing through the overlap")
+}
+
+// TestExpiredPreviousSecretIsCleared shows that a previous secret past its overlap is not
+// handed out, is removed by the next write to the webhook, and by ClearExpiredSecrets
+// (retention) for webhooks nobody writes to.
+func TestExpiredPreviousSecretIsCleared(t *testing.T) {
+	t.Parallel()
+	st, db := setupWebhooks(t)
+	ctx := t.Context()
+	patched, err := st.CreateWebhook(ctx, newWebhook("survey-1", "patched"))
+	require.NoError(t, err)
+	idle, err := st.CreateWebhook(ctx, newWebhook("survey-1", "idle"))
+	require.NoError(t, err)
+	live, err := st.CreateWebhook(ctx, newWebhook("survey-1", "live"))
+	require.NoError(t, err)
+	for _, w := range []store.Webhook{patched, idle, live} {
+		_, err := st.RotateWebhookSecret(ctx, "survey-1", w.ID, "rotated-secret-0123456789", time.Hour)
+		require.NoError(t, err)
+	}
+	expirePreviousSecret(t, db, patched.ID)
+	expirePreviousSecret(t, db, idle.ID)
+
+	// Reads no longer return it.
+	got, err := st.GetWebhook(ctx, "survey-1", idle.ID)
+	require.NoError(t, err)
+	require.Nil(t, got.PreviousSecret)
+	require.Nil(t, got.PreviousSecretExpiresAt)
+	active, err := st.ListActiveForSurvey(ctx, "survey-1")
+	require.NoError(t, err)
+	for _, w := range active {
+		require.Equal(t, w.ID == live.ID, w.PreviousSecret != nil, w.Name)
+	}
+
+	// A write to the webhook removes it from the row.
+	name := "renamed"
+	updated, err := st.UpdateWebhook(ctx, "survey-1", patched.ID, store.WebhookUpdate{Name: &name})
+	require.NoError(t, err)
+	require.Nil(t, updated.PreviousSecret)
+	require.Nil(t, storedPreviousSecret(t, db, patched.ID))
+
+	// Retention removes it from rows nobody writes to, and leaves a running overlap alone.
+	require.NotNil(t, storedPreviousSecret(t, db, idle.ID))
+	n, err := st.ClearExpiredSecrets(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Nil(t, storedPreviousSecret(t, db, idle.ID))
+	require.Equal(t, live.Secret, *storedPreviousSecret(t, db, live.ID))
+	n, err = st.ClearExpiredSecrets(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
 }
 
 func TestWebhookQueriesFailOnClosedDB(t *testing.T) {

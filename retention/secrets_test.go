@@ -1,0 +1,40 @@
+package retention_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/surveyhooks/surveyhooks/retention"
+)
+
+// TestRetentionClearsExpiredSecrets rotates three webhooks: the run clears the previous
+// secrets whose overlap ended, however recently, and keeps the one still signing.
+func TestRetentionClearsExpiredSecrets(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	insert := func(expires time.Time) uuid.UUID {
+		id := uuid.New()
+		_, err := b.db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret, previous_secret,
+			previous_secret_expires_at) VALUES ($1, 'survey-1', 'hook', 'https://example.com/hook', '{*}',
+			'secret', 'previous', $2)`, id, expires)
+		require.NoError(t, err)
+		return id
+	}
+	longAgo := insert(b.old)
+	justNow := insert(b.now.Add(-time.Second))
+	running := insert(b.now.Add(time.Hour))
+
+	res := b.run(t, retention.Input{MaxAge: maxAge})
+	require.Equal(t, retention.Result{Secrets: 2}, res)
+	previous := func(id uuid.UUID) *string {
+		var s *string
+		require.NoError(t, b.db.Get(&s, `SELECT previous_secret FROM webhooks WHERE id = $1`, id))
+		return s
+	}
+	require.Nil(t, previous(longAgo))
+	require.Nil(t, previous(justNow))
+	require.NotNil(t, previous(running))
+}
