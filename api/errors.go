@@ -117,10 +117,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case apiErr == nil || apiErr.Code != CodeUnavailable:
 	case errors.Is(err, context.DeadlineExceeded):
 		s.logger.WarnContext(r.Context(), "request timed out",
-			"method", r.Method, "path", r.URL.Path, "err", err)
+			"method", r.Method, "path", loggedPath(r), "err", err)
 	case store.IsUnavailable(err):
 		s.logger.WarnContext(r.Context(), "database unavailable",
-			"method", r.Method, "path", r.URL.Path, "err", err)
+			"method", r.Method, "path", loggedPath(r), "err", err)
 	}
 	if apiErr == nil {
 		level := slog.LevelError
@@ -129,7 +129,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			level = slog.LevelInfo
 		}
 		s.logger.Log(r.Context(), level, "request failed",
-			"method", r.Method, "path", r.URL.Path, "err", err)
+			"method", r.Method, "path", loggedPath(r), "err", err)
 		apiErr = Errorf(CodeInternal, "Internal server error.")
 	}
 	if apiErr.Code == CodeUnauthorized {

@@ -7,7 +7,10 @@ import (
 )
 
 // writeJSON answers v as JSON with status. It encodes before writing so that an encoding
-// failure can still become a clean 500 instead of a truncated body.
+// failure can still become a clean 500 instead of a truncated body. Every answer is marked
+// Cache-Control: no-store: webhooks carry secrets, events and attempts carry survey answers,
+// and no shared or browser cache should keep any of them. Only GET answers are cached, and
+// every one of them is written here.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -16,7 +19,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		s.logger.ErrorContext(r.Context(), "encode response",
-			"method", r.Method, "path", r.URL.Path, "err", err)
+			"method", r.Method, "path", loggedPath(r), "err", err)
 		status = http.StatusInternalServerError
 		buf.Reset()
 		buf.WriteString(`{"code":"internal","message":"Internal server error.","fields":[]}` + "\n")
@@ -24,11 +27,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
-}
-
-// noStore keeps responses that carry a secret out of caches.
-func noStore(w http.ResponseWriter) {
-	w.Header().Set("Cache-Control", "no-store")
 }

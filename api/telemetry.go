@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gorilla/mux/otelmux"
@@ -113,16 +115,37 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			level = slog.LevelDebug
 		}
-		route := r.URL.Path
+		path := loggedPath(r)
+		route := path
 		if cur := mux.CurrentRoute(r); cur != nil {
 			if tpl, err := cur.GetPathTemplate(); err == nil {
 				route = tpl
 			}
 		}
 		s.logger.Log(r.Context(), level, "request",
-			"method", r.Method, "route", route, "path", r.URL.Path, "status", sw.statusOr200(),
+			"method", r.Method, "route", route, "path", path, "status", sw.statusOr200(),
 			"duration_ms", float64(time.Since(start).Microseconds())/1000)
 	})
+}
+
+// maxLoggedPath bounds the path a log line carries, in bytes. Anyone can send a path of
+// nearly MaxHeaderBytes, with or without an API key; logged whole, every such request would
+// add as much to the logs. Real paths are far shorter: the longest route with a 128-character
+// survey id and a UUID is under 250 bytes.
+const maxLoggedPath = 256
+
+// loggedPath is r's path as log lines show it: cut to maxLoggedPath bytes, on a character
+// boundary, and followed by the full length when cut.
+func loggedPath(r *http.Request) string {
+	p := r.URL.Path
+	if len(p) <= maxLoggedPath {
+		return p
+	}
+	n := maxLoggedPath
+	for n > 0 && !utf8.RuneStart(p[n]) {
+		n--
+	}
+	return p[:n] + "…(" + strconv.Itoa(len(p)) + " bytes)"
 }
 
 // countEvents counts the answers of POST /api/events: 201 and 202 are new events, 200 a

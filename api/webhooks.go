@@ -189,7 +189,6 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := newWebhookResponse(created)
 	resp.Secret = created.Secret
-	noStore(w)
 	w.Header().Set("Location", r.URL.Path+"/"+created.ID.String())
 	s.writeJSON(w, r, http.StatusCreated, resp)
 }
@@ -399,7 +398,6 @@ func (s *Server) handleWebhookSecretGet(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, r, webhookError(err))
 		return
 	}
-	noStore(w)
 	s.writeJSON(w, r, http.StatusOK, newSecretResponse(hook, time.Now()))
 }
 
@@ -457,6 +455,5 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 		s.writeError(w, r, webhookError(err))
 		return
 	}
-	noStore(w)
 	s.writeJSON(w, r, http.StatusOK, newSecretResponse(hook, time.Now()))
 }
