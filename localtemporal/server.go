@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	uiserver "github.com/temporalio/ui-server/v2/server"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -65,7 +64,7 @@ type Options struct {
 // Server is a running Temporal server. Stop it with Stop.
 type Server struct {
 	server       temporal.Server
-	ui           *uiserver.Server
+	ui           *uiServer
 	frontendAddr string
 	uiURL        string
 	logLevel     *slog.LevelVar // of the server's logger
