@@ -234,7 +234,10 @@ func serveHTTP(ctx context.Context, l net.Listener, h http.Handler, longest time
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      longest + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// 16 KiB of request line and headers is ample for an API key, a traceparent and a
+		// proxy's X-Forwarded-*; net/http's default lets every request hold 1 MiB of them.
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
