@@ -1,11 +1,10 @@
-// Package activities holds surveyhooks' Temporal activities: fanning an event out to its
-// webhooks and delivering it to one of them (sign, POST, record the attempt).
+// Package activities holds surveyhooks' Temporal activities: delivering an event to one
+// webhook (sign, POST, record the attempt) and marking a delivery failed when its schedule
+// ended other than by its own decision.
 package activities
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,9 +13,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"go.temporal.io/sdk/temporal"
 
-	"github.com/surveyhooks/surveyhooks/eventtype"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -28,10 +26,8 @@ const UserAgent = "surveyhooks/1.0 (+https://github.com/surveyhooks/surveyhooks)
 
 // Config configures delivery attempts.
 type Config struct {
-	// Schedule says when failed attempts are retried.
-	Schedule Schedule
-	// AttemptTimeout bounds one attempt (SURVEYHOOKS_ATTEMPT_TIMEOUT).
-	AttemptTimeout time.Duration
+	// Schedule says when failed attempts are retried and how long one may take.
+	Schedule delivery.Schedule
 	// MaxLoggedBody caps each stored body; 0 means DefaultMaxLoggedBody.
 	MaxLoggedBody int
 }
@@ -50,8 +46,6 @@ type Activities struct {
 	receivers propagation.TextMapPropagator
 	// metrics, when set, records attempts and deliveries (WithMetrics).
 	metrics *Metrics
-	// targets carries what a fan-out loaded to the deliveries' first attempts.
-	targets *TargetCache
 }
 
 // Option changes how Activities are built.
@@ -75,12 +69,6 @@ func WithTracing(tp trace.TracerProvider, receivers propagation.TextMapPropagato
 	}
 }
 
-// WithTargetCache takes first attempts' targets from c, which the process's API fills as
-// it publishes (dispatch.Options.Targets), besides the FanOut activity.
-func WithTargetCache(c *TargetCache) Option {
-	return func(a *Activities) { a.targets = c }
-}
-
 // WithMetrics records attempts and deliveries in m (NewMetrics).
 func WithMetrics(m *Metrics) Option {
 	return func(a *Activities) { a.metrics = m }
@@ -90,8 +78,8 @@ func WithMetrics(m *Metrics) Option {
 // should refuse forbidden addresses and never follow redirects (netguard.Policy.Client).
 // Every exported method of Activities is an activity.
 func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, opts ...Option) *Activities {
-	if cfg.AttemptTimeout <= 0 {
-		cfg.AttemptTimeout = DefaultAttemptTimeout
+	if cfg.Schedule.AttemptTimeout <= 0 {
+		cfg.Schedule.AttemptTimeout = delivery.DefaultAttemptTimeout
 	}
 	if cfg.MaxLoggedBody <= 0 {
 		cfg.MaxLoggedBody = DefaultMaxLoggedBody
@@ -100,75 +88,11 @@ func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, 
 		logger = slog.Default()
 	}
 	a := &Activities{store: st, client: client, cfg: cfg, logger: logger, now: time.Now,
-		tracer: noop.NewTracerProvider().Tracer(TracerName), targets: NewTargetCache()}
+		tracer: noop.NewTracerProvider().Tracer(TracerName)}
 	for _, opt := range opts {
 		opt(a)
 	}
 	return a
-}
-
-// FanOutInput names the event to fan out.
-type FanOutInput struct {
-	EventID string
-}
-
-// FanOutResult lists the event's deliveries.
-type FanOutResult struct {
-	Deliveries []store.Subscription
-}
-
-// FanOut creates one delivery per webhook the event goes to (once per event) and returns
-// them all: a test event goes to its target webhook, any other event to the survey's active
-// webhooks subscribed to its type. Events the API publishes come with their deliveries
-// (store.PublishEvent), and their workflow skips FanOut; it runs for a workflow started by
-// the dispatcher or by a retry after the workflow closed, which lists the deliveries made,
-// and for events stored before publishing fanned out. The deliveries it creates keep their
-// target in memory for their first attempt (TargetCache).
-func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, error) {
-	var event store.Event
-	picked := map[uuid.UUID]store.Webhook{}
-	subs, err := a.store.FanOut(ctx, in.EventID, func(ctx context.Context, ev store.Event) ([]uuid.UUID, error) {
-		if ev.TargetWebhookID != nil {
-			return []uuid.UUID{*ev.TargetWebhookID}, nil
-		}
-		hooks, err := a.store.ListActiveForSurvey(ctx, ev.SurveyID)
-		if err != nil {
-			return nil, fmt.Errorf("list webhooks of survey %s: %w", ev.SurveyID, err)
-		}
-		event = ev
-		var ids []uuid.UUID
-		for _, h := range hooks {
-			if subscribed(h.Events, ev.EventType) {
-				ids = append(ids, h.ID)
-				picked[h.ID] = h
-			}
-		}
-		return ids, nil
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		// The event is gone (deleted by retention): retrying cannot bring it back.
-		return FanOutResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("event %s does not exist", in.EventID), ErrTypeDeliveryFailed, err)
-	}
-	if err != nil {
-		return FanOutResult{}, fmt.Errorf("fan out event %s: %w", in.EventID, err)
-	}
-	for _, sub := range subs {
-		if hook, ok := picked[sub.WebhookID]; ok && sub.Status == store.StatusPending && sub.AttemptCount == 0 {
-			a.targets.Put(store.Target{DeliveryID: sub.DeliveryID, Status: sub.Status, EventID: event.ID,
-				EventType: event.EventType, Body: event.Body, Webhook: hook})
-		}
-	}
-	return FanOutResult{Deliveries: subs}, nil
-}
-
-func subscribed(patterns []string, eventType string) bool {
-	for _, p := range patterns {
-		if eventtype.Matches(p, eventType) {
-			return true
-		}
-	}
-	return false
 }
 
 // FailDeliveryInput names a delivery that gets no further attempt, and why.
@@ -186,7 +110,7 @@ func (a *Activities) FailDelivery(ctx context.Context, in FailDeliveryInput) err
 	if a.metrics != nil {
 		// The metric is labelled by event type, which only the delivery's row knows.
 		if t, err := a.store.GetTarget(ctx, in.DeliveryID); err == nil {
-			a.metrics.ended(ctx, t.EventType, store.StatusFailed, nil, a.now())
+			a.metrics.ended(ctx, t.EventType, delivery.StatusFailed, nil, a.now())
 		}
 	}
 	return nil

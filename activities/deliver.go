@@ -8,14 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/propagation"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/signature"
 	"github.com/surveyhooks/surveyhooks/store"
@@ -25,23 +26,22 @@ import (
 const (
 	// ErrTypeAttemptFailed: the attempt failed and the schedule retries it.
 	ErrTypeAttemptFailed = "DeliveryAttemptFailed"
+	// ErrTypeNotDue: the schedule's next attempt is not due yet; nothing was sent.
+	ErrTypeNotDue = "DeliveryAttemptNotDue"
 	// ErrTypeDeliveryFailed: the delivery failed for good (refused, or no attempt left).
 	ErrTypeDeliveryFailed = "DeliveryFailed"
 )
 
-// DeliverInput names a delivery and what started this run of attempts.
+// DeliverInput names a delivery and what asks for this attempt.
 type DeliverInput struct {
 	DeliveryID uuid.UUID
-	// Trigger is recorded with the run's first attempt (auto, manual or test); the
-	// schedule's later attempts are auto.
+	// Trigger is recorded with the attempt: auto (the schedule), manual or test.
 	Trigger string
-	// Single makes this run one attempt: a manual retry of a finished delivery, or a test.
-	Single bool
 	// Force attempts a delivery that was already delivered.
 	Force bool
 }
 
-// DeliverResult is how a run of attempts ended without a failure.
+// DeliverResult is how a delivery ended without a failure.
 type DeliverResult struct {
 	// Status is the delivery's status: delivered, or failed when it was not attempted.
 	Status string
@@ -53,52 +53,49 @@ type DeliverResult struct {
 	Skipped string
 }
 
-// Deliver makes one attempt of a delivery: it signs the event's body with the webhook's
-// secrets, POSTs it, records the attempt and the delivery's new state, and tells Temporal
-// what comes next. A retryable failure returns an error carrying the schedule's next delay;
-// a final one a non-retryable error; success a result.
+// Deliver makes one attempt of a delivery, if the rule for sending (delivery.Decide) allows
+// it now: it signs the event's body with the webhook's secrets, POSTs it, records the
+// attempt and the delivery's new state, and tells Temporal what comes next. The schedule is
+// read from the recorded attempt count, so a try that never reached the receiver or was
+// never recorded costs no attempt. A retryable failure returns an error carrying the delay
+// until the schedule's next attempt; an attempt that is not due yet returns the rest of
+// that delay without sending; a final one returns a non-retryable error; success a result.
 func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
-	info := activity.GetInfo(ctx)
-	trigger, force := in.Trigger, in.Force
-	if info.Attempt > 1 {
-		trigger, force = store.TriggerAuto, false
-	}
-	target, err := a.target(ctx, in.DeliveryID)
+	target, err := a.store.GetTarget(ctx, in.DeliveryID)
 	if errors.Is(err, store.ErrNotFound) {
 		// The webhook was deleted, and its deliveries with it: nothing to send to.
-		return DeliverResult{Status: store.StatusFailed, Skipped: "the webhook was deleted"}, nil
+		return DeliverResult{Status: delivery.StatusFailed, Skipped: "the webhook was deleted"}, nil
 	}
 	if err != nil {
 		return DeliverResult{}, fmt.Errorf("load delivery: %w", err)
 	}
-	if target.Status == store.StatusDelivered && !force {
-		// Already delivered (a retry of an activity whose result was lost, or a retry
-		// request that raced the schedule): never send it again unasked.
-		return DeliverResult{Status: store.StatusDelivered, Attempts: target.AttemptCount, Skipped: "already delivered"}, nil
-	}
-	if target.Status == store.StatusFailed && in.Trigger == store.TriggerAuto {
-		// The schedule already ended (its last attempt was recorded, but the activity's
-		// result was lost): a run of the schedule never sends again; a manual retry does.
-		return DeliverResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("delivery already failed after %d attempts", target.AttemptCount), ErrTypeDeliveryFailed, nil)
-	}
-	if !target.Webhook.IsActive && trigger != store.TriggerTest {
-		const reason = "the webhook is inactive"
-		if err := a.store.FailDelivery(ctx, in.DeliveryID, reason); err != nil {
+	verdict := delivery.Decide(delivery.StateOf(target), in.Trigger, in.Force, a.now())
+	switch verdict.Action {
+	case delivery.ActionSkip:
+		return DeliverResult{Status: target.Status, Attempts: target.AttemptCount, Skipped: verdict.Reason}, nil
+	case delivery.ActionEnd:
+		return DeliverResult{}, temporal.NewNonRetryableApplicationError(verdict.Reason, ErrTypeDeliveryFailed, nil)
+	case delivery.ActionRefuse:
+		if err := a.store.FailDelivery(ctx, in.DeliveryID, verdict.Reason); err != nil {
 			return DeliverResult{}, err
 		}
-		a.metrics.ended(ctx, target.EventType, store.StatusFailed, nil, a.now())
-		return DeliverResult{Status: store.StatusFailed, Attempts: target.AttemptCount, Skipped: reason}, nil
+		a.metrics.ended(ctx, target.EventType, delivery.StatusFailed, nil, a.now())
+		return DeliverResult{Status: delivery.StatusFailed, Attempts: target.AttemptCount, Skipped: verdict.Reason}, nil
+	case delivery.ActionWait:
+		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(
+			fmt.Sprintf("attempt %d of %d is due in %s", target.AttemptCount+1, a.cfg.Schedule.MaxAttempts(), verdict.Wait.Round(time.Second)),
+			ErrTypeNotDue, temporal.ApplicationErrorOptions{NextRetryDelay: max(verdict.Wait, time.Millisecond)})
 	}
 
 	sent := a.send(ctx, target)
-	sent.attempt.Trigger = trigger
+	sent.attempt.Trigger = in.Trigger
 	a.metrics.attempt(ctx, &sent)
+	single := delivery.Single(target.Status, in.Trigger)
 	number, outcome, err := a.store.RecordAttempt(ctx, sent.attempt, target.AttemptCount, func(number int) store.Outcome {
-		return a.decide(number, in.Single, sent)
+		return a.decide(number, single, sent)
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return DeliverResult{Status: store.StatusFailed, Skipped: "the webhook was deleted"}, nil
+		return DeliverResult{Status: delivery.StatusFailed, Skipped: "the webhook was deleted"}, nil
 	}
 	if err != nil {
 		// The POST happened but its record did not: retrying sends again (at least once).
@@ -106,14 +103,14 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	}
 	a.logger.InfoContext(ctx, "delivery attempt",
 		"delivery_id", in.DeliveryID, "event_id", target.EventID, "webhook_id", target.Webhook.ID,
-		"attempt", number, "trigger", trigger, "status_code", sent.statusCode,
+		"attempt", number, "trigger", in.Trigger, "status_code", sent.statusCode,
 		"duration_ms", sent.attempt.DurationMS, "outcome", outcome.Status, "error", sent.attempt.Error)
 	a.metrics.ended(ctx, target.EventType, outcome.Status, target.Body, a.now())
 
 	switch outcome.Status {
-	case store.StatusDelivered:
+	case delivery.StatusDelivered:
 		return DeliverResult{Status: outcome.Status, Attempts: number, StatusCode: sent.statusCode}, nil
-	case store.StatusRetrying:
+	case delivery.StatusRetrying:
 		delay := outcome.NextAttemptAt.Sub(a.now())
 		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(
 			fmt.Sprintf("attempt %d: %s; next attempt in %s", number, outcome.LastError, delay.Round(time.Second)),
@@ -124,15 +121,6 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 			fmt.Sprintf("attempt %d: %s; delivery failed", number, outcome.LastError),
 			ErrTypeDeliveryFailed, nil)
 	}
-}
-
-// target returns what an attempt of the delivery needs: from FanOut's hand-over for a
-// delivery's first attempt right after its fan-out, from PostgreSQL otherwise.
-func (a *Activities) target(ctx context.Context, deliveryID uuid.UUID) (store.Target, error) {
-	if t, ok := a.targets.take(deliveryID); ok {
-		return t, nil
-	}
-	return a.store.GetTarget(ctx, deliveryID)
 }
 
 // sentAttempt is one POST as sent and as answered, before it is numbered.
@@ -170,7 +158,7 @@ func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
 		RequestHeaders: headersJSON(headers),
 		RequestBody:    a.loggable(t.Body),
 	}}
-	attemptCtx, cancel := context.WithTimeout(ctx, a.cfg.AttemptTimeout)
+	attemptCtx, cancel := context.WithTimeout(ctx, a.cfg.Schedule.AttemptTimeout)
 	defer cancel()
 	clock := time.Now() // duration by the monotonic clock, whatever a.now is
 	defer func() { s.attempt.DurationMS = float64(time.Since(clock).Microseconds()) / 1000 }()
@@ -183,7 +171,7 @@ func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
 	req.Header = headers
 	resp, err := a.client.Do(req)
 	if err != nil {
-		s.attempt.Error, s.permanent = describeSendError(err, a.cfg.AttemptTimeout)
+		s.attempt.Error, s.permanent = describeSendError(err, a.cfg.Schedule.AttemptTimeout)
 		s.timedOut = errors.Is(err, context.DeadlineExceeded)
 		return s
 	}
@@ -225,16 +213,16 @@ func (a *Activities) decide(number int, single bool, s sentAttempt) store.Outcom
 		out.LastStatusCode = &code
 	}
 	if s.statusCode >= 200 && s.statusCode < 300 {
-		out.Status = store.StatusDelivered
+		out.Status = delivery.StatusDelivered
 		return out
 	}
 	delay, more := a.cfg.Schedule.Next(number, s.retryAfter)
 	if s.permanent || single || !more {
-		out.Status = store.StatusFailed
+		out.Status = delivery.StatusFailed
 		return out
 	}
 	next := a.now().Add(delay)
-	out.Status, out.NextAttemptAt = store.StatusRetrying, &next
+	out.Status, out.NextAttemptAt = delivery.StatusRetrying, &next
 	return out
 }
 
@@ -282,4 +270,22 @@ func headersJSON(h http.Header) []byte {
 		return []byte("{}")
 	}
 	return b
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(value string, now time.Time) time.Duration {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(value); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(value); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
 }

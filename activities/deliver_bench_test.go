@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/signature"
 	"github.com/surveyhooks/surveyhooks/store"
@@ -38,21 +39,19 @@ func BenchmarkDeliver(b *testing.B) {
 	db := testenv.Postgres(b)
 	st := store.New(db)
 	ctx := context.Background()
-	hook, err := st.CreateWebhook(ctx, store.Webhook{SurveyID: "s-1", Name: "bench", URL: srv.URL,
+	_, err := st.CreateWebhook(ctx, store.Webhook{SurveyID: "s-1", Name: "bench", URL: srv.URL,
 		Events: []string{"survey.response.completed"}, IsActive: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
 	require.NoError(b, err)
-	ev, _, err := st.InsertEvent(ctx, store.Event{ID: uuid.NewString(), EventType: "survey.response.completed", SurveyID: "s-1", Body: deliverBody(b)})
+	p, err := st.PublishEvent(ctx, store.Event{ID: uuid.NewString(), EventType: "survey.response.completed", SurveyID: "s-1", Body: deliverBody(b)})
 	require.NoError(b, err)
-	subs, err := st.FanOut(ctx, ev.ID, func(context.Context, store.Event) ([]uuid.UUID, error) { return []uuid.UUID{hook.ID}, nil })
-	require.NoError(b, err)
-	require.Len(b, subs, 1)
+	require.Len(b, p.Deliveries, 1)
 
 	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	acts := activities.New(st, policy.Client(), activities.Config{Schedule: activities.Schedule{Delays: []time.Duration{time.Minute}}}, slog.New(slog.DiscardHandler))
+	acts := activities.New(st, policy.Client(), activities.Config{Schedule: delivery.Schedule{Delays: []time.Duration{time.Minute}}}, slog.New(slog.DiscardHandler))
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	in := activities.DeliverInput{DeliveryID: subs[0].DeliveryID, Trigger: store.TriggerManual, Force: true}
+	in := activities.DeliverInput{DeliveryID: p.Deliveries[0].ID, Trigger: delivery.TriggerManual, Force: true}
 
 	b.ReportAllocs()
 	for b.Loop() {
@@ -61,7 +60,7 @@ func BenchmarkDeliver(b *testing.B) {
 			b.Fatal(err)
 		}
 		var res activities.DeliverResult
-		if err := v.Get(&res); err != nil || res.Status != store.StatusDelivered {
+		if err := v.Get(&res); err != nil || res.Status != delivery.StatusDelivered {
 			b.Fatalf("result %+v, %v", res, err)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/delivery"
 )
 
 // MeterName is the instrumentation scope of the delivery metrics.
@@ -116,12 +116,12 @@ func (m *Metrics) ended(ctx context.Context, eventType, status string, body []by
 	}
 	opts := m.typeOpts(eventType)
 	switch status {
-	case store.StatusDelivered:
+	case delivery.StatusDelivered:
 		m.deliveries.Add(ctx, 1, opts.delivered)
 		if receivedAt := eventTimestamp(body); !receivedAt.IsZero() {
 			m.latency.Record(ctx, max(now.Sub(receivedAt), 0).Seconds(), opts.latency)
 		}
-	case store.StatusFailed:
+	case delivery.StatusFailed:
 		m.deliveries.Add(ctx, 1, opts.failed)
 	}
 }
@@ -147,8 +147,8 @@ func (m *Metrics) typeOpts(eventType string) *typeOpts {
 	}
 	typ := attribute.String("event_type", eventType)
 	v, _ := m.byType.LoadOrStore(eventType, &typeOpts{
-		delivered: metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", store.StatusDelivered), typ)),
-		failed:    metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", store.StatusFailed), typ)),
+		delivered: metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", delivery.StatusDelivered), typ)),
+		failed:    metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", delivery.StatusFailed), typ)),
 		latency:   metric.WithAttributeSet(attribute.NewSet(typ)),
 	})
 	return v.(*typeOpts)

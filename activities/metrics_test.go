@@ -12,6 +12,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -71,10 +72,10 @@ func TestMetricsRecordAttemptsAndDeliveries(t *testing.T) {
 	}
 	received := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	body := []byte(`{"event_id":"e1","event_type":"survey.response.completed","timestamp":"2026-01-02T03:04:05Z","data":{}}`)
-	m.ended(ctx, "survey.response.completed", store.StatusDelivered, body, received.Add(90*time.Second))
-	m.ended(ctx, "survey.response.completed", store.StatusFailed, nil, received)
-	m.ended(ctx, "form.submission.created", store.StatusDelivered, []byte(`not json`), received)
-	m.ended(ctx, "form.submission.created", store.StatusRetrying, body, received) // not an end
+	m.ended(ctx, "survey.response.completed", delivery.StatusDelivered, body, received.Add(90*time.Second))
+	m.ended(ctx, "survey.response.completed", delivery.StatusFailed, nil, received)
+	m.ended(ctx, "form.submission.created", delivery.StatusDelivered, []byte(`not json`), received)
+	m.ended(ctx, "form.submission.created", delivery.StatusRetrying, body, received) // not an end
 
 	got := collect(t, reader)
 	class := func(c string) attribute.KeyValue { return attribute.String("status_class", c) }
@@ -107,7 +108,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
 	require.NotPanics(t, func() {
 		m.attempt(context.Background(), &sentAttempt{statusCode: 200})
-		m.ended(context.Background(), "survey.response.completed", store.StatusDelivered, nil, time.Now())
+		m.ended(context.Background(), "survey.response.completed", delivery.StatusDelivered, nil, time.Now())
 	})
 }
 
@@ -118,10 +119,10 @@ func TestMetricsAttemptAllocations(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	s := sentAttempt{statusCode: http.StatusOK, attempt: store.Attempt{DurationMS: 3}}
-	m.ended(ctx, "survey.response.completed", store.StatusFailed, nil, time.Now()) // fill the cache
+	m.ended(ctx, "survey.response.completed", delivery.StatusFailed, nil, time.Now()) // fill the cache
 	allocs := testing.AllocsPerRun(1000, func() {
 		m.attempt(ctx, &s)
-		m.ended(ctx, "survey.response.completed", store.StatusFailed, nil, time.Now())
+		m.ended(ctx, "survey.response.completed", delivery.StatusFailed, nil, time.Now())
 	})
 	require.LessOrEqual(t, allocs, 4.0)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,15 +12,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
-	"github.com/surveyhooks/surveyhooks/eventtype"
-	"github.com/surveyhooks/surveyhooks/signature"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 var errDeliveryNotFound = Errorf(CodeNotFound, "Delivery not found.")
-
-var deliveryStatuses = []string{store.StatusPending, store.StatusRetrying, store.StatusDelivered, store.StatusFailed}
 
 func (s *Server) registerDeliveryRoutes(r *mux.Router) {
 	const hook = "/surveys/{surveyId}/webhooks/{id}"
@@ -148,9 +143,9 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := r.URL.Query().Get("status")
-	if status != "" && !slices.Contains(deliveryStatuses, status) {
+	if status != "" && !slices.Contains(delivery.Statuses, status) {
 		s.writeError(w, r, invalidFields([]FieldError{{Field: "status",
-			Message: "must be one of " + strings.Join(deliveryStatuses, ", ")}}))
+			Message: "must be one of " + strings.Join(delivery.Statuses, ", ")}}))
 		return
 	}
 	ds, err := s.store.ListWebhookDeliveries(r.Context(), hook.ID, status, oneMore(page))
@@ -205,10 +200,9 @@ type retryResponse struct {
 	Status     string    `json:"status"`
 }
 
-// handleDeliveryRetry asks the event's workflow to attempt the delivery now: a delivery
-// waiting for its next attempt is attempted at once and its schedule goes on; a failed one
-// gets one more attempt; a delivered one only with ?force=true. The workflow is started
-// again when it has closed (SignalWithStart).
+// handleDeliveryRetry asks for the delivery to be attempted now: a delivery waiting for its
+// next attempt is attempted at once and its schedule goes on; a failed one gets one more
+// attempt; a delivered one only with ?force=true.
 func (s *Server) handleDeliveryRetry(w http.ResponseWriter, r *http.Request) {
 	hook, id, err := s.pathDelivery(r)
 	if err != nil {
@@ -223,38 +217,29 @@ func (s *Server) handleDeliveryRetry(w http.ResponseWriter, r *http.Request) {
 		}
 		force = v == "true"
 	}
-	d, err := s.store.GetDelivery(r.Context(), hook.ID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		err = errDeliveryNotFound
-	}
+	workflowID, err := s.deliveries.Retry(r.Context(), hook.ID, id, force)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, deliveryError(err))
 		return
 	}
+	s.writeJSON(w, r, http.StatusAccepted, retryResponse{DeliveryID: id, WorkflowID: workflowID, Status: "retry requested"})
+}
+
+// deliveryError turns the delivery service's refusals into API errors.
+func deliveryError(err error) error {
 	switch {
-	case !hook.IsActive:
-		s.writeError(w, r, Errorf(CodeConflict, "The webhook is inactive: activate it before retrying its deliveries."))
-		return
-	case d.Status == store.StatusDelivered && !force:
-		s.writeError(w, r, Errorf(CodeConflict, "The delivery was delivered: add ?force=true to send it again."))
-		return
+	case errors.Is(err, store.ErrNotFound):
+		return errDeliveryNotFound
+	case errors.Is(err, delivery.ErrInactive):
+		return Errorf(CodeConflict, "The webhook is inactive: activate it before retrying its deliveries.")
+	case errors.Is(err, delivery.ErrDelivered):
+		return Errorf(CodeConflict, "The delivery was delivered: add ?force=true to send it again.")
+	case errors.Is(err, delivery.ErrUnavailable):
+		return Errorf(CodeUnavailable, "The delivery engine is not reachable; try again shortly.")
+	case errors.Is(err, delivery.ErrTestUnfinished):
+		return Errorf(CodeUnavailable, "The test attempt did not finish in time; see the webhook's deliveries.")
 	}
-	ev, err := s.store.GetEvent(r.Context(), d.EventID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), startTimeout)
-	defer cancel()
-	_, err = s.temporal.SignalWithStartWorkflow(ctx, workflows.ID(ev.ID), workflows.RetrySignal,
-		workflows.RetryRequest{DeliveryID: id, Force: force},
-		s.dispatcher.StartOptions(ev), workflows.Event, s.dispatcher.Input(ev))
-	if err != nil {
-		s.logger.WarnContext(r.Context(), "retry signal", "delivery_id", id, "err", err)
-		s.writeError(w, r, Errorf(CodeUnavailable, "The delivery engine is not reachable; try again shortly."))
-		return
-	}
-	s.writeJSON(w, r, http.StatusAccepted, retryResponse{DeliveryID: id, WorkflowID: workflows.ID(ev.ID), Status: "retry requested"})
+	return err
 }
 
 // testResponse is the outcome of a webhook test: the test delivery and its attempt.
@@ -266,7 +251,7 @@ type testResponse struct {
 }
 
 // handleWebhookTest sends a webhook.test event to one webhook through the same path as
-// any event (outbox, workflow, Deliver), waits for its single attempt and returns it.
+// any event, waits for its single attempt and returns it.
 func (s *Server) handleWebhookTest(w http.ResponseWriter, r *http.Request) {
 	hook, err := s.pathWebhookRecord(r)
 	if err != nil {
@@ -280,55 +265,20 @@ func (s *Server) handleWebhookTest(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	now := time.Now()
-	eventID := "test-" + uuid.NewString()
-	data, err := json.Marshal(map[string]any{
-		"webhook": map[string]string{"id": hook.ID.String(), "name": hook.Name},
-		"message": "This is a test event from surveyhooks.",
-	})
+	tested, err := s.deliveries.Test(r.Context(), hook)
+	if errors.Is(err, store.ErrNotFound) {
+		err = errWebhookNotFound
+	}
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("encode test data: %w", err))
+		s.writeError(w, r, deliveryError(err))
 		return
 	}
-	body, err := json.Marshal(signature.Event{EventID: eventID, EventType: eventtype.WebhookTest, Timestamp: now.UTC().Truncate(time.Millisecond), Data: data})
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("encode test event: %w", err))
-		return
-	}
-	target := hook.ID
-	published, err := s.store.PublishEvent(r.Context(), store.Event{
-		ID: eventID, EventType: eventtype.WebhookTest, SurveyID: hook.SurveyID, Body: body, TargetWebhookID: &target,
-	})
+	d, err := s.deliveryWithAttempts(r.Context(), hook.ID, tested.DeliveryID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	ev := published.Event
-	// Wait for the one attempt: its timeout plus room to start and record it.
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.AttemptTimeout+10*time.Second)
-	defer cancel()
-	run, err := s.dispatcher.Dispatch(ctx, published)
-	if err != nil {
-		s.logger.WarnContext(r.Context(), "test event not started", "event_id", ev.ID, "err", err)
-		s.writeError(w, r, Errorf(CodeUnavailable, "The delivery engine is not reachable; try again shortly."))
-		return
-	}
-	var result workflows.EventResult
-	if err := run.Get(ctx, &result); err != nil {
-		s.logger.WarnContext(r.Context(), "test event did not finish", "event_id", ev.ID, "err", err)
-		s.writeError(w, r, Errorf(CodeUnavailable, "The test attempt did not finish in time; see the webhook's deliveries."))
-		return
-	}
-	if len(result.Deliveries) != 1 {
-		s.writeError(w, r, fmt.Errorf("test event %s has %d deliveries", ev.ID, len(result.Deliveries)))
-		return
-	}
-	d, err := s.deliveryWithAttempts(r.Context(), hook.ID, result.Deliveries[0].DeliveryID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	resp := testResponse{Delivered: d.Status == store.StatusDelivered, EventID: ev.ID, Delivery: d}
+	resp := testResponse{Delivered: d.Status == delivery.StatusDelivered, EventID: tested.EventID, Delivery: d}
 	if n := len(*d.Attempts); n > 0 {
 		resp.Attempt = &(*d.Attempts)[n-1]
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/signature"
 	"github.com/surveyhooks/surveyhooks/store"
@@ -52,17 +52,13 @@ func setupEngine(t *testing.T, deliveryPolicy netguard.Policy, delays ...time.Du
 	db := testenv.Postgres(t)
 	st := store.New(db)
 	te := testenv.Temporal(t)
-	acts := activities.New(st, deliveryPolicy.Client(), activities.Config{
-		Schedule:       activities.Schedule{Delays: delays},
-		AttemptTimeout: 2 * time.Second,
-	}, nil)
+	acts := activities.New(st, deliveryPolicy.Client(), activities.Config{Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, nil)
 	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
-	d := dispatch.New(st, te.Client, dispatch.Options{TaskQueue: te.TaskQueue, MaxAttempts: len(delays) + 1, AttemptTimeout: 2 * time.Second}, nil)
+	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, nil)
 	srv := api.New(api.Config{
-		APIKeys:        []string{engineKey},
-		URLPolicy:      netguard.Policy{AllowHTTP: true, Allowed: loopback},
-		AttemptTimeout: 2 * time.Second,
-	}, st, te.Client, d, nil)
+		APIKeys:   []string{engineKey},
+		URLPolicy: netguard.Policy{AllowHTTP: true, Allowed: loopback},
+	}, st, d, nil)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &engine{url: hs.URL, st: st}
@@ -132,7 +128,7 @@ func (e *engine) deliveriesOf(t *testing.T, eventID string, want int) []map[stri
 			return false
 		}
 		for _, d := range ds {
-			if s := d["status"]; s != store.StatusDelivered && s != store.StatusFailed {
+			if s := d["status"]; s != delivery.StatusDelivered && s != delivery.StatusFailed {
 				return false
 			}
 		}
@@ -208,7 +204,7 @@ func TestEngineFanOutSignsEveryDelivery(t *testing.T) {
 
 	ds := e.deliveriesOf(t, eventID, 3)
 	for _, d := range ds {
-		require.Equal(t, store.StatusDelivered, d["status"])
+		require.Equal(t, delivery.StatusDelivered, d["status"])
 	}
 	for i, tc := range []struct {
 		rc     *receiver
@@ -270,7 +266,7 @@ func TestEngineManualRetryOfFailedDelivery(t *testing.T) {
 	_, ev := e.publish(t, "")
 	eventID := ev["eventId"].(string)
 	ds := e.deliveriesOf(t, eventID, 1)
-	require.Equal(t, store.StatusFailed, ds[0]["status"])
+	require.Equal(t, delivery.StatusFailed, ds[0]["status"])
 	require.EqualValues(t, 3, ds[0]["attemptCount"])
 	deliveryPath := fmt.Sprintf("/api/surveys/survey-1/webhooks/%s/deliveries/%s", hookID, ds[0]["id"])
 
@@ -278,7 +274,7 @@ func TestEngineManualRetryOfFailedDelivery(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, status, out)
 	require.Eventually(t, func() bool {
 		_, d := e.do(t, http.MethodGet, deliveryPath, nil)
-		return d["status"] == store.StatusDelivered
+		return d["status"] == delivery.StatusDelivered
 	}, 30*time.Second, 50*time.Millisecond)
 
 	_, d := e.do(t, http.MethodGet, deliveryPath, nil)
@@ -337,7 +333,7 @@ func TestEngineSSRFRefusalIsAFailedAttempt(t *testing.T) {
 
 	_, ev := e.publish(t, "")
 	ds := e.deliveriesOf(t, ev["eventId"].(string), 1)
-	require.Equal(t, store.StatusFailed, ds[0]["status"])
+	require.Equal(t, delivery.StatusFailed, ds[0]["status"])
 	require.EqualValues(t, 1, ds[0]["attemptCount"], "a refused address is not retried")
 	require.Contains(t, ds[0]["lastError"], "blocked")
 	require.Contains(t, ds[0]["lastError"], "SURVEYHOOKS_ALLOWED_CIDRS")
@@ -399,7 +395,7 @@ func TestEngineDeactivatedMidScheduleGetsNoMoreAttempts(t *testing.T) {
 	status, _ := e.do(t, http.MethodPatch, "/api/surveys/survey-1/webhooks/"+hookID, map[string]any{"isActive": false})
 	require.Equal(t, http.StatusOK, status)
 	ds := e.deliveriesOf(t, ev["eventId"].(string), 1)
-	require.Equal(t, store.StatusFailed, ds[0]["status"])
+	require.Equal(t, delivery.StatusFailed, ds[0]["status"])
 	require.Contains(t, ds[0]["lastError"], "inactive")
 	require.Len(t, rc.got(), 1)
 }

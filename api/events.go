@@ -1,25 +1,18 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/eventtype"
-	"github.com/surveyhooks/surveyhooks/signature"
 	"github.com/surveyhooks/surveyhooks/store"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
-
-// startTimeout bounds the synchronous workflow start of an event; past it the event stays
-// queued in the outbox and the dispatcher starts it.
-const startTimeout = 5 * time.Second
 
 // eventIDPattern restricts publisher-chosen event ids to what is safe in a workflow id,
 // a URL path and a header.
@@ -38,22 +31,22 @@ type eventResponse struct {
 	EventType  string `json:"eventType"`
 	SurveyID   string `json:"surveyId"`
 	WorkflowID string `json:"workflowId"`
-	// Status is "dispatched" once the event's workflow started (as the publish answer knows,
-	// and records right after), "queued" while it waits for Temporal.
+	// Status is "dispatched" once the event's workflow started, "queued" while it waits
+	// for Temporal.
 	Status     string              `json:"status"`
 	CreatedAt  time.Time           `json:"createdAt"`
 	Payload    json.RawMessage     `json:"payload"`
 	Deliveries *[]deliveryResponse `json:"deliveries,omitempty"`
 }
 
-func newEventResponse(ev store.Event) eventResponse {
+func newEventResponse(ev store.Event, dispatched bool) eventResponse {
 	status := "queued"
-	if ev.DispatchedAt != nil {
+	if dispatched {
 		status = "dispatched"
 	}
 	return eventResponse{
 		EventID: ev.ID, EventType: ev.EventType, SurveyID: ev.SurveyID,
-		WorkflowID: workflows.ID(ev.ID), Status: status, CreatedAt: ev.CreatedAt.UTC(),
+		WorkflowID: delivery.WorkflowID(ev.ID), Status: status, CreatedAt: ev.CreatedAt.UTC(),
 		Payload: json.RawMessage(ev.Body),
 	}
 }
@@ -67,45 +60,35 @@ func (s *Server) handleEventPublish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ev, err := decodeEvent(m, time.Now())
+	ev, err := decodeEvent(m)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	published, err := s.store.PublishEvent(r.Context(), ev)
+	p, err := s.deliveries.Publish(r.Context(), ev)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	stored := published.Event
-	if !published.Created {
-		s.writeJSON(w, r, http.StatusOK, newEventResponse(stored))
-		return
-	}
-	status := http.StatusCreated
-	startCtx, cancel := context.WithTimeout(r.Context(), startTimeout)
-	defer cancel()
-	if _, err := s.dispatcher.Dispatch(startCtx, published); err != nil {
-		// Stored is enough: the dispatcher starts the workflow once Temporal answers.
-		s.logger.WarnContext(r.Context(), "event queued: workflow not started", "event_id", stored.ID, "err", err)
+	status := http.StatusOK
+	switch {
+	case p.Created && p.Dispatched:
+		status = http.StatusCreated
+	case p.Created:
 		status = http.StatusAccepted
-	} else {
-		now := time.Now()
-		stored.DispatchedAt = &now
 	}
-	s.writeJSON(w, r, status, newEventResponse(stored))
+	s.writeJSON(w, r, status, newEventResponse(p.Event, p.Dispatched))
 }
 
-// decodeEvent validates a publish request and builds the event with the exact envelope
-// bytes every attempt will send.
-func decodeEvent(m *members, now time.Time) (store.Event, error) {
+// decodeEvent validates a publish request.
+func decodeEvent(m *members) (delivery.NewEvent, error) {
 	eventID := member[string](m, "event_id", "a string")
 	eventType := member[string](m, "event_type", "a string")
 	surveyID := member[string](m, "survey_id", "a string")
 	data := member[json.RawMessage](m, "data", "a JSON object")
 	m.rejectUnknown()
 
-	id := uuid.NewString()
+	id := ""
 	if eventID.usable() {
 		if !eventIDPattern.MatchString(eventID.Value) {
 			m.fail("event_id", "must be 1 to 128 characters of letters, digits, '.', '_', ':' and '-'")
@@ -138,18 +121,9 @@ func decodeEvent(m *members, now time.Time) (store.Event, error) {
 		m.fail("data", "must be a JSON object")
 	}
 	if len(m.errs) > 0 {
-		return store.Event{}, invalidFields(m.errs)
+		return delivery.NewEvent{}, invalidFields(m.errs)
 	}
-	body, err := json.Marshal(signature.Event{
-		EventID:   id,
-		EventType: eventType.Value,
-		Timestamp: now.UTC().Truncate(time.Millisecond),
-		Data:      data.Value,
-	})
-	if err != nil {
-		return store.Event{}, Errorf(CodeInvalidRequest, "The data member could not be encoded.")
-	}
-	return store.Event{ID: id, EventType: eventType.Value, SurveyID: surveyID.Value, Body: body}, nil
+	return delivery.NewEvent{ID: id, Type: eventType.Value, SurveyID: surveyID.Value, Data: data.Value}, nil
 }
 
 func (s *Server) handleEventGet(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +145,7 @@ func (s *Server) handleEventGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := newEventResponse(ev)
+	resp := newEventResponse(ev, ev.DispatchedAt != nil)
 	deliveries := make([]deliveryResponse, 0, len(ds))
 	for _, d := range ds {
 		deliveries = append(deliveries, newDeliveryResponse(d))

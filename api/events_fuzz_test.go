@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 )
@@ -30,9 +30,9 @@ func setupPublish(t testing.TB) *bundle {
 	te := testenv.Temporal(t)
 	db := testenv.Postgres(t)
 	st := store.New(db)
-	d := dispatch.New(st, te.Client, dispatch.Options{TaskQueue: te.TaskQueue, MaxAttempts: 3, AttemptTimeout: time.Second}, nil)
+	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: []time.Duration{time.Second, time.Second}, AttemptTimeout: time.Second}}, nil)
 	logs := &syncBuffer{}
-	srv := New(Config{APIKeys: []string{testKey}}, st, te.Client, d, slog.New(slog.NewJSONHandler(logs, nil)))
+	srv := New(Config{APIKeys: []string{testKey}}, st, d, slog.New(slog.NewJSONHandler(logs, nil)))
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return &bundle{db: db, store: st, srv: srv, http: ts, logs: logs}

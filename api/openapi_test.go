@@ -33,7 +33,7 @@ var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "p
 // and method) is documented, and that every documented operation is routed.
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	t.Parallel()
-	srv := New(Config{}, nil, nil, nil, nil)
+	srv := New(Config{}, nil, nil, nil)
 
 	routed := map[string]bool{}
 	err := srv.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {

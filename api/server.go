@@ -14,14 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.temporal.io/sdk/client"
 
-	"github.com/surveyhooks/surveyhooks/activities"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
 )
@@ -57,9 +56,6 @@ type Config struct {
 	// SecretOverlap is how long a rotated-out secret keeps signing when the rotate request
 	// does not say; 0 means DefaultSecretOverlap.
 	SecretOverlap time.Duration
-	// AttemptTimeout bounds one delivery attempt; the webhook test endpoint waits that long
-	// (plus room to start and record it). 0 means activities.DefaultAttemptTimeout.
-	AttemptTimeout time.Duration
 	// RequestTimeout bounds every /api request but the webhook test; 0 means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -72,13 +68,23 @@ type Config struct {
 	Propagator propagation.TextMapPropagator
 }
 
+// Deliveries is what the API asks of the delivery service (delivery.Service): everything
+// that starts, signals or waits on the delivery engine goes through it.
+type Deliveries interface {
+	Publish(ctx context.Context, ev delivery.NewEvent) (delivery.Published, error)
+	Retry(ctx context.Context, webhookID, deliveryID uuid.UUID, force bool) (string, error)
+	Test(ctx context.Context, hook store.Webhook) (delivery.Tested, error)
+	// TestWait is how long Test may take.
+	TestWait() time.Duration
+	// CheckEngine reports whether the delivery engine answers.
+	CheckEngine(ctx context.Context) error
+}
+
 // Server serves the REST API.
 type Server struct {
-	cfg      Config
-	store    *store.Store
-	temporal client.Client
-	// dispatcher starts event workflows (and knows their start options for retries).
-	dispatcher *dispatch.Dispatcher
+	cfg        Config
+	store      *store.Store
+	deliveries Deliveries
 	logger     *slog.Logger
 	router     *mux.Router
 	// keyHashes are the SHA-256 digests of the API keys: comparing digests of equal
@@ -88,17 +94,14 @@ type Server struct {
 	metrics instruments
 }
 
-// New returns a Server over st, the Temporal client tc (nil skips Temporal in the
-// readiness check) and the event workflow dispatcher d. A nil logger discards logs.
-func New(cfg Config, st *store.Store, tc client.Client, d *dispatch.Dispatcher, logger *slog.Logger) *Server {
+// New returns a Server over st and the delivery service d (nil serves everything but
+// publishing, tests and retries). A nil logger discards logs.
+func New(cfg Config, st *store.Store, d Deliveries, logger *slog.Logger) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.SecretOverlap <= 0 {
 		cfg.SecretOverlap = DefaultSecretOverlap
-	}
-	if cfg.AttemptTimeout <= 0 {
-		cfg.AttemptTimeout = activities.DefaultAttemptTimeout
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
@@ -109,8 +112,7 @@ func New(cfg Config, st *store.Store, tc client.Client, d *dispatch.Dispatcher, 
 	s := &Server{
 		cfg:        cfg,
 		store:      st,
-		temporal:   tc,
-		dispatcher: d,
+		deliveries: d,
 		logger:     logger,
 		router:     mux.NewRouter(),
 	}
@@ -162,10 +164,9 @@ func (s *Server) limitDuration(next http.Handler) http.Handler {
 	})
 }
 
-// testTimeout bounds a webhook test request: it waits for the attempt (its timeout plus
-// room to start and record it, see handleWebhookTest), then reads the attempt back.
+// testTimeout bounds a webhook test request: it waits for the attempt, then reads it back.
 func (s *Server) testTimeout() time.Duration {
-	return s.cfg.AttemptTimeout + 20*time.Second
+	return s.deliveries.TestWait() + readyTimeout
 }
 
 // LongestRequest is the longest any request may take: the HTTP server's write timeout
@@ -264,17 +265,14 @@ type readyResponse struct {
 	Checks map[string]string `json:"checks"`
 }
 
-// handleReady answers 200 when PostgreSQL (and Temporal, when the server has a client)
-// answer within readyTimeout each, 503 otherwise.
+// handleReady answers 200 when PostgreSQL and Temporal (when the server has a delivery
+// service) answer within readyTimeout each, 503 otherwise.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]func(context.Context) error{
 		"postgres": s.store.Ping,
 	}
-	if s.temporal != nil {
-		checks["temporal"] = func(ctx context.Context) error {
-			_, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
-			return err
-		}
+	if s.deliveries != nil {
+		checks["temporal"] = s.deliveries.CheckEngine
 	}
 
 	resp := readyResponse{Status: "ready", Checks: make(map[string]string, len(checks))}

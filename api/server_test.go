@@ -16,6 +16,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
@@ -50,7 +51,7 @@ func setup(t testing.TB, opts ...func(*Config)) *bundle {
 	}
 	logs := &syncBuffer{}
 	st := store.New(db)
-	srv := New(cfg, st, nil, nil, slog.New(slog.NewJSONHandler(logs, nil)))
+	srv := New(cfg, st, nil, slog.New(slog.NewJSONHandler(logs, nil)))
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return &bundle{db: db, store: st, srv: srv, http: ts, logs: logs}
@@ -347,8 +348,11 @@ func TestRequestDeadlineEndsHungStatement(t *testing.T) {
 // attempt timeout; the server's write timeout is derived from the longest deadline.
 func TestLongestRequestCoversWebhookTest(t *testing.T) {
 	t.Parallel()
-	short := New(Config{AttemptTimeout: 5 * time.Second}, nil, nil, nil, nil)
-	require.Equal(t, DefaultRequestTimeout, short.LongestRequest())
-	long := New(Config{AttemptTimeout: time.Minute, RequestTimeout: 10 * time.Second}, nil, nil, nil, nil)
-	require.Equal(t, time.Minute+20*time.Second, long.LongestRequest())
+	shortService := delivery.New(nil, nil, delivery.Config{Schedule: delivery.Schedule{AttemptTimeout: time.Second}}, nil)
+	short := New(Config{RequestTimeout: time.Hour}, nil, shortService, nil)
+	require.Equal(t, time.Hour, short.LongestRequest())
+	longService := delivery.New(nil, nil, delivery.Config{Schedule: delivery.Schedule{AttemptTimeout: time.Minute}}, nil)
+	long := New(Config{RequestTimeout: 10 * time.Second}, nil, longService, nil)
+	require.Equal(t, longService.TestWait()+readyTimeout, long.LongestRequest())
+	require.Greater(t, long.LongestRequest(), time.Minute+30*time.Second, "the attempt, and room to load and record it")
 }

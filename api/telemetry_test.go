@@ -29,7 +29,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/telemetry"
@@ -103,24 +103,20 @@ func setupObserved(t *testing.T, receivers propagation.TextMapPropagator) *obser
 	metrics, err := activities.NewMetrics(tel.MeterProvider())
 	require.NoError(t, err)
 	delays := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
-	acts := activities.New(st, netguard.Policy{AllowHTTP: true, Allowed: loopback}.Client(), activities.Config{
-		Schedule:       activities.Schedule{Delays: delays},
-		AttemptTimeout: 2 * time.Second,
-	}, logger, activities.WithTracing(tel.TracerProvider(), receivers), activities.WithMetrics(metrics))
+	acts := activities.New(st, netguard.Policy{AllowHTTP: true, Allowed: loopback}.Client(), activities.Config{Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, logger, activities.WithTracing(tel.TracerProvider(), receivers), activities.WithMetrics(metrics))
 	w := worker.New(tc, te.TaskQueue, worker.Options{WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
-	d := dispatch.New(st, tc, dispatch.Options{TaskQueue: te.TaskQueue, MaxAttempts: len(delays) + 1, AttemptTimeout: 2 * time.Second}, logger)
+	d := delivery.New(st, tc, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, logger)
 	srv := api.New(api.Config{
 		APIKeys:        []string{engineKey},
 		URLPolicy:      netguard.Policy{AllowHTTP: true, Allowed: loopback},
-		AttemptTimeout: 2 * time.Second,
 		TracerProvider: tel.TracerProvider(),
 		MeterProvider:  tel.MeterProvider(),
 		Propagator:     tel.Propagator(),
-	}, st, tc, d, logger)
+	}, st, d, logger)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &observed{engine: &engine{url: hs.URL, st: st}, spans: spans, metrics: tel.MetricsHandler(), logs: logs}

@@ -14,9 +14,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/signature"
-	"github.com/surveyhooks/surveyhooks/store"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 // Names the bare workflow and its activity are registered under, beside surveyhooks' own.
@@ -74,7 +73,7 @@ func bareWorkflow(ctx workflow.Context, in bareInput) error {
 	if in.SearchAttributes && !in.Local {
 		// As the Event workflow without local first attempts: the webhook ids once it knows
 		// its deliveries (the status is pending from the start).
-		if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.WebhookIDsKey.ValueSet(ids)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, delivery.WebhookIDsKey.ValueSet(ids)); err != nil {
 			return err
 		}
 	}
@@ -100,20 +99,20 @@ func bareWorkflow(ctx workflow.Context, in bareInput) error {
 			futures[i] = workflow.ExecuteActivity(actx, bareActivityName, a)
 		}
 	}
-	status := store.StatusDelivered
+	status := delivery.StatusDelivered
 	for _, f := range futures {
 		// A delivery that failed for good is counted by the activity; the others go on.
 		if err := f.Get(ctx, nil); err != nil {
-			status = store.StatusFailed
+			status = delivery.StatusFailed
 		}
 	}
 	switch {
 	case in.SearchAttributes && in.Local:
 		// As the Event workflow with local first attempts: one upsert after them.
-		return workflow.UpsertTypedSearchAttributes(ctx, workflows.WebhookIDsKey.ValueSet(ids),
-			workflows.DeliveryStatusKey.ValueSet([]string{status}))
+		return workflow.UpsertTypedSearchAttributes(ctx, delivery.WebhookIDsKey.ValueSet(ids),
+			delivery.DeliveryStatusKey.ValueSet([]string{status}))
 	case in.SearchAttributes:
-		return workflow.UpsertTypedSearchAttributes(ctx, workflows.DeliveryStatusKey.ValueSet([]string{status}))
+		return workflow.UpsertTypedSearchAttributes(ctx, delivery.DeliveryStatusKey.ValueSet([]string{status}))
 	}
 	return nil
 }

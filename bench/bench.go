@@ -24,7 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -128,9 +128,9 @@ type Wiring struct {
 	// Worker returns the delivery worker, not started, polling TaskQueue through tc. The
 	// bench registers its bare workflow on the same worker, so both run tuned alike.
 	Worker func(tc client.Client, st *store.Store) worker.Worker
-	// API returns the REST API handler and the dispatcher whose Run loop starts the events
+	// API returns the REST API handler and the delivery service whose Run loop starts the events
 	// the API could not start at once.
-	API func(tc client.Client, st *store.Store) (http.Handler, *dispatch.Dispatcher)
+	API func(tc client.Client, st *store.Store) (http.Handler, *delivery.Service)
 	// TaskQueue is the worker's task queue.
 	TaskQueue string
 	// APIKey is a key the API accepts.

@@ -15,7 +15,7 @@ import (
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
 	"github.com/surveyhooks/surveyhooks/bench"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
@@ -35,14 +35,12 @@ func testWiring(delays []time.Duration, timeout time.Duration) bench.Wiring {
 	return bench.Wiring{
 		Worker: func(tc client.Client, st *store.Store) worker.Worker {
 			w := worker.New(tc, testTaskQueue, worker.Options{WorkflowPanicPolicy: worker.FailWorkflow})
-			workflows.Register(w, activities.New(st, policy.Client(), activities.Config{
-				Schedule: activities.Schedule{Delays: delays}, AttemptTimeout: timeout,
-			}, slog.New(slog.DiscardHandler)))
+			workflows.Register(w, activities.New(st, policy.Client(), activities.Config{Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: timeout}}, slog.New(slog.DiscardHandler)))
 			return w
 		},
-		API: func(tc client.Client, st *store.Store) (http.Handler, *dispatch.Dispatcher) {
-			d := dispatch.New(st, tc, dispatch.Options{TaskQueue: testTaskQueue, MaxAttempts: len(delays) + 1, AttemptTimeout: timeout}, nil)
-			return api.New(api.Config{APIKeys: []string{testKey}, URLPolicy: policy, AttemptTimeout: timeout}, st, tc, d, nil).Handler(), d
+		API: func(tc client.Client, st *store.Store) (http.Handler, *delivery.Service) {
+			d := delivery.New(st, tc, delivery.Config{TaskQueue: testTaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: timeout}}, nil)
+			return api.New(api.Config{APIKeys: []string{testKey}, URLPolicy: policy}, st, d, nil).Handler(), d
 		},
 		TaskQueue: testTaskQueue,
 		APIKey:    testKey,

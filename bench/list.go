@@ -49,9 +49,9 @@ const (
 
 	// $1 event id prefix, $2 survey.
 	insertListEventsQuery = `
-INSERT INTO events (id, event_type, survey_id, body, created_at, dispatched_at, fanned_out_at)
+INSERT INTO events (id, event_type, survey_id, body, created_at, dispatched_at)
 SELECT $1 || g, 'survey.response.completed', $2, convert_to('{"event_id":"' || $1 || g || '"}', 'UTF8'),
-	` + listTS + `, ` + listTS + `, ` + listTS + `
+	` + listTS + `, ` + listTS + `
 FROM generate_series(1, $3::int) g`
 
 	// 10% failed, 10% waiting for a retry, the rest delivered. $1 event id prefix,

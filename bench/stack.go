@@ -23,12 +23,12 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/localpg"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/schema"
 	"github.com/surveyhooks/surveyhooks/store"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 // namespace is the Temporal namespace of the bench's own server.
@@ -178,7 +178,7 @@ func (s *stack) startTemporal(ctx context.Context) error {
 		DataDir:          dir,
 		FrontendAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Namespace:        namespace,
-		SearchAttributes: workflows.SearchAttributes(),
+		SearchAttributes: delivery.SearchAttributes(),
 		Logger:           s.logger.With("component", "temporal-server"),
 	})
 	if err != nil {

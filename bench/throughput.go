@@ -15,8 +15,8 @@ import (
 	"github.com/lib/pq"
 	"go.temporal.io/sdk/client"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/signature"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 // eventType is the type of every benchmark event.
@@ -309,12 +309,13 @@ func (b *bareDriver) publish(ctx context.Context, p *pass, i int, at time.Time) 
 	start := client.StartWorkflowOptions{TaskQueue: b.st.wiring.TaskQueue}
 	if b.searchAttributes {
 		// Ours' start options: search attributes, summary and details.
-		start = workflows.StartOptions(workflows.EventInput{
-			EventID: id, EventType: eventType, SurveyID: "bench", MaxAttempts: len(in.Delays) + 1,
+		start = delivery.StartOptions(delivery.EventInput{
+			EventID: id, EventType: eventType, SurveyID: "bench",
+			Schedule: delivery.Schedule{Delays: in.Delays, AttemptTimeout: in.AttemptTimeout},
 		}, b.st.wiring.TaskQueue)
 	}
 	start.ID = "bench-" + id
-	// As the dispatcher starts ours: the worker shares this client.
+	// As the delivery service starts ours: the worker shares this client.
 	start.EnableEagerStart = true
 	p.publishing(id, at)
 	_, err = b.st.tc.ExecuteWorkflow(ctx, start, bareWorkflowName, in)

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/surveyhooks/surveyhooks/activities"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 	"github.com/surveyhooks/surveyhooks/workflows"
@@ -32,16 +32,16 @@ func TestOutboxTemporalDown(t *testing.T) {
 
 	queue := uniqueQueue("outbox")
 	acts := activities.New(st, loopbackPolicy.Client(), activities.Config{
-		Schedule:       activities.Schedule{Delays: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}},
-		AttemptTimeout: 2 * time.Second,
+		Schedule: delivery.Schedule{Delays: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}, AttemptTimeout: 2 * time.Second},
 	}, testLogger(t, slog.LevelError))
 	w := worker.New(tc, queue, worker.Options{})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	d := dispatch.New(st, tc, dispatch.Options{
-		TaskQueue: queue, MaxAttempts: 3, AttemptTimeout: 2 * time.Second,
-		Interval: 200 * time.Millisecond, Grace: 500 * time.Millisecond,
+	d := delivery.New(st, tc, delivery.Config{
+		TaskQueue: queue,
+		Schedule:  delivery.Schedule{Delays: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}, AttemptTimeout: 2 * time.Second},
+		Outbox:    delivery.OutboxConfig{Interval: 200 * time.Millisecond, Grace: 500 * time.Millisecond},
 	}, testLogger(t, slog.LevelError))
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(t.Context()))
 	runDone := make(chan error, 1)
@@ -50,7 +50,7 @@ func TestOutboxTemporalDown(t *testing.T) {
 		stopRun()
 		require.NoError(t, <-runDone)
 	})
-	api := startAPI(t, st, tc, d, 2*time.Second)
+	api := startAPI(t, st, d)
 	rc := okReceiver(t)
 	api.createWebhook(t, rc.URL, "*")
 
@@ -90,7 +90,7 @@ func TestOutboxTemporalDown(t *testing.T) {
 	startTemporal(t, opts)
 	counts := waitSettled(t, st, events+1, 120*time.Second)
 	t.Logf("all %d queued events delivered %v after Temporal came back", events, time.Since(restarted).Round(time.Millisecond))
-	require.Equal(t, events+1, counts[store.StatusDelivered])
+	require.Equal(t, events+1, counts[delivery.StatusDelivered])
 
 	// Temporal is known up again: publishing starts the workflow at once.
 	require.Eventually(t, func() bool {
@@ -111,7 +111,7 @@ func TestOutboxTemporalDown(t *testing.T) {
 	// One workflow per event, started in the order the events were created.
 	var started []time.Time
 	for _, id := range ids {
-		desc, err := tc.DescribeWorkflowExecution(t.Context(), workflows.ID(id), "")
+		desc, err := tc.DescribeWorkflowExecution(t.Context(), delivery.WorkflowID(id), "")
 		require.NoError(t, err)
 		started = append(started, desc.GetWorkflowExecutionInfo().GetStartTime().AsTime())
 	}

@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/surveyhooks/surveyhooks/activities"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/localpg"
 	"github.com/surveyhooks/surveyhooks/schema"
 	"github.com/surveyhooks/surveyhooks/store"
@@ -46,16 +46,13 @@ func TestPostgresOutage(t *testing.T) {
 
 	te := testenv.Temporal(t)
 	acts := activities.New(st, loopbackPolicy.Client(), activities.Config{
-		// Three attempts. With two, a try that PostgreSQL failed uses up Temporal's attempts
-		// before the schedule's, and the workflow's one-minute restart makes the test last
-		// 70-100 s: that path is covered by the workflows package's tests.
-		Schedule:       activities.Schedule{Delays: []time.Duration{time.Second, time.Second}},
-		AttemptTimeout: 2 * time.Second,
+		Schedule: delivery.Schedule{Delays: []time.Duration{time.Second, time.Second}, AttemptTimeout: 2 * time.Second},
 	}, testLogger(t, slog.LevelError))
 	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
-	d := dispatch.New(st, te.Client, dispatch.Options{
-		TaskQueue: te.TaskQueue, MaxAttempts: 3, AttemptTimeout: 2 * time.Second,
-		Interval: 500 * time.Millisecond, Grace: time.Second,
+	d := delivery.New(st, te.Client, delivery.Config{
+		TaskQueue: te.TaskQueue,
+		Schedule:  delivery.Schedule{Delays: []time.Duration{time.Second, time.Second}, AttemptTimeout: 2 * time.Second},
+		Outbox:    delivery.OutboxConfig{Interval: 500 * time.Millisecond, Grace: time.Second},
 	}, testLogger(t, slog.LevelError))
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(t.Context()))
 	runDone := make(chan error, 1)
@@ -64,7 +61,7 @@ func TestPostgresOutage(t *testing.T) {
 		stopRun()
 		require.NoError(t, <-runDone)
 	})
-	api := startAPI(t, st, te.Client, d, 2*time.Second)
+	api := startAPI(t, st, d)
 	// About 30% of the deliveries fail their first attempt.
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, nth int) string {
 		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
@@ -144,7 +141,7 @@ func TestPostgresOutage(t *testing.T) {
 	// one-minute restart (see the schedule above).
 	counts := waitSettled(t, st, total, 150*time.Second)
 	t.Logf("all %d deliveries settled %v after PostgreSQL came back", total, time.Since(restarted).Round(time.Millisecond))
-	if counts[store.StatusFailed] > 0 {
+	if counts[delivery.StatusFailed] > 0 {
 		var failed []struct {
 			ID        string `db:"id"`
 			Attempts  int    `db:"attempt_count"`
@@ -155,7 +152,7 @@ func TestPostgresOutage(t *testing.T) {
 			t.Logf("failed delivery %s after %d attempts: %s", f.ID, f.Attempts, f.LastError)
 		}
 	}
-	require.Equal(t, total, counts[store.StatusDelivered], "%v", counts)
+	require.Equal(t, total, counts[delivery.StatusDelivered], "%v", counts)
 
 	// The receiver records a request just after answering it.
 	require.Eventually(t, func() bool { return distinctOK(rc.got()) >= total }, 10*time.Second, 10*time.Millisecond)

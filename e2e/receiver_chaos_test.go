@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/surveyhooks/surveyhooks/activities"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 	"github.com/surveyhooks/surveyhooks/workflows"
@@ -78,12 +78,11 @@ func TestReceiverChaos(t *testing.T) {
 	st := store.New(testenv.Postgres(t))
 	te := testenv.Temporal(t)
 	acts := activities.New(st, loopbackPolicy.Client(), activities.Config{
-		Schedule:       activities.Schedule{Delays: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}},
-		AttemptTimeout: attemptTimeout,
+		Schedule: delivery.Schedule{Delays: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, AttemptTimeout: attemptTimeout},
 	}, testLogger(t, slog.LevelError))
 	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
-	d := dispatch.New(st, te.Client, dispatch.Options{TaskQueue: te.TaskQueue, MaxAttempts: maxAttempts, AttemptTimeout: attemptTimeout}, nil)
-	api := startAPI(t, st, te.Client, d, attemptTimeout)
+	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, AttemptTimeout: attemptTimeout}}, nil)
+	api := startAPI(t, st, d)
 
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) string {
 		answer := pick()
@@ -193,16 +192,16 @@ func TestReceiverChaos(t *testing.T) {
 		}
 		last := answered[len(answered)-1]
 		if answerDelivers(last) {
-			require.Equal(t, store.StatusDelivered, dl.Status, "delivery %s answered %v: %s", id, answered, dl.LastError)
+			require.Equal(t, delivery.StatusDelivered, dl.Status, "delivery %s answered %v: %s", id, answered, dl.LastError)
 		} else {
-			require.Equal(t, store.StatusFailed, dl.Status, "delivery %s answered %v: %s", id, answered, dl.LastError)
+			require.Equal(t, delivery.StatusFailed, dl.Status, "delivery %s answered %v: %s", id, answered, dl.LastError)
 			require.Equal(t, maxAttempts, dl.AttemptCount, "delivery %s answered %v fails only when the schedule is spent: %s", id, answered, dl.LastError)
 		}
 	}
 	answers, _ := json.Marshal(seen)
 	dup := countDuplicates(t, hits)
 	t.Logf("RESULT receiver chaos: events %d, requests %d %s, delivered %d, failed after %d attempts %d, duplicates %d, lost 0",
-		events, len(hits), answers, counts[store.StatusDelivered], maxAttempts, counts[store.StatusFailed], dup.extra2xx)
+		events, len(hits), answers, counts[delivery.StatusDelivered], maxAttempts, counts[delivery.StatusFailed], dup.extra2xx)
 }
 
 func answerDelivers(name string) bool {

@@ -29,12 +29,11 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/surveyhooks/surveyhooks/api"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/signature"
 	"github.com/surveyhooks/surveyhooks/store"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 // apiKey is the API key of every API a test starts in-process.
@@ -94,7 +93,7 @@ func temporalOptions(t *testing.T) localtemporal.Options {
 		DataDir:          filepath.Join(t.TempDir(), "temporal"),
 		FrontendAddr:     freeAddr(t),
 		Namespace:        "default",
-		SearchAttributes: workflows.SearchAttributes(),
+		SearchAttributes: delivery.SearchAttributes(),
 		Logger:           testLogger(t, slog.LevelError),
 	}
 }
@@ -131,14 +130,13 @@ type apiClient struct {
 	http *http.Client
 }
 
-// startAPI serves the REST API over st, tc and d on loopback with apiKey.
-func startAPI(t *testing.T, st *store.Store, tc client.Client, d *dispatch.Dispatcher, attemptTimeout time.Duration) *apiClient {
+// startAPI serves the REST API over st and d on loopback with apiKey.
+func startAPI(t *testing.T, st *store.Store, d *delivery.Service) *apiClient {
 	t.Helper()
 	srv := api.New(api.Config{
-		APIKeys:        []string{apiKey},
-		URLPolicy:      loopbackPolicy,
-		AttemptTimeout: attemptTimeout,
-	}, st, tc, d, testLogger(t, slog.LevelError))
+		APIKeys:   []string{apiKey},
+		URLPolicy: loopbackPolicy,
+	}, st, d, testLogger(t, slog.LevelError))
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &apiClient{url: hs.URL, key: apiKey, http: &http.Client{Timeout: 30 * time.Second}}
@@ -327,8 +325,8 @@ func waitSettled(t *testing.T, st *store.Store, want int, timeout time.Duration)
 	var counts map[string]int
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		counts = deliveryCounts(t, st)
-		assert.Equal(c, want, counts[store.StatusDelivered]+counts[store.StatusFailed], "settled deliveries: %v", counts)
-		assert.Zero(c, counts[store.StatusPending]+counts[store.StatusRetrying], "unsettled deliveries: %v", counts)
+		assert.Equal(c, want, counts[delivery.StatusDelivered]+counts[delivery.StatusFailed], "settled deliveries: %v", counts)
+		assert.Zero(c, counts[delivery.StatusPending]+counts[delivery.StatusRetrying], "unsettled deliveries: %v", counts)
 	}, timeout, 100*time.Millisecond)
 	return counts
 }
@@ -377,7 +375,7 @@ func runsPerEvent(t *testing.T, tc client.Client, eventIDs []string) {
 	t.Helper()
 	want := map[string]int{}
 	for _, id := range eventIDs {
-		want[workflows.ID(id)] = 1
+		want[delivery.WorkflowID(id)] = 1
 	}
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		got := map[string]int{}

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/retention"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
@@ -50,8 +51,8 @@ func (b *bundle) event(t *testing.T, created time.Time, dispatched bool) string 
 	if dispatched {
 		dispatchedAt = &created
 	}
-	_, err := b.db.Exec(`INSERT INTO events (id, event_type, survey_id, body, created_at, dispatched_at, fanned_out_at)
-		VALUES ($1, 'survey.response.completed', 'survey-1', '{}', $2, $3, $3)`, id, created, dispatchedAt)
+	_, err := b.db.Exec(`INSERT INTO events (id, event_type, survey_id, body, created_at, dispatched_at)
+		VALUES ($1, 'survey.response.completed', 'survey-1', '{}', $2, $3)`, id, created, dispatchedAt)
 	require.NoError(t, err)
 	return id
 }
@@ -117,27 +118,27 @@ func TestRetentionDeletesOldHistoryAndKeepsTheRest(t *testing.T) {
 
 	// Finished long ago: everything goes.
 	finished := b.event(t, b.old, true)
-	delivered := b.delivery(t, finished, store.StatusDelivered, b.old, b.old, b.old.Add(time.Minute))
-	failed := b.delivery(t, finished, store.StatusFailed, b.old, b.old)
+	delivered := b.delivery(t, finished, delivery.StatusDelivered, b.old, b.old, b.old.Add(time.Minute))
+	failed := b.delivery(t, finished, delivery.StatusFailed, b.old, b.old)
 	// Old, no subscriber at all: goes.
 	noDeliveries := b.event(t, b.old, true)
 	// Old but still retrying (a long custom schedule): all of it stays.
 	retrying := b.event(t, b.old, true)
-	retryingDelivery := b.delivery(t, retrying, store.StatusRetrying, b.old, b.old)
+	retryingDelivery := b.delivery(t, retrying, delivery.StatusRetrying, b.old, b.old)
 	// Old but never attempted yet: stays.
 	pending := b.event(t, b.old, true)
-	pendingDelivery := b.delivery(t, pending, store.StatusPending, b.old)
+	pendingDelivery := b.delivery(t, pending, delivery.StatusPending, b.old)
 	// Failed long ago, retried by hand yesterday: the old attempt goes, the rest stays.
 	retried := b.event(t, b.old, true)
-	retriedDelivery := b.delivery(t, retried, store.StatusFailed, b.young, b.old, b.young)
+	retriedDelivery := b.delivery(t, retried, delivery.StatusFailed, b.young, b.old, b.young)
 	// Two deliveries, one finished long ago, one changed yesterday: the old attempt goes,
 	// both deliveries and the event stay.
 	mixed := b.event(t, b.old, true)
-	mixedOld := b.delivery(t, mixed, store.StatusDelivered, b.old, b.old)
-	mixedYoung := b.delivery(t, mixed, store.StatusFailed, b.young, b.young)
+	mixedOld := b.delivery(t, mixed, delivery.StatusDelivered, b.old, b.old)
+	mixedYoung := b.delivery(t, mixed, delivery.StatusFailed, b.young, b.young)
 	// Young: stays.
 	young := b.event(t, b.young, true)
-	youngDelivery := b.delivery(t, young, store.StatusDelivered, b.young, b.young)
+	youngDelivery := b.delivery(t, young, delivery.StatusDelivered, b.young, b.young)
 	// Old but still in the outbox (Temporal was away): stays, it has not been sent yet.
 	queued := b.event(t, b.old, false)
 
@@ -173,10 +174,10 @@ func TestRetentionDeletesEverythingInSmallBatches(t *testing.T) {
 	const events = 25
 	for i := range events {
 		ev := b.event(t, b.old.Add(time.Duration(i)*time.Minute), true)
-		b.delivery(t, ev, store.StatusDelivered, b.old, b.old, b.old.Add(time.Second))
+		b.delivery(t, ev, delivery.StatusDelivered, b.old, b.old, b.old.Add(time.Second))
 	}
 	young := b.event(t, b.young, true)
-	b.delivery(t, young, store.StatusDelivered, b.young, b.young)
+	b.delivery(t, young, delivery.StatusDelivered, b.young, b.young)
 
 	// 7 does not divide 25 or 50: the last batch of each kind is a short one.
 	res := b.run(t, retention.Input{MaxAge: maxAge, BatchSize: 7})
@@ -191,7 +192,7 @@ func TestEnsureScheduleCreatesOnceAndRunsRetention(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	old := b.event(t, b.old, true)
-	b.delivery(t, old, store.StatusDelivered, b.old, b.old)
+	b.delivery(t, old, delivery.StatusDelivered, b.old, b.old)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

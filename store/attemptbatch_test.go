@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -19,16 +20,14 @@ import (
 func seedDeliveries(t *testing.T, st *store.Store, n int) []uuid.UUID {
 	t.Helper()
 	ctx := t.Context()
-	hook, err := st.CreateWebhook(ctx, newWebhook("survey-1", "hook"))
+	_, err := st.CreateWebhook(ctx, newWebhook("survey-1", "hook"))
 	require.NoError(t, err)
 	ids := make([]uuid.UUID, n)
 	for i := range ids {
-		ev, _, err := st.InsertEvent(ctx, store.Event{ID: fmt.Sprintf("event-%d", i), EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)})
+		p, err := st.PublishEvent(ctx, store.Event{ID: fmt.Sprintf("event-%d", i), EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)})
 		require.NoError(t, err)
-		subs, err := st.FanOut(ctx, ev.ID, func(context.Context, store.Event) ([]uuid.UUID, error) { return []uuid.UUID{hook.ID}, nil })
-		require.NoError(t, err)
-		require.Len(t, subs, 1)
-		ids[i] = subs[0].DeliveryID
+		require.Len(t, p.Deliveries, 1)
+		ids[i] = p.Deliveries[0].ID
 	}
 	return ids
 }
@@ -91,7 +90,7 @@ func (r *batchRecorder) occupyFlushers(db *sqlx.DB, first, second uuid.UUID) fun
 	require.NoError(r.t, err)
 	// One at a time: each must be a statement of its own.
 	for i, d := range []uuid.UUID{first, second} {
-		r.record(d, store.TriggerAuto)
+		r.record(d, delivery.TriggerAuto)
 		require.Eventually(r.t, func() bool { return len(r.batchSizes()) == i+1 }, 10*time.Second, time.Millisecond)
 	}
 	return func() { require.NoError(r.t, lock.Rollback()) }
@@ -120,7 +119,7 @@ func TestRecordAttemptBatchesConcurrentAttempts(t *testing.T) {
 	t.Parallel()
 	st, db, deliveries, r, release := busyBatch(t, 12)
 	for _, d := range deliveries[2:] {
-		r.record(d, store.TriggerAuto)
+		r.record(d, delivery.TriggerAuto)
 	}
 	r.waitQueued(10)
 	release()
@@ -135,7 +134,7 @@ func TestRecordAttemptBatchesConcurrentAttempts(t *testing.T) {
 		require.Len(t, as, 1)
 		a := as[0]
 		require.Equal(t, 1, a.Number)
-		require.Equal(t, store.TriggerAuto, a.Trigger)
+		require.Equal(t, delivery.TriggerAuto, a.Trigger)
 		require.Equal(t, "https://receiver.example.com/hooks", a.RequestURL)
 		require.JSONEq(t, `{"A":["b"]}`, string(a.RequestHeaders))
 		require.JSONEq(t, `{}`, string(a.ResponseHeaders))
@@ -143,7 +142,7 @@ func TestRecordAttemptBatchesConcurrentAttempts(t *testing.T) {
 		target, err := st.GetTarget(t.Context(), d)
 		require.NoError(t, err)
 		require.Equal(t, 1, target.AttemptCount)
-		require.Equal(t, store.StatusRetrying, target.Status)
+		require.Equal(t, delivery.StatusRetrying, target.Status)
 	}
 	var next int
 	require.NoError(t, db.GetContext(t.Context(), &next,
@@ -156,9 +155,9 @@ func TestRecordAttemptBatchesConcurrentAttempts(t *testing.T) {
 func TestRecordAttemptBatchWithTwoAttemptsOfOneDelivery(t *testing.T) {
 	t.Parallel()
 	st, _, deliveries, r, release := busyBatch(t, 4)
-	r.record(deliveries[2], store.TriggerAuto)
-	r.record(deliveries[2], store.TriggerManual)
-	r.record(deliveries[3], store.TriggerAuto)
+	r.record(deliveries[2], delivery.TriggerAuto)
+	r.record(deliveries[2], delivery.TriggerManual)
+	r.record(deliveries[3], delivery.TriggerAuto)
 	r.waitQueued(3)
 	release()
 	r.wg.Wait()
@@ -170,16 +169,16 @@ func TestRecordAttemptBatchWithTwoAttemptsOfOneDelivery(t *testing.T) {
 	as, err := st.ListAttempts(t.Context(), deliveries[2])
 	require.NoError(t, err)
 	require.Len(t, as, 2)
-	require.ElementsMatch(t, []string{store.TriggerAuto, store.TriggerManual}, []string{as[0].Trigger, as[1].Trigger})
+	require.ElementsMatch(t, []string{delivery.TriggerAuto, delivery.TriggerManual}, []string{as[0].Trigger, as[1].Trigger})
 }
 
 // A row the database refuses fails its own call only: the others of its batch are recorded.
 func TestRecordAttemptBatchIsolatesARefusedRow(t *testing.T) {
 	t.Parallel()
 	st, _, deliveries, r, release := busyBatch(t, 5)
-	r.record(deliveries[2], store.TriggerAuto)
+	r.record(deliveries[2], delivery.TriggerAuto)
 	r.record(deliveries[3], "bogus") // refused by the trigger column's CHECK
-	r.record(deliveries[4], store.TriggerAuto)
+	r.record(deliveries[4], delivery.TriggerAuto)
 	r.waitQueued(3)
 	release()
 	r.wg.Wait()

@@ -83,17 +83,18 @@ func (s *Store) ListAttempts(ctx context.Context, deliveryID uuid.UUID) ([]Attem
 
 // Target is everything one attempt needs: the delivery, its webhook and the event's body.
 type Target struct {
-	DeliveryID   uuid.UUID `db:"delivery_id"`
-	Status       string    `db:"status"`
-	AttemptCount int       `db:"attempt_count"`
-	EventID      string    `db:"event_id"`
-	EventType    string    `db:"event_type"`
-	Body         []byte    `db:"body"`
-	Webhook      Webhook   `db:"webhook"`
+	DeliveryID    uuid.UUID  `db:"delivery_id"`
+	Status        string     `db:"status"`
+	AttemptCount  int        `db:"attempt_count"`
+	NextAttemptAt *time.Time `db:"next_attempt_at"`
+	EventID       string     `db:"event_id"`
+	EventType     string     `db:"event_type"`
+	Body          []byte     `db:"body"`
+	Webhook       Webhook    `db:"webhook"`
 }
 
 const getTargetQuery = `
-SELECT d.id AS delivery_id, d.status, d.attempt_count, e.id AS event_id, e.event_type, e.body,
+SELECT d.id AS delivery_id, d.status, d.attempt_count, d.next_attempt_at, e.id AS event_id, e.event_type, e.body,
 	w.id AS "webhook.id", w.survey_id AS "webhook.survey_id", w.name AS "webhook.name",
 	w.url AS "webhook.url", w.events AS "webhook.events", w.description AS "webhook.description",
 	w.is_active AS "webhook.is_active", w.secret AS "webhook.secret",

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -24,50 +23,33 @@ const uuidV7SQL = `encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
 	placing substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
 	FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid`
 
-// publishColumns are an event's columns, then each new delivery's with its webhook's: NULL
-// when the event has no delivery.
-const publishColumns = `e.id, e.event_type, e.survey_id, e.body, e.target_webhook_id, e.created_at,
-	e.dispatched_at, e.fanned_out_at,
-	d.id, d.status, d.attempt_count,
-	w.id, w.survey_id, w.name, w.url, w.events, w.description, w.is_active, w.secret,
-	w.previous_secret, w.previous_secret_expires_at, w.created_at, w.updated_at`
-
-// publishEventQuery stores an event fanned out to its survey's active webhooks subscribed to
-// its type ($5: eventtype.MatchingPatterns), in one statement: nothing when an event with
-// its id exists (no row comes back).
+// publishEventQuery stores an event with one delivery per webhook it goes to, in one
+// statement: a test event ($5, the webhook under test) to that webhook, active or not;
+// any other event to its survey's active webhooks subscribed to its type ($6:
+// eventtype.MatchingPatterns), as they are at this moment. It stores nothing when an event
+// with its id exists (no row comes back). Each branch of the webhook pick keeps its own
+// index (the primary key, webhooks_survey_id_idx) whatever the plan.
 const publishEventQuery = `
 WITH e AS (
-	INSERT INTO events (id, event_type, survey_id, body, fanned_out_at)
-	VALUES ($1, $2, $3, $4, now())
+	INSERT INTO events (id, event_type, survey_id, body, target_webhook_id)
+	VALUES ($1, $2, $3, $4, $5)
 	ON CONFLICT (id) DO NOTHING
 	RETURNING ` + eventColumns + `
+), picked AS (
+	SELECT w.id, w.url FROM webhooks w WHERE w.id = $5::uuid
+	UNION ALL
+	SELECT w.id, w.url FROM webhooks w
+	WHERE $5::uuid IS NULL AND w.survey_id = $3 AND w.is_active AND w.events && $6::text[]
 ), d AS (
 	INSERT INTO deliveries (id, event_id, webhook_id)
-	SELECT ` + uuidV7SQL + `, e.id, w.id
-	FROM e, webhooks w
-	WHERE w.survey_id = $3 AND w.is_active AND w.events && $5::text[]
-	RETURNING id, webhook_id, status, attempt_count
+	SELECT ` + uuidV7SQL + `, e.id, picked.id
+	FROM e, picked
+	RETURNING id, webhook_id, status
 )
-SELECT ` + publishColumns + `
-FROM e LEFT JOIN (d JOIN webhooks w ON w.id = d.webhook_id) ON true
+SELECT e.id, e.event_type, e.survey_id, e.body, e.target_webhook_id, e.created_at, e.dispatched_at,
+	d.id, d.webhook_id, picked.url, d.status
+FROM e LEFT JOIN (d JOIN picked ON picked.id = d.webhook_id) ON true
 ORDER BY d.id`
-
-// publishTestEventQuery stores a test event fanned out to its one target webhook ($5),
-// active or not: a webhook can be tested before it is activated.
-const publishTestEventQuery = `
-WITH e AS (
-	INSERT INTO events (id, event_type, survey_id, body, target_webhook_id, fanned_out_at)
-	VALUES ($1, $2, $3, $4, $5, now())
-	ON CONFLICT (id) DO NOTHING
-	RETURNING ` + eventColumns + `
-), d AS (
-	INSERT INTO deliveries (id, event_id, webhook_id)
-	SELECT ` + uuidV7SQL + `, e.id, e.target_webhook_id
-	FROM e
-	RETURNING id, webhook_id, status, attempt_count
-)
-SELECT ` + publishColumns + `
-FROM e LEFT JOIN (d JOIN webhooks w ON w.id = d.webhook_id) ON true`
 
 // Published is what PublishEvent stored.
 type Published struct {
@@ -75,33 +57,24 @@ type Published struct {
 	// Created is false when an event with the id existed: Event is that one, unchanged, and
 	// Deliveries is nil.
 	Created bool
-	// Deliveries are the deliveries made with the event, in id order, each with everything
-	// its first attempt needs.
-	Deliveries []Target
+	// Deliveries are the deliveries made with the event, in id order.
+	Deliveries []EventDelivery
 }
 
-// Subscriptions are the deliveries as the event's workflow takes them.
-func (p Published) Subscriptions() []Subscription {
-	subs := make([]Subscription, 0, len(p.Deliveries))
-	for _, t := range p.Deliveries {
-		subs = append(subs, Subscription{DeliveryID: t.DeliveryID, WebhookID: t.Webhook.ID,
-			URL: t.Webhook.URL, Status: t.Status, AttemptCount: t.AttemptCount})
-	}
-	return subs
+// EventDelivery is one delivery of an event, with its webhook's URL.
+type EventDelivery struct {
+	ID        uuid.UUID `db:"id"`
+	WebhookID uuid.UUID `db:"webhook_id"`
+	URL       string    `db:"url"`
+	Status    string    `db:"status"`
 }
 
 // PublishEvent stores ev with its deliveries, in one statement, unless an event with its id
 // exists (publishers retry, and the same event_id is one event). A test event (with a
 // TargetWebhookID) goes to that webhook; any other to the survey's active webhooks
-// subscribed to its type, as they are at this moment. The event is stored fanned out, so
-// that its workflow can start from Deliveries; it is not marked dispatched
-// (MarkDispatched).
+// subscribed to its type. The event is not marked dispatched (MarkDispatched).
 func (s *Store) PublishEvent(ctx context.Context, ev Event) (Published, error) {
-	query, last := publishEventQuery, any(pq.Array(eventtype.MatchingPatterns(ev.EventType)))
-	if ev.TargetWebhookID != nil {
-		query, last = publishTestEventQuery, *ev.TargetWebhookID
-	}
-	p, err := s.publishOnce(ctx, query, ev, last)
+	p, err := s.publishOnce(ctx, ev)
 	if ev.TargetWebhookID != nil && isForeignKeyViolation(err, eventsTargetWebhookFK, deliveriesWebhookFK) {
 		// The webhook under test was deleted meanwhile.
 		return Published{}, fmt.Errorf("publish event %s: webhook %s: %w", ev.ID, *ev.TargetWebhookID, ErrNotFound)
@@ -109,12 +82,16 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event) (Published, error) {
 	for try := 1; try < publishTries && isForeignKeyViolation(err, deliveriesWebhookFK); try++ {
 		// A subscribed webhook was deleted while the statement ran: it stored nothing, and
 		// the next try no longer sees the webhook.
-		p, err = s.publishOnce(ctx, query, ev, last)
+		p, err = s.publishOnce(ctx, ev)
 	}
 	if err != nil {
 		return Published{}, fmt.Errorf("publish event %s: %w", ev.ID, mapError(err))
 	}
 	if p.Created {
+		if ev.TargetWebhookID != nil && len(p.Deliveries) == 0 {
+			// The webhook under test does not exist (any more): the event went nowhere.
+			return Published{}, fmt.Errorf("publish event %s: webhook %s: %w", ev.ID, *ev.TargetWebhookID, ErrNotFound)
+		}
 		return p, nil
 	}
 	// The insert did nothing: the event exists.
@@ -135,13 +112,38 @@ const (
 	eventsTargetWebhookFK = "events_target_webhook_id_fkey"
 )
 
-// publishOnce runs one publish statement.
-func (s *Store) publishOnce(ctx context.Context, query string, ev Event, last any) (Published, error) {
-	rows, err := s.db.QueryContext(ctx, query, ev.ID, ev.EventType, ev.SurveyID, ev.Body, last)
+// publishOnce runs the publish statement once.
+func (s *Store) publishOnce(ctx context.Context, ev Event) (Published, error) {
+	rows, err := s.db.QueryContext(ctx, publishEventQuery, ev.ID, ev.EventType, ev.SurveyID, ev.Body,
+		ev.TargetWebhookID, pq.Array(eventtype.MatchingPatterns(ev.EventType)))
 	if err != nil {
 		return Published{}, err
 	}
-	return scanPublished(rows)
+	defer rows.Close()
+	var p Published
+	for rows.Next() {
+		var (
+			ev        Event
+			id, hook  *uuid.UUID
+			url, stat *string
+		)
+		err := rows.Scan(&ev.ID, &ev.EventType, &ev.SurveyID, &ev.Body, &ev.TargetWebhookID, &ev.CreatedAt,
+			&ev.DispatchedAt, &id, &hook, &url, &stat)
+		if err != nil {
+			return Published{}, fmt.Errorf("scan: %w", err)
+		}
+		p.Event, p.Created = ev, true
+		if id != nil {
+			p.Deliveries = append(p.Deliveries, EventDelivery{ID: *id, WebhookID: *hook, URL: *url, Status: *stat})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Published{}, err
+	}
+	if p.Created && p.Deliveries == nil {
+		p.Deliveries = []EventDelivery{}
+	}
+	return p, nil
 }
 
 // isForeignKeyViolation reports whether err is PostgreSQL's violation of one of the foreign
@@ -149,55 +151,6 @@ func (s *Store) publishOnce(ctx context.Context, query string, ev Event, last an
 func isForeignKeyViolation(err error, constraints ...string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23503" && slices.Contains(constraints, pgErr.ConstraintName)
-}
-
-// scanPublished reads publishEventQuery's rows: the event on each, and a delivery with its
-// webhook on each but the row of an event without deliveries.
-func scanPublished(rows *sql.Rows) (Published, error) {
-	defer rows.Close()
-	var p Published
-	for rows.Next() {
-		var (
-			ev         Event
-			deliveryID *uuid.UUID
-			status     *string
-			count      *int
-			webhookID  *uuid.UUID
-			surveyID   *string
-			name       *string
-			url        *string
-			events     pq.StringArray
-			desc       *string
-			active     *bool
-			secret     *string
-			w          Webhook
-			created    *time.Time
-			updated    *time.Time
-		)
-		err := rows.Scan(&ev.ID, &ev.EventType, &ev.SurveyID, &ev.Body, &ev.TargetWebhookID, &ev.CreatedAt,
-			&ev.DispatchedAt, &ev.FannedOutAt,
-			&deliveryID, &status, &count,
-			&webhookID, &surveyID, &name, &url, &events, &desc, &active, &secret,
-			&w.PreviousSecret, &w.PreviousSecretExpiresAt, &created, &updated)
-		if err != nil {
-			return Published{}, fmt.Errorf("scan: %w", err)
-		}
-		p.Event, p.Created = ev, true
-		if deliveryID == nil {
-			continue
-		}
-		w.ID, w.SurveyID, w.Name, w.URL, w.Events = *webhookID, *surveyID, *name, *url, events
-		w.Description, w.IsActive, w.Secret, w.CreatedAt, w.UpdatedAt = *desc, *active, *secret, *created, *updated
-		p.Deliveries = append(p.Deliveries, Target{DeliveryID: *deliveryID, Status: *status, AttemptCount: *count,
-			EventID: ev.ID, EventType: ev.EventType, Body: ev.Body, Webhook: w})
-	}
-	if err := rows.Err(); err != nil {
-		return Published{}, err
-	}
-	if p.Created && p.Deliveries == nil {
-		p.Deliveries = []Target{}
-	}
-	return p, nil
 }
 
 // Dispatch marks are sent in batches (coalescer): every publish marks its event once its

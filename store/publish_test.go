@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/store"
 )
@@ -32,8 +32,7 @@ func completedEvent(id, surveyID string) store.Event {
 		Body: []byte(`{"event_id":"` + id + `"}`)}
 }
 
-// An event goes to the survey's active webhooks whose patterns select its type, exactly as
-// the FanOut activity picks them, each with what its first attempt needs.
+// An event goes to the survey's active webhooks whose patterns select its type.
 func TestPublishEventFansOutToSubscribedWebhooks(t *testing.T) {
 	t.Parallel()
 	st, _ := setupWebhooks(t)
@@ -50,44 +49,31 @@ func TestPublishEventFansOutToSubscribedWebhooks(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, p.Created)
 	require.Equal(t, "e-1", p.Event.ID)
-	require.NotNil(t, p.Event.FannedOutAt)
 	require.Nil(t, p.Event.DispatchedAt, "dispatched once its workflow starts")
 
-	got := map[uuid.UUID]store.Target{}
+	got := map[uuid.UUID]store.EventDelivery{}
 	for i, d := range p.Deliveries {
 		if i > 0 {
-			require.Less(t, p.Deliveries[i-1].DeliveryID.String(), d.DeliveryID.String(), "in id order")
+			require.Less(t, p.Deliveries[i-1].ID.String(), d.ID.String(), "in id order")
 		}
-		require.Equal(t, uuid.Version(7), d.DeliveryID.Version())
-		require.Equal(t, uuid.RFC4122, d.DeliveryID.Variant())
-		sec, nsec := d.DeliveryID.Time().UnixTime()
+		require.Equal(t, uuid.Version(7), d.ID.Version())
+		require.Equal(t, uuid.RFC4122, d.ID.Variant())
+		sec, nsec := d.ID.Time().UnixTime()
 		require.WithinDuration(t, before, time.Unix(sec, nsec), time.Minute, "the id carries its creation time")
-		require.Equal(t, store.StatusPending, d.Status)
-		require.Zero(t, d.AttemptCount)
-		require.Equal(t, "e-1", d.EventID)
-		require.Equal(t, eventtype.SurveyResponseCompleted, d.EventType)
-		require.Equal(t, p.Event.Body, d.Body)
-		got[d.Webhook.ID] = d
+		require.Equal(t, delivery.StatusPending, d.Status)
+		got[d.WebhookID] = d
 	}
 	require.Len(t, got, 3)
 	for _, want := range []store.Webhook{exact, wildcard, prefix} {
 		require.Contains(t, got, want.ID)
-		w := got[want.ID].Webhook
-		require.Equal(t, want.URL, w.URL)
-		require.Equal(t, want.Secret, w.Secret)
-		require.Equal(t, []string(want.Events), []string(w.Events))
-		require.True(t, w.IsActive)
-		require.WithinDuration(t, want.CreatedAt, w.CreatedAt, time.Millisecond)
+		require.Equal(t, want.URL, got[want.ID].URL)
 	}
 
-	// The store agrees: these are the event's deliveries, and the FanOut activity's later
-	// runs list them instead of fanning out again.
-	subs, err := st.FanOut(ctx, "e-1", func(context.Context, store.Event) ([]uuid.UUID, error) {
-		t.Fatal("the event is fanned out already")
-		return nil, nil
-	})
+	// The store agrees: these are the event's deliveries, as a later run of its workflow
+	// lists them.
+	listed, err := st.ListEventTargets(ctx, "e-1")
 	require.NoError(t, err)
-	require.Equal(t, p.Subscriptions(), subs)
+	require.Equal(t, p.Deliveries, listed)
 }
 
 func TestPublishEventWithoutSubscribers(t *testing.T) {
@@ -101,7 +87,6 @@ func TestPublishEventWithoutSubscribers(t *testing.T) {
 	require.Equal(t, "lonely", p.Event.ID)
 	require.NotNil(t, p.Deliveries)
 	require.Empty(t, p.Deliveries)
-	require.Empty(t, p.Subscriptions())
 }
 
 // The same event id again is the same event: the stored one comes back, nothing is added,
@@ -141,9 +126,8 @@ func TestPublishTestEventGoesToItsTarget(t *testing.T) {
 	require.True(t, p.Created)
 	require.Equal(t, &target.ID, p.Event.TargetWebhookID)
 	require.Len(t, p.Deliveries, 1)
-	require.Equal(t, target.ID, p.Deliveries[0].Webhook.ID)
-	require.False(t, p.Deliveries[0].Webhook.IsActive)
-	require.Equal(t, target.Secret, p.Deliveries[0].Webhook.Secret)
+	require.Equal(t, target.ID, p.Deliveries[0].WebhookID)
+	require.Equal(t, target.URL, p.Deliveries[0].URL)
 }
 
 // A refused event (its target webhook does not exist) leaves nothing behind.

@@ -37,21 +37,6 @@ func (w *Webhook) SigningSecrets(now time.Time) []string {
 	return secrets
 }
 
-// Delivery statuses.
-const (
-	StatusPending   = "pending"   // created, no attempt finished yet
-	StatusRetrying  = "retrying"  // an attempt failed, the next one is scheduled
-	StatusDelivered = "delivered" // the receiver answered 2xx
-	StatusFailed    = "failed"    // no attempt left, or the receiver refused for good
-)
-
-// Attempt triggers: what started an attempt.
-const (
-	TriggerAuto   = "auto"   // the first attempt or the retry schedule
-	TriggerManual = "manual" // a person asked for a retry
-	TriggerTest   = "test"   // the webhook test endpoint
-)
-
 // Event is what a publisher sent, with the exact envelope bytes every attempt POSTs.
 type Event struct {
 	ID              string     `db:"id"`
@@ -61,7 +46,6 @@ type Event struct {
 	TargetWebhookID *uuid.UUID `db:"target_webhook_id"`
 	CreatedAt       time.Time  `db:"created_at"`
 	DispatchedAt    *time.Time `db:"dispatched_at"`
-	FannedOutAt     *time.Time `db:"fanned_out_at"`
 }
 
 // Delivery is one event on its way to one webhook.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -21,7 +20,7 @@ import (
 	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
-	"github.com/surveyhooks/surveyhooks/workflows"
+	"github.com/surveyhooks/surveyhooks/delivery"
 )
 
 // searchAttributesTimeout bounds the wait for new search attributes to become usable.
@@ -41,7 +40,7 @@ type TemporalEnv struct {
 }
 
 // Temporal starts a Temporal server (temporaltest: in-memory SQLite, one shard) for t,
-// registers workflows.SearchAttributes() and returns once they can be used. The server
+// registers delivery.SearchAttributes() and returns once they can be used. The server
 // stops when the test ends.
 func Temporal(t testing.TB) *TemporalEnv {
 	t.Helper()
@@ -94,16 +93,11 @@ func (e *TemporalEnv) StartWorker(t testing.TB, register func(worker.Registry), 
 // registerSearchAttributes adds surveyhooks' search attributes and waits until a visibility
 // query may name them, which is when the frontend's namespace cache has them.
 func registerSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	attrs := workflows.SearchAttributes()
-	_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace:        namespace,
-		SearchAttributes: attrs,
-	})
-	if err != nil {
-		return fmt.Errorf("add search attributes: %w", err)
+	if err := delivery.RegisterSearchAttributes(ctx, c, namespace); err != nil {
+		return err
 	}
 
-	names := slices.Sorted(maps.Keys(attrs))
+	names := slices.Sorted(maps.Keys(delivery.SearchAttributes()))
 	terms := make([]string, len(names))
 	for i, name := range names {
 		terms[i] = name + " IS NULL"

@@ -12,8 +12,8 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/testenv"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 // Double runs one activity.
@@ -29,7 +29,7 @@ func Twice(_ context.Context, n int) (int, error) { return 2 * n, nil }
 
 // Tag upserts the SurveyId search attribute.
 func Tag(ctx workflow.Context, surveyID string) error {
-	return workflow.UpsertTypedSearchAttributes(ctx, workflows.SurveyIDKey.ValueSet(surveyID))
+	return workflow.UpsertTypedSearchAttributes(ctx, delivery.SurveyIDKey.ValueSet(surveyID))
 }
 
 func TestTemporalRunsWorkflowOnWorker(t *testing.T) {
@@ -58,7 +58,7 @@ func TestTemporalFindsWorkflowBySearchAttribute(t *testing.T) {
 	require.NoError(t, run.Get(t.Context(), nil))
 	other, err := env.Client.ExecuteWorkflow(t.Context(), client.StartWorkflowOptions{
 		TaskQueue:             env.TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SurveyIDKey.ValueSet("survey-y")),
+		TypedSearchAttributes: temporal.NewSearchAttributes(delivery.SurveyIDKey.ValueSet("survey-y")),
 	}, Tag, "survey-y")
 	require.NoError(t, err)
 	require.NoError(t, other.Get(t.Context(), nil))

@@ -3,7 +3,6 @@ package workflows_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -15,10 +14,10 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
@@ -32,20 +31,12 @@ type scheduleBundle struct {
 	db     *sqlx.DB
 	st     *store.Store
 	client *http.Client
-	input  workflows.EventInput
+	input  delivery.EventInput
 }
 
+// setupSchedule stores a webhook at the receiver and publishes an event it subscribes to,
+// as the delivery service does.
 func setupSchedule(t *testing.T, receiver http.HandlerFunc) *scheduleBundle {
-	t.Helper()
-	return setupScheduleOf(t, receiver, true)
-}
-
-// setupScheduleOf stores a webhook at the receiver and an event it subscribes to. Published
-// is how the API stores and starts events (store.PublishEvent: the deliveries are made with
-// the event and handed to the workflow); otherwise the event is stored alone and the
-// workflow fans it out, as for a start by the dispatcher of an event stored before
-// PublishEvent existed.
-func setupScheduleOf(t *testing.T, receiver http.HandlerFunc, published bool) *scheduleBundle {
 	t.Helper()
 	db := testenv.Postgres(t)
 	st := store.New(db)
@@ -53,51 +44,53 @@ func setupScheduleOf(t *testing.T, receiver http.HandlerFunc, published bool) *s
 	t.Cleanup(srv.Close)
 
 	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	b := &scheduleBundle{db: db, st: st, client: policy.Client(), input: workflows.EventInput{
-		EventType: "survey.response.completed", SurveyID: "survey-1",
-		MaxAttempts: len(activities.DefaultRetryDelays) + 1, AttemptTimeout: 5 * time.Second,
-		LocalFirstAttempt: true,
-	}}
+	b := &scheduleBundle{db: db, st: st, client: policy.Client()}
 	seedWebhook(t, db, srv.URL)
 	eventID := uuid.NewString()
-	ev := store.Event{ID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1",
-		Body: []byte(`{"event_id":"` + eventID + `"}`)}
-	b.input.EventID = eventID
-	if published {
-		b.publish(t, ev)
-	} else {
-		_, created, err := st.InsertEvent(t.Context(), ev)
-		require.NoError(t, err)
-		require.True(t, created)
-	}
-	b.newRun()
+	b.publish(t, store.Event{ID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1",
+		Body: []byte(`{"event_id":"` + eventID + `"}`)}, delivery.TriggerAuto)
 	return b
 }
 
-// publish stores ev with its deliveries and makes them the workflow's input, as the API does.
-func (b *scheduleBundle) publish(t *testing.T, ev store.Event) {
+// schedule is the documented schedule with a short attempt timeout.
+var schedule = delivery.Schedule{Delays: delivery.DefaultRetryDelays, AttemptTimeout: 5 * time.Second}
+
+// publish stores ev with its deliveries and makes them the workflow's input, as the delivery
+// service does.
+func (b *scheduleBundle) publish(t *testing.T, ev store.Event, trigger string) {
 	t.Helper()
 	p, err := b.st.PublishEvent(t.Context(), ev)
 	require.NoError(t, err)
 	require.Len(t, p.Deliveries, 1)
-	b.input.EventID, b.input.EventType = ev.ID, ev.EventType
-	b.input.FannedOut, b.input.Deliveries = true, p.Subscriptions()
+	b.input = input(ev, trigger, p.Deliveries)
+	b.newRun()
+}
+
+func input(ev store.Event, trigger string, ds []store.EventDelivery) delivery.EventInput {
+	in := delivery.EventInput{EventID: ev.ID, EventType: ev.EventType, SurveyID: ev.SurveyID, Trigger: trigger, Schedule: schedule}
+	for _, d := range ds {
+		in.Deliveries = append(in.Deliveries, delivery.Target{DeliveryID: d.ID, WebhookID: d.WebhookID, URL: d.URL, Status: d.Status})
+	}
+	return in
 }
 
 // newRun gives the bundle a fresh test environment, as for another run of the same event's
-// workflow (what SignalWithStart starts after the first run closed).
+// workflow (what SignalWithStart starts after the first run closed), whose input lists the
+// deliveries as they are now.
+func (b *scheduleBundle) restart(t *testing.T) {
+	t.Helper()
+	ev, err := b.st.GetEvent(t.Context(), b.input.EventID)
+	require.NoError(t, err)
+	ds, err := b.st.ListEventTargets(t.Context(), ev.ID)
+	require.NoError(t, err)
+	b.input = input(ev, b.input.Trigger, ds)
+	b.newRun()
+}
+
 func (b *scheduleBundle) newRun() {
-	if b.env != nil {
-		// SignalWithStart's input (dispatch.Dispatcher.Input): the workflow lists the
-		// deliveries as they are now.
-		b.input.FannedOut, b.input.Deliveries = false, nil
-	}
 	var suite testsuite.WorkflowTestSuite
 	b.env = suite.NewTestWorkflowEnvironment()
-	acts := activities.New(b.st, b.client, activities.Config{
-		Schedule:       activities.Schedule{Delays: activities.DefaultRetryDelays},
-		AttemptTimeout: 5 * time.Second,
-	}, nil, activities.WithClock(b.env.Now))
+	acts := activities.New(b.st, b.client, activities.Config{Schedule: schedule}, nil, activities.WithClock(b.env.Now))
 	workflows.Register(b.env, acts)
 }
 
@@ -124,56 +117,35 @@ func (b *scheduleBundle) attempts(t *testing.T) (store.Delivery, []store.Attempt
 	return ds[0], as, offsets
 }
 
-func (b *scheduleBundle) run(t *testing.T) workflows.EventResult {
+func (b *scheduleBundle) run(t *testing.T) delivery.EventResult {
 	t.Helper()
 	b.env.ExecuteWorkflow(workflows.Event, b.input)
 	require.True(t, b.env.IsWorkflowCompleted())
 	require.NoError(t, b.env.GetWorkflowError())
-	var res workflows.EventResult
+	var res delivery.EventResult
 	require.NoError(t, b.env.GetWorkflowResult(&res))
 	return res
 }
 
 func TestEventAlways500FollowsTheSchedule(t *testing.T) {
 	t.Parallel()
-	// Both starts: published (the API's) and fanned out by the workflow (the dispatcher's).
-	for _, published := range []bool{true, false} {
-		t.Run(fmt.Sprintf("published=%v", published), func(t *testing.T) {
-			t.Parallel()
-			testAlways500FollowsTheSchedule(t, published)
-		})
-	}
-}
-
-func testAlways500FollowsTheSchedule(t *testing.T, published bool) {
-	b := setupScheduleOf(t, func(w http.ResponseWriter, r *http.Request) {
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusInternalServerError)
-	}, published)
-	fanOuts := 0
-	b.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
-		if info.ActivityType.Name == "FanOut" {
-			fanOuts++
-		}
 	})
 	res := b.run(t)
-	if published {
-		require.Zero(t, fanOuts, "a published event's workflow does not fan out")
-	} else {
-		require.Equal(t, 1, fanOuts)
-	}
 
 	d, as, offsets := b.attempts(t)
 	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 21 * time.Minute,
 		time.Hour + 21*time.Minute, 7*time.Hour + 21*time.Minute}, offsets)
-	require.Equal(t, store.StatusFailed, d.Status)
+	require.Equal(t, delivery.StatusFailed, d.Status)
 	require.Equal(t, 6, d.AttemptCount)
 	require.Nil(t, d.NextAttemptAt)
 	for i, a := range as {
 		require.Equal(t, i+1, a.Number)
-		require.Equal(t, store.TriggerAuto, a.Trigger)
+		require.Equal(t, delivery.TriggerAuto, a.Trigger)
 		require.Equal(t, 500, *a.ResponseStatus)
 	}
-	require.Equal(t, store.StatusFailed, res.Deliveries[0].Status)
+	require.Equal(t, delivery.StatusFailed, res.Deliveries[0].Status)
 }
 
 func TestEventFirst2xxStopsTheAttempts(t *testing.T) {
@@ -190,10 +162,10 @@ func TestEventFirst2xxStopsTheAttempts(t *testing.T) {
 
 	d, _, offsets := b.attempts(t)
 	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute}, offsets)
-	require.Equal(t, store.StatusDelivered, d.Status)
+	require.Equal(t, delivery.StatusDelivered, d.Status)
 	require.NotNil(t, d.DeliveredAt)
 	require.Equal(t, int32(3), calls.Load())
-	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
 }
 
 func TestEvent400StopsAfterOneAttempt(t *testing.T) {
@@ -205,7 +177,7 @@ func TestEvent400StopsAfterOneAttempt(t *testing.T) {
 
 	d, as, _ := b.attempts(t)
 	require.Len(t, as, 1)
-	require.Equal(t, store.StatusFailed, d.Status)
+	require.Equal(t, delivery.StatusFailed, d.Status)
 	require.Contains(t, d.LastError, "400")
 	require.Contains(t, as[0].ResponseBody, "bad payload")
 }
@@ -235,41 +207,33 @@ func TestEvent429HonorsRetryAfter(t *testing.T) {
 
 	d, _, offsets := b.attempts(t)
 	require.Equal(t, []time.Duration{0, 2 * time.Minute, 6*time.Hour + 2*time.Minute, 6*time.Hour + 17*time.Minute}, offsets)
-	require.Equal(t, store.StatusDelivered, d.Status)
+	require.Equal(t, delivery.StatusDelivered, d.Status)
 }
 
 func TestEventRetrySignalDuringWaitAttemptsAtOnce(t *testing.T) {
 	t.Parallel()
-	// Both shapes: LocalFirstAttempt false is how workflows started by earlier versions,
-	// possibly still in flight, run.
-	for _, local := range []bool{true, false} {
-		t.Run(fmt.Sprintf("LocalFirstAttempt=%v", local), func(t *testing.T) {
-			t.Parallel()
-			var calls atomic.Int32
-			b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
-				calls.Add(1)
-				w.WriteHeader(http.StatusInternalServerError)
-			})
-			b.input.LocalFirstAttempt = local
-			// Attempt 3 is at +6 m; attempt 4 would be at +21 m. Ask at +11 m.
-			b.env.RegisterDelayedCallback(func() {
-				ds, err := b.st.ListEventDeliveries(context.Background(), b.input.EventID)
-				require.NoError(t, err)
-				require.Equal(t, store.StatusRetrying, ds[0].Status)
-				require.Equal(t, 3, ds[0].AttemptCount)
-				b.env.SignalWorkflow(workflows.RetrySignal, workflows.RetryRequest{DeliveryID: ds[0].ID})
-			}, 11*time.Minute)
-			b.run(t)
+	var calls atomic.Int32
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	// Attempt 3 is at +6 m; attempt 4 would be at +21 m. Ask at +11 m.
+	b.env.RegisterDelayedCallback(func() {
+		ds, err := b.st.ListEventDeliveries(context.Background(), b.input.EventID)
+		require.NoError(t, err)
+		require.Equal(t, delivery.StatusRetrying, ds[0].Status)
+		require.Equal(t, 3, ds[0].AttemptCount)
+		b.env.SignalWorkflow(delivery.RetrySignal, delivery.RetryRequest{DeliveryID: ds[0].ID})
+	}, 11*time.Minute)
+	b.run(t)
 
-			d, as, offsets := b.attempts(t)
-			// The manual attempt takes slot 4; the schedule goes on from there: +1 h, then +6 h.
-			require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 11 * time.Minute,
-				time.Hour + 11*time.Minute, 7*time.Hour + 11*time.Minute}, offsets)
-			require.Equal(t, []string{"auto", "auto", "auto", "manual", "auto", "auto"}, triggers(as))
-			require.Equal(t, store.StatusFailed, d.Status)
-			require.Equal(t, int32(6), calls.Load())
-		})
-	}
+	d, as, offsets := b.attempts(t)
+	// The manual attempt takes slot 4; the schedule goes on from there: +1 h, then +6 h.
+	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 11 * time.Minute,
+		time.Hour + 11*time.Minute, 7*time.Hour + 11*time.Minute}, offsets)
+	require.Equal(t, []string{"auto", "auto", "auto", "manual", "auto", "auto"}, triggers(as))
+	require.Equal(t, delivery.StatusFailed, d.Status)
+	require.Equal(t, int32(6), calls.Load())
 }
 
 func TestEventRetrySignalAfterFinalFailureGivesOneMoreAttempt(t *testing.T) {
@@ -284,21 +248,21 @@ func TestEventRetrySignalAfterFinalFailureGivesOneMoreAttempt(t *testing.T) {
 	})
 	// The 410 fails the delivery at once and the workflow closes.
 	res := b.run(t)
-	require.Equal(t, store.StatusFailed, res.Deliveries[0].Status)
+	require.Equal(t, delivery.StatusFailed, res.Deliveries[0].Status)
 	d, _, _ := b.attempts(t)
-	require.Equal(t, store.StatusFailed, d.Status)
+	require.Equal(t, delivery.StatusFailed, d.Status)
 
 	// The API's SignalWithStart starts a new run with the signal waiting for it.
-	b.newRun()
+	b.restart(t)
 	b.env.RegisterDelayedCallback(func() {
-		b.env.SignalWorkflow(workflows.RetrySignal, workflows.RetryRequest{DeliveryID: d.ID})
+		b.env.SignalWorkflow(delivery.RetrySignal, delivery.RetryRequest{DeliveryID: d.ID})
 	}, 0)
 	res = b.run(t)
 
 	d, as, _ := b.attempts(t)
-	require.Equal(t, store.StatusDelivered, d.Status)
+	require.Equal(t, delivery.StatusDelivered, d.Status)
 	require.Equal(t, []string{"auto", "manual"}, triggers(as))
-	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
 	require.Equal(t, int32(2), calls.Load())
 }
 
@@ -310,26 +274,26 @@ func triggers(as []store.Attempt) []string {
 	return out
 }
 
-func TestEventStartsDeliverAgainWhenTemporalAttemptsRunOutFirst(t *testing.T) {
+// Tries that never reach the receiver or are never recorded (PostgreSQL down, a worker
+// killed) cost no attempt of the schedule: Deliver fails without recording anything many
+// more times than the schedule has attempts, then works, and the delivery gets through.
+func TestEventOutlastsFailuresThatRecordNothing(t *testing.T) {
 	t.Parallel()
 	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	// Deliver fails without recording anything (as when PostgreSQL is down) for the local
-	// first attempt and all of Temporal's attempts, then works: the delivery must not be
-	// given up.
 	var calls atomic.Int32
-	failures := int32(b.input.MaxAttempts) + 1
+	// More than the schedule's attempts, but within the 10 tries the test environment
+	// allows a policy without a cap (a real server has no such limit).
+	failures := int32(schedule.MaxAttempts() + 3)
 	b.env.OnActivity("Deliver", mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.DeliverInput) (activities.DeliverResult, error) {
 			if calls.Add(1) <= failures {
 				return activities.DeliverResult{}, errors.New("load delivery: connection refused")
 			}
-			return activities.DeliverResult{Status: store.StatusDelivered, Attempts: 1}, nil
+			return activities.DeliverResult{Status: delivery.StatusDelivered, Attempts: 1}, nil
 		})
-	start := b.env.Now()
 	res := b.run(t)
-	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
 	require.Equal(t, failures+1, calls.Load())
-	require.GreaterOrEqual(t, b.env.Now().Sub(start), time.Minute, "started again after a pause")
 }
 
 // A retry of a webhook test whose workflow has closed starts a new run: it makes the one
@@ -345,21 +309,21 @@ func TestTestEventRetryAfterCloseMakesOneAttempt(t *testing.T) {
 	require.NoError(t, b.db.Get(&webhookID, `SELECT id FROM webhooks`))
 	eventID := "test-" + uuid.NewString()
 	b.publish(t, store.Event{ID: eventID, EventType: "webhook.test", SurveyID: "survey-1",
-		Body: []byte(`{"event_id":"` + eventID + `"}`), TargetWebhookID: &webhookID})
+		Body: []byte(`{"event_id":"` + eventID + `"}`), TargetWebhookID: &webhookID}, delivery.TriggerTest)
 
 	res := b.run(t)
-	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
 	d, as, _ := b.attempts(t)
 	require.Equal(t, []string{"test"}, triggers(as))
 
-	b.newRun()
+	b.restart(t)
 	b.env.RegisterDelayedCallback(func() {
-		b.env.SignalWorkflow(workflows.RetrySignal, workflows.RetryRequest{DeliveryID: d.ID, Force: true})
+		b.env.SignalWorkflow(delivery.RetrySignal, delivery.RetryRequest{DeliveryID: d.ID, Force: true})
 	}, 0)
 	res = b.run(t)
 
 	_, as, _ = b.attempts(t)
 	require.Equal(t, []string{"test", "manual"}, triggers(as))
-	require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
 	require.Equal(t, int32(2), calls.Load())
 }

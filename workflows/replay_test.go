@@ -2,13 +2,10 @@ package workflows_test
 
 import (
 	"context"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"slices"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,42 +15,31 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
-// recordedHistories are histories recorded from real runs, by whether the first attempt
-// was a local activity (EventInput.LocalFirstAttempt): workflows of both shapes may be in
-// flight when a new version is deployed.
-var recordedHistories = map[bool]string{
-	false: "testdata/event_history.json",
-	true:  "testdata/event_history_local.json",
-}
+// recordedHistories are histories recorded from real runs: an event to two webhooks (one
+// retried then delivered, one refused with 400 and then retried by a signal), and the second
+// run of a webhook test's workflow, started by a forced retry after the first run closed.
+var recordedHistories = []string{"testdata/event_history.json", "testdata/test_event_retry_history.json"}
 
-// recordedPublishedHistory is recordedHistories' run with the event published with its
-// deliveries (EventInput.FannedOut), as the API has started events since PublishEvent.
-const recordedPublishedHistory = "testdata/event_history_published.json"
-
-// recordedTestRetryHistory is the second run of a webhook test's workflow, started by a
-// forced retry after the first run closed, recorded when such a run still sent the test
-// again before the manual attempt (before testOnceChange).
-const recordedTestRetryHistory = "testdata/test_event_retry_history.json"
-
-// TestReplayRecordedHistory replays histories recorded from a real run (two webhooks, one
-// retried then delivered, one refused with 400 and then retried by a signal) against the
-// current workflow code: a change that makes the workflow non-deterministic for histories
-// already in flight fails here. Record them again (SURVEYHOOKS_RECORD_HISTORY=1) only when
-// such a change is intended and running workflows are handled.
+// TestReplayRecordedHistory replays the recorded histories against the current workflow
+// code: a change that makes the workflow non-deterministic for histories in flight fails
+// here. Until the first release, record them again (SURVEYHOOKS_RECORD_HISTORY=1) when the
+// workflow changes; from then on such a change needs workflow.GetVersion.
 func TestReplayRecordedHistory(t *testing.T) {
 	t.Parallel()
-	for _, file := range append(slices.Collect(maps.Values(recordedHistories)), recordedPublishedHistory, recordedTestRetryHistory) {
+	for _, file := range recordedHistories {
 		replayer := worker.NewWorkflowReplayer()
-		replayer.RegisterWorkflow(workflows.Event)
+		replayer.RegisterWorkflowWithOptions(workflows.Event, workflow.RegisterOptions{Name: delivery.EventWorkflow})
 		require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file), file)
 	}
 }
@@ -62,12 +48,12 @@ func TestRecordHistory(t *testing.T) {
 	if os.Getenv("SURVEYHOOKS_RECORD_HISTORY") == "" {
 		t.Skip("set SURVEYHOOKS_RECORD_HISTORY=1 to record the histories replayed")
 	}
-	for local, file := range recordedHistories {
-		t.Run(file, func(t *testing.T) { recordHistory(t, local, false, file) })
-	}
-	t.Run(recordedPublishedHistory, func(t *testing.T) { recordHistory(t, true, true, recordedPublishedHistory) })
-	t.Run(recordedTestRetryHistory, func(t *testing.T) { recordTestRetryHistory(t, recordedTestRetryHistory) })
+	t.Run(recordedHistories[0], func(t *testing.T) { recordHistory(t, recordedHistories[0]) })
+	t.Run(recordedHistories[1], func(t *testing.T) { recordTestRetryHistory(t, recordedHistories[1]) })
 }
+
+// recordSchedule is the short schedule of the recorded runs.
+var recordSchedule = delivery.Schedule{Delays: []time.Duration{300 * time.Millisecond, time.Second}, AttemptTimeout: 2 * time.Second}
 
 // recordTestRetryHistory runs a webhook test, then retries its delivery with force once the
 // workflow has closed, and writes the history of that second run to file.
@@ -83,31 +69,37 @@ func recordTestRetryHistory(t *testing.T, file string) {
 	_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
 		VALUES ($1, 'survey-1', 'hook', $2, '{*}', 'a-secret-of-16-chars')`, webhookID, receiver.URL)
 	require.NoError(t, err)
-	eventID := "test-recorded"
-	_, err = db.Exec(`INSERT INTO events (id, event_type, survey_id, body, target_webhook_id)
-		VALUES ($1, 'webhook.test', 'survey-1', '{}', $2)`, eventID, webhookID)
-	require.NoError(t, err)
-
 	ctx := context.Background()
-	in := workflows.EventInput{EventID: eventID, EventType: "webhook.test", SurveyID: "survey-1", MaxAttempts: 3, AttemptTimeout: 2 * time.Second, LocalFirstAttempt: true}
-	first, err := te.Client.ExecuteWorkflow(ctx, workflows.StartOptions(in, te.TaskQueue), workflows.Event, in)
+	ev := store.Event{ID: "test-recorded", EventType: "webhook.test", SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &webhookID}
+	p, err := st.PublishEvent(ctx, ev)
 	require.NoError(t, err)
-	var res workflows.EventResult
+	in := recordInput(ev, delivery.TriggerTest, p.Deliveries)
+	first, err := te.Client.ExecuteWorkflow(ctx, delivery.StartOptions(in, te.TaskQueue), delivery.EventWorkflow, in)
+	require.NoError(t, err)
+	var res delivery.EventResult
 	require.NoError(t, first.Get(ctx, &res))
 	require.Len(t, res.Deliveries, 1)
 
-	second, err := te.Client.SignalWithStartWorkflow(ctx, workflows.ID(eventID), workflows.RetrySignal,
-		workflows.RetryRequest{DeliveryID: res.Deliveries[0].DeliveryID, Force: true},
-		workflows.StartOptions(in, te.TaskQueue), workflows.Event, in)
+	ds, err := st.ListEventTargets(ctx, ev.ID)
+	require.NoError(t, err)
+	in = recordInput(ev, delivery.TriggerTest, ds)
+	second, err := te.Client.SignalWithStartWorkflow(ctx, delivery.WorkflowID(ev.ID), delivery.RetrySignal,
+		delivery.RetryRequest{DeliveryID: res.Deliveries[0].DeliveryID, Force: true},
+		delivery.StartOptions(in, te.TaskQueue), delivery.EventWorkflow, in)
 	require.NoError(t, err)
 	require.NotEqual(t, first.GetRunID(), second.GetRunID())
 	require.NoError(t, second.Get(ctx, &res))
 	writeHistory(t, te, second.GetID(), second.GetRunID(), file)
 }
 
-// recordHistory records a run of an event to two webhooks: stored alone and fanned out by
-// the workflow, or published with its deliveries.
-func recordHistory(t *testing.T, local, published bool, file string) {
+func recordInput(ev store.Event, trigger string, ds []store.EventDelivery) delivery.EventInput {
+	in := input(ev, trigger, ds)
+	in.Schedule = recordSchedule
+	return in
+}
+
+// recordHistory records a run of an event published to two webhooks.
+func recordHistory(t *testing.T, file string) {
 	db := testenv.Postgres(t)
 	st := store.New(db)
 	te := testenv.Temporal(t)
@@ -138,37 +130,29 @@ func recordHistory(t *testing.T, local, published bool, file string) {
 		require.NoError(t, err)
 	}
 	ctx := context.Background()
-	eventID := "evt-recorded-" + strconv.FormatBool(local)
-	in := workflows.EventInput{EventID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1", MaxAttempts: 3, AttemptTimeout: 2 * time.Second, LocalFirstAttempt: local}
-	if published {
-		in.EventID = "evt-recorded-published"
-		p, err := st.PublishEvent(ctx, store.Event{ID: in.EventID, EventType: in.EventType, SurveyID: in.SurveyID, Body: []byte(`{}`)})
-		require.NoError(t, err)
-		require.Len(t, p.Deliveries, 2)
-		in.FannedOut, in.Deliveries = true, p.Subscriptions()
-		eventID = in.EventID
-	} else {
-		_, err := db.Exec(`INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', 'survey-1', '{}')`, eventID)
-		require.NoError(t, err)
-	}
-	run, err := te.Client.ExecuteWorkflow(ctx, workflows.StartOptions(in, te.TaskQueue), workflows.Event, in)
+	ev := store.Event{ID: "evt-recorded", EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)}
+	p, err := st.PublishEvent(ctx, ev)
+	require.NoError(t, err)
+	require.Len(t, p.Deliveries, 2)
+	in := recordInput(ev, delivery.TriggerAuto, p.Deliveries)
+	run, err := te.Client.ExecuteWorkflow(ctx, delivery.StartOptions(in, te.TaskQueue), delivery.EventWorkflow, in)
 	require.NoError(t, err)
 	// Once the 400 has failed its delivery, ask for a retry while the other still waits.
 	require.Eventually(t, func() bool {
-		ds, err := st.ListEventDeliveries(ctx, eventID)
+		ds, err := st.ListEventDeliveries(ctx, ev.ID)
 		require.NoError(t, err)
 		for _, d := range ds {
-			if d.Status == store.StatusFailed {
-				require.NoError(t, te.Client.SignalWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.RetrySignal, workflows.RetryRequest{DeliveryID: d.ID}))
+			if d.Status == delivery.StatusFailed {
+				require.NoError(t, te.Client.SignalWorkflow(ctx, run.GetID(), run.GetRunID(), delivery.RetrySignal, delivery.RetryRequest{DeliveryID: d.ID}))
 				return true
 			}
 		}
 		return false
 	}, 20*time.Second, 10*time.Millisecond)
-	var res workflows.EventResult
+	var res delivery.EventResult
 	require.NoError(t, run.Get(ctx, &res))
 	for _, d := range res.Deliveries {
-		require.Equal(t, store.StatusDelivered, d.Status)
+		require.Equal(t, delivery.StatusDelivered, d.Status)
 	}
 
 	writeHistory(t, te, run.GetID(), run.GetRunID(), file)
@@ -178,9 +162,7 @@ func recordHistory(t *testing.T, local, published bool, file string) {
 // receivers on loopback.
 func startRecordingWorker(t *testing.T, st *store.Store, te *testenv.TemporalEnv) {
 	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	acts := activities.New(st, policy.Client(), activities.Config{
-		Schedule: activities.Schedule{Delays: []time.Duration{300 * time.Millisecond, time.Second}}, AttemptTimeout: 2 * time.Second,
-	}, nil)
+	acts := activities.New(st, policy.Client(), activities.Config{Schedule: recordSchedule}, nil)
 	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
 }
 

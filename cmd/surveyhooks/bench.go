@@ -18,9 +18,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/bench"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -96,9 +95,9 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 	if !delaysSet && len(opts.Scenarios) == 1 && opts.Scenarios[0] == bench.ScenarioBackoff {
 		*retryDelays = "" // the documented schedule: deliveries wait a minute for attempt 2
 	}
-	opts.RetryDelays = activities.DefaultRetryDelays
+	opts.RetryDelays = delivery.DefaultRetryDelays
 	if *retryDelays != "" {
-		delays, err := activities.ParseDelays(*retryDelays)
+		delays, err := delivery.ParseDelays(*retryDelays)
 		if err != nil {
 			return fmt.Errorf("-retry-delays: %w", err)
 		}
@@ -122,17 +121,16 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 	opts.Logger = logger
 
 	// The API and the worker share this process, as in dev.
-	targets := activities.NewTargetCache()
 	wiring := bench.Wiring{
 		OpenDB: func(ctx context.Context, databaseURL string) (*sqlx.DB, error) {
 			return openDB(ctx, databaseURL, cfg.DBMaxConns)
 		},
 		Worker: func(tc client.Client, st *store.Store) worker.Worker {
-			return newWorker(cfg, tc, st, targets, logger)
+			return newWorker(cfg, tc, st, logger)
 		},
-		API: func(tc client.Client, st *store.Store) (http.Handler, *dispatch.Dispatcher) {
-			d := newDispatcher(cfg, st, tc, targets, logger)
-			return newAPI(cfg, st, tc, d, logger).Handler(), d
+		API: func(tc client.Client, st *store.Store) (http.Handler, *delivery.Service) {
+			d := newDeliveries(cfg, st, tc, logger)
+			return newAPI(cfg, st, d, logger).Handler(), d
 		},
 		TaskQueue: cfg.TaskQueue,
 		APIKey:    cfg.APIKeys[0],

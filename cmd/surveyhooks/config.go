@@ -10,11 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/retention"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 // config is every setting of every subcommand, read from the environment here and nowhere
@@ -114,10 +113,10 @@ func loadConfig(lookup envLookup) (config, error) {
 		TemporalAddress:   "127.0.0.1:7233",
 		TemporalNamespace: "default",
 		TemporalUIAddr:    "127.0.0.1:8233",
-		TaskQueue:         workflows.DefaultTaskQueue,
+		TaskQueue:         delivery.DefaultTaskQueue,
 		MetricsAddr:       "127.0.0.1:9464",
-		RetryDelays:       activities.DefaultRetryDelays,
-		AttemptTimeout:    activities.DefaultAttemptTimeout,
+		RetryDelays:       delivery.DefaultRetryDelays,
+		AttemptTimeout:    delivery.DefaultAttemptTimeout,
 		SecretOverlap:     24 * time.Hour,
 		MaxBodyBytes:      1 << 20,
 		DBMaxConns:        defaultDBMaxConns,
@@ -188,7 +187,7 @@ func loadConfig(lookup envLookup) (config, error) {
 		}
 	}
 	if v, ok := lookup("SURVEYHOOKS_RETRY_DELAYS"); ok && strings.TrimSpace(v) != "" {
-		delays, err := activities.ParseDelays(v)
+		delays, err := delivery.ParseDelays(v)
 		switch {
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_RETRY_DELAYS: %v", err))
@@ -254,9 +253,9 @@ func (c config) urlPolicy() netguard.Policy {
 	return netguard.Policy{AllowHTTP: c.AllowHTTP, Allowed: c.AllowedCIDRs}
 }
 
-// maxAttempts is the schedule's length.
-func (c config) maxAttempts() int {
-	return len(c.RetryDelays) + 1
+// schedule is the retry schedule of the configured delays and attempt timeout.
+func (c config) schedule() delivery.Schedule {
+	return delivery.Schedule{Delays: c.RetryDelays, AttemptTimeout: c.AttemptTimeout}
 }
 
 func osLookup(name string) (string, bool) {

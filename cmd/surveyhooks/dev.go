@@ -16,12 +16,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/surveyhooks/surveyhooks/activities"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/localpg"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
 	"github.com/surveyhooks/surveyhooks/schema"
 	"github.com/surveyhooks/surveyhooks/store"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 // runDev runs everything in one process on embedded defaults: a PostgreSQL it manages in
@@ -109,7 +108,7 @@ func runDev(ctx context.Context, cfg config) (err error) {
 		FrontendAddr:     cfg.TemporalAddress,
 		UIAddr:           cfg.TemporalUIAddr,
 		Namespace:        cfg.TemporalNamespace,
-		SearchAttributes: workflows.SearchAttributes(),
+		SearchAttributes: delivery.SearchAttributes(),
 		Logger:           logger.With("component", "temporal-server"),
 	})
 	if err != nil {
@@ -141,16 +140,14 @@ func runDev(ctx context.Context, cfg config) (err error) {
 	}
 
 	st := store.New(db)
-	// The API and the worker share this process: first attempts take what publishing loaded.
-	targets := activities.NewTargetCache()
-	w := newWorker(cfg, tc, st, targets, logger)
+	w := newWorker(cfg, tc, st, logger)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	cleanups = append(cleanups, w.Stop)
 	ensureRetention(ctx, cfg, tc, logger)
-	d := newDispatcher(cfg, st, tc, targets, logger)
-	srv := newAPI(cfg, st, tc, d, logger)
+	d := newDeliveries(cfg, st, tc, logger)
+	srv := newAPI(cfg, st, d, logger)
 
 	apiURL := hostURL(l.Addr().String())
 	postgres := redactURL(shownURL)

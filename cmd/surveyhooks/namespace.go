@@ -10,11 +10,10 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/retention"
-	"github.com/surveyhooks/surveyhooks/workflows"
 )
 
 // namespaceSetupTimeout bounds the calls a starting worker makes to prepare the namespace.
@@ -28,7 +27,7 @@ const namespaceSetupTimeout = 30 * time.Second
 func prepareNamespace(ctx context.Context, cfg config, tc client.Client, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, namespaceSetupTimeout)
 	defer cancel()
-	if err := registerSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+	if err := delivery.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
 		logger.ErrorContext(ctx, "cannot register surveyhooks' search attributes; event workflows will not start until they exist",
 			"err", err, "namespace", cfg.TemporalNamespace, "register_with", searchAttributesCommand(cfg.TemporalNamespace))
 	}
@@ -62,40 +61,9 @@ func ensureRetention(ctx context.Context, cfg config, tc client.Client, logger *
 		"retention", cfg.Retention.String(), "every", retention.DefaultInterval.String())
 }
 
-// registerSearchAttributes adds the search attributes the namespace lacks. One registered
-// with another type is an error the server cannot fix.
-func registerSearchAttributes(ctx context.Context, tc client.Client, namespace string) error {
-	want := workflows.SearchAttributes()
-	resp, err := tc.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for name, typ := range want {
-		got, ok := resp.GetCustomAttributes()[name]
-		switch {
-		case !ok:
-			missing[name] = typ
-		case got != typ:
-			return fmt.Errorf("search attribute %s is registered as %s, want %s", name, got, typ)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	_, err = tc.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace:        namespace,
-		SearchAttributes: missing,
-	})
-	if err != nil {
-		return fmt.Errorf("add search attributes %v: %w", slices.Sorted(maps.Keys(missing)), err)
-	}
-	return nil
-}
-
 // searchAttributesCommand is the Temporal CLI command an operator can run instead.
 func searchAttributesCommand(namespace string) string {
-	want := workflows.SearchAttributes()
+	want := delivery.SearchAttributes()
 	var b strings.Builder
 	fmt.Fprintf(&b, "temporal operator search-attribute create --namespace %s", namespace)
 	for _, name := range slices.Sorted(maps.Keys(want)) {

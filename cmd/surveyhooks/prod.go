@@ -59,8 +59,8 @@ func runServe(ctx context.Context, cfg config) error {
 	defer b.close()
 	ml, metrics, st, tc := b.metricsListener, b.metrics, b.store, b.temporal
 
-	d := newDispatcher(cfg, st, tc, nil, logger)
-	srv := newAPI(cfg, st, tc, d, logger)
+	d := newDeliveries(cfg, st, tc, logger)
+	srv := newAPI(cfg, st, d, logger)
 	logger.Info("serving the API", "url", hostURL(l.Addr().String()), "metrics", hostURL(ml.Addr().String())+"/metrics")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
@@ -84,7 +84,7 @@ func runWorker(ctx context.Context, cfg config) error {
 	defer b.close()
 	ml, metrics, tc := b.metricsListener, b.metrics, b.temporal
 
-	w := newWorker(cfg, tc, b.store, nil, logger)
+	w := newWorker(cfg, tc, b.store, logger)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

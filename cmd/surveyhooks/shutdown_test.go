@@ -27,7 +27,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/surveyhooks/surveyhooks/activities"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/retention"
 	"github.com/surveyhooks/surveyhooks/signature"
@@ -65,7 +65,7 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 
 		// The attempt was recorded as it ended: delivered by the first and only POST.
 		d := s.onlyDelivery(t)
-		require.Equal(t, store.StatusDelivered, d.Status)
+		require.Equal(t, delivery.StatusDelivered, d.Status)
 		require.Equal(t, 1, d.AttemptCount)
 		attempts, err := s.st.ListAttempts(t.Context(), d.ID)
 		require.NoError(t, err)
@@ -78,10 +78,10 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 		s.startInProcessWorker(t, 20*time.Second)
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
-		var res workflows.EventResult
+		var res delivery.EventResult
 		require.NoError(t, run.Get(ctx, &res))
 		require.Len(t, res.Deliveries, 1)
-		require.Equal(t, store.StatusDelivered, res.Deliveries[0].Status)
+		require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
 		require.Equal(t, 1, s.rc.count())
 
 		// The worker also created the retention schedule when it started.
@@ -110,7 +110,7 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 		s.startInProcessWorker(t, attemptTimeout)
 		require.Eventually(t, func() bool {
 			ds, err := s.st.ListEventDeliveries(t.Context(), s.eventID)
-			return err == nil && len(ds) == 1 && ds[0].Status == store.StatusDelivered
+			return err == nil && len(ds) == 1 && ds[0].Status == delivery.StatusDelivered
 		}, 90*time.Second, 100*time.Millisecond)
 		ids := s.rc.webhookIDs()
 		require.Len(t, ids, 2, "the cut-short POST and the one that delivered")
@@ -287,10 +287,12 @@ func (s *shutdownStack) publish(t *testing.T, attemptTimeout time.Duration) clie
 	})
 	require.NoError(t, err)
 	require.True(t, published.Created)
-	d := dispatch.New(s.st, s.te.Client, dispatch.Options{
-		TaskQueue: s.te.TaskQueue, MaxAttempts: 3, AttemptTimeout: attemptTimeout,
-	}, nil)
-	run, err := d.Dispatch(t.Context(), published)
+	in := delivery.EventInput{EventID: s.eventID, EventType: "survey.response.completed", SurveyID: "survey-1",
+		Trigger: delivery.TriggerAuto, Schedule: delivery.Schedule{Delays: []time.Duration{time.Second, time.Second}, AttemptTimeout: attemptTimeout}}
+	for _, d := range published.Deliveries {
+		in.Deliveries = append(in.Deliveries, delivery.Target{DeliveryID: d.ID, WebhookID: d.WebhookID, URL: d.URL, Status: d.Status})
+	}
+	run, err := s.te.Client.ExecuteWorkflow(t.Context(), delivery.StartOptions(in, s.te.TaskQueue), delivery.EventWorkflow, in)
 	require.NoError(t, err)
 	return run
 }
@@ -308,8 +310,7 @@ func (s *shutdownStack) startInProcessWorker(t *testing.T, attemptTimeout time.D
 	t.Helper()
 	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	acts := activities.New(s.st, policy.Client(), activities.Config{
-		Schedule:       activities.Schedule{Delays: []time.Duration{time.Second, time.Second}},
-		AttemptTimeout: attemptTimeout,
+		Schedule: delivery.Schedule{Delays: []time.Duration{time.Second, time.Second}, AttemptTimeout: attemptTimeout},
 	}, nil)
 	s.te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
 }

@@ -21,7 +21,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
-	"github.com/surveyhooks/surveyhooks/dispatch"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/retention"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/telemetry"
@@ -147,38 +147,27 @@ func listen(addr, setting string) (net.Listener, error) {
 	return l, nil
 }
 
-// newActivities wires the delivery activities. targets, when not nil, is shared with the
-// process's dispatcher (newDispatcher), so that first attempts take what the API's publish
-// loaded.
-func newActivities(cfg config, st *store.Store, targets *activities.TargetCache, logger *slog.Logger) *activities.Activities {
+// newActivities wires the delivery activities.
+func newActivities(cfg config, st *store.Store, logger *slog.Logger) *activities.Activities {
 	metrics, err := activities.NewMetrics(otel.GetMeterProvider())
 	if err != nil {
 		logger.Warn("delivery metrics are incomplete", "err", err)
 	}
-	opts := []activities.Option{
+	return activities.New(st, cfg.urlPolicy().Client(), activities.Config{Schedule: cfg.schedule()}, logger,
 		activities.WithMetrics(metrics),
-		activities.WithTracing(otel.GetTracerProvider(), receiverPropagator(cfg)),
-	}
-	if targets != nil {
-		opts = append(opts, activities.WithTargetCache(targets))
-	}
-	return activities.New(st, cfg.urlPolicy().Client(), activities.Config{
-		Schedule:       activities.Schedule{Delays: cfg.RetryDelays},
-		AttemptTimeout: cfg.AttemptTimeout,
-	}, logger, opts...)
+		activities.WithTracing(otel.GetTracerProvider(), receiverPropagator(cfg)))
 }
 
 // workflowCacheSize bounds the workflows a worker keeps in memory between their workflow
 // tasks (the SDK's default is 10,000). A delivery waiting hours for its next attempt needs
 // no place there: evicted, it is replayed from its short history when its timer fires. It
-// is what keeps the worker's memory flat however many deliveries wait (BENCHMARKS.md).
-// The cache is process-wide and sized when the first worker starts, which in dev is the
-// embedded Temporal server's own: main sets it before anything else.
+// is what keeps the worker's memory flat however many deliveries wait. The cache is
+// process-wide and sized when the first worker starts, which in dev is the embedded
+// Temporal server's own: main sets it before anything else.
 const workflowCacheSize = 1000
 
-// newWorker builds a worker that runs surveyhooks' workflows and activities; targets as
-// for newActivities.
-func newWorker(cfg config, tc client.Client, st *store.Store, targets *activities.TargetCache, logger *slog.Logger) worker.Worker {
+// newWorker builds a worker that runs surveyhooks' workflows and activities.
+func newWorker(cfg config, tc client.Client, st *store.Store, logger *slog.Logger) worker.Worker {
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{
 		// Deliveries spend their time waiting on receivers: many may run at once.
 		MaxConcurrentActivityExecutionSize:      1000,
@@ -189,36 +178,25 @@ func newWorker(cfg config, tc client.Client, st *store.Store, targets *activitie
 		// the ones still running then are cancelled and Temporal retries them elsewhere.
 		WorkerStopTimeout: cfg.ShutdownTimeout,
 	})
-	workflows.Register(w, newActivities(cfg, st, targets, logger))
+	workflows.Register(w, newActivities(cfg, st, logger))
 	retention.Register(w, retention.NewActivities(st, logger))
 	return w
 }
 
-// newDispatcher builds the event workflow starter. targets is the cache of a worker in this
-// process (newWorker), or nil when the workers run elsewhere.
-func newDispatcher(cfg config, st *store.Store, tc client.Client, targets *activities.TargetCache, logger *slog.Logger) *dispatch.Dispatcher {
-	opts := dispatch.Options{
-		TaskQueue:      cfg.TaskQueue,
-		MaxAttempts:    cfg.maxAttempts(),
-		AttemptTimeout: cfg.AttemptTimeout,
-	}
-	if targets != nil {
-		// A nil *TargetCache in the interface would not be nil.
-		opts.Targets = targets
-	}
-	return dispatch.New(st, tc, opts, logger)
+// newDeliveries builds the delivery service: publish, retry, test and the outbox.
+func newDeliveries(cfg config, st *store.Store, tc client.Client, logger *slog.Logger) *delivery.Service {
+	return delivery.New(st, tc, delivery.Config{TaskQueue: cfg.TaskQueue, Schedule: cfg.schedule()}, logger)
 }
 
 // newAPI builds the REST API.
-func newAPI(cfg config, st *store.Store, tc client.Client, d *dispatch.Dispatcher, logger *slog.Logger) *api.Server {
+func newAPI(cfg config, st *store.Store, d *delivery.Service, logger *slog.Logger) *api.Server {
 	return api.New(api.Config{
 		APIKeys:        cfg.APIKeys,
 		URLPolicy:      cfg.urlPolicy(),
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		SecretOverlap:  cfg.SecretOverlap,
-		AttemptTimeout: cfg.AttemptTimeout,
 		RequestTimeout: cfg.RequestTimeout,
-	}, st, tc, d, logger)
+	}, st, d, logger)
 }
 
 // metricsWriteTimeout bounds the answer to a metrics scrape.

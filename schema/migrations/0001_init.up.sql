@@ -30,11 +30,10 @@ CREATE TABLE events (
     -- Set for webhook.test events: the one webhook the event goes to.
     target_webhook_id uuid REFERENCES webhooks (id) ON DELETE CASCADE,
     created_at        timestamptz NOT NULL DEFAULT now(),
-    -- When the event's workflow was started; NULL while it waits for Temporal.
-    dispatched_at     timestamptz,
-    -- When the event's deliveries were created. An event fans out once: a later run of its
-    -- workflow (a manual retry after it closed) must not pick up webhooks created since.
-    fanned_out_at     timestamptz
+    -- When the event's workflow was started; NULL while it waits for Temporal. The
+    -- event's deliveries are made with it, once: a later run of its workflow (a manual
+    -- retry after it closed) never picks up webhooks created since.
+    dispatched_at     timestamptz
 );
 CREATE INDEX events_undispatched_idx ON events (created_at) WHERE dispatched_at IS NULL;
 CREATE INDEX events_created_at_idx ON events (created_at);

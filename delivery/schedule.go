@@ -1,9 +1,7 @@
-package activities
+package delivery
 
 import (
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -15,10 +13,19 @@ var DefaultRetryDelays = []time.Duration{time.Minute, 5 * time.Minute, 15 * time
 // DefaultAttemptTimeout bounds one attempt, from dial to the end of the response.
 const DefaultAttemptTimeout = 30 * time.Second
 
-// Schedule is the retry schedule of a delivery.
+// Schedule is the retry schedule of a delivery: when its attempts are made, and how long
+// each may take.
 type Schedule struct {
-	// Delays are the waits before attempts 2..len(Delays)+1.
+	// Delays are the waits before attempts 2..len(Delays)+1 (SURVEYHOOKS_RETRY_DELAYS).
 	Delays []time.Duration
+	// AttemptTimeout bounds one attempt, from dial to the end of the response
+	// (SURVEYHOOKS_ATTEMPT_TIMEOUT).
+	AttemptTimeout time.Duration
+}
+
+// DefaultSchedule is the documented schedule with the documented attempt timeout.
+func DefaultSchedule() Schedule {
+	return Schedule{Delays: DefaultRetryDelays, AttemptTimeout: DefaultAttemptTimeout}
 }
 
 // ParseDelays parses "1m,5m,15m,1h,6h" (SURVEYHOOKS_RETRY_DELAYS). Every delay must be
@@ -69,20 +76,27 @@ func (s Schedule) longest() time.Duration {
 	return longest
 }
 
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-func parseRetryAfter(value string, now time.Time) time.Duration {
-	value = strings.TrimSpace(value)
-	if value == "" {
-		return 0
+// recordRoom is the time an attempt's activity gets beyond the attempt itself: to load its
+// target, and to record the attempt once the receiver answered or the attempt timed out.
+const recordRoom = 30 * time.Second
+
+// ActivityTimeout bounds one run of the Deliver activity, and so how long anyone waits for
+// one attempt (the webhook test endpoint): the attempt's own timeout plus room to load and
+// record it.
+func (s Schedule) ActivityTimeout() time.Duration {
+	return s.AttemptTimeout + recordRoom
+}
+
+// outageAllowance is how long, beyond its own span, a schedule waits through tries that
+// never reached the receiver (a database outage, workers down): those cost no attempt.
+const outageAllowance = 24 * time.Hour
+
+// Span bounds a delivery's run through its schedule (the Deliver activity's
+// ScheduleToClose): every delay, every attempt at its timeout, and a day of outages.
+func (s Schedule) Span() time.Duration {
+	span := outageAllowance + time.Duration(s.MaxAttempts())*s.ActivityTimeout()
+	for _, d := range s.Delays {
+		span += d
 	}
-	if secs, err := strconv.Atoi(value); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if at, err := http.ParseTime(value); err == nil && at.After(now) {
-		return at.Sub(now)
-	}
-	return 0
+	return span
 }

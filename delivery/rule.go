@@ -1,0 +1,88 @@
+package delivery
+
+import (
+	"fmt"
+	"time"
+)
+
+// Delivery statuses, as stored and shown.
+const (
+	StatusPending   = "pending"   // created, no attempt finished yet
+	StatusRetrying  = "retrying"  // an attempt failed, the next one is scheduled
+	StatusDelivered = "delivered" // the receiver answered 2xx
+	StatusFailed    = "failed"    // no attempt left, or the receiver refused for good
+)
+
+// Statuses lists every delivery status, in the order of a delivery's life.
+var Statuses = []string{StatusPending, StatusRetrying, StatusDelivered, StatusFailed}
+
+// Attempt triggers: what started an attempt.
+const (
+	TriggerAuto   = "auto"   // the first attempt or the retry schedule
+	TriggerManual = "manual" // someone asked for a retry
+	TriggerTest   = "test"   // the webhook test endpoint
+)
+
+// State is what the rule for sending reads of a delivery.
+type State struct {
+	Status        string
+	AttemptCount  int
+	NextAttemptAt *time.Time
+	// WebhookActive is false once the webhook was deactivated.
+	WebhookActive bool
+}
+
+// Verdict is the rule's answer: send now, wait, or do not send (and why).
+type Verdict struct {
+	Action Action
+	// Wait is how long until the attempt is due (ActionWait).
+	Wait time.Duration
+	// Reason says why nothing is sent (ActionSkip, ActionEnd, ActionRefuse).
+	Reason string
+}
+
+// Action is what the rule decides for an attempt.
+type Action int
+
+const (
+	// ActionSend: make the attempt now.
+	ActionSend Action = iota
+	// ActionWait: the schedule's next attempt is not due yet.
+	ActionWait
+	// ActionSkip: the delivery got through already; nothing is sent unless forced.
+	ActionSkip
+	// ActionEnd: the delivery's schedule is over; only a person's retry sends again.
+	ActionEnd
+	// ActionRefuse: the webhook is inactive; the delivery ends failed.
+	ActionRefuse
+)
+
+// Decide is the one rule for "may this delivery be sent now?", which the API applies before
+// it asks for a retry and the Deliver activity before each attempt:
+//   - a delivered delivery is sent again only when forced;
+//   - an inactive webhook gets test attempts only;
+//   - the schedule (trigger auto) never goes past its end, and never ahead of the time the
+//     last attempt set for the next one; a person's retry or a test goes at once.
+func Decide(st State, trigger string, force bool, now time.Time) Verdict {
+	switch {
+	case st.Status == StatusDelivered && !force:
+		return Verdict{Action: ActionSkip, Reason: "already delivered"}
+	case !st.WebhookActive && trigger != TriggerTest:
+		return Verdict{Action: ActionRefuse, Reason: "the webhook is inactive"}
+	case trigger != TriggerAuto:
+		return Verdict{Action: ActionSend}
+	case st.Status == StatusFailed:
+		return Verdict{Action: ActionEnd, Reason: fmt.Sprintf("the schedule ended after %d attempts", st.AttemptCount)}
+	case st.NextAttemptAt != nil && now.Before(*st.NextAttemptAt):
+		return Verdict{Action: ActionWait, Wait: st.NextAttemptAt.Sub(now)}
+	}
+	return Verdict{Action: ActionSend}
+}
+
+// Single reports whether an attempt is the only one of its run: a test, or a person's retry
+// of a delivery whose schedule was over. Any other attempt that fails is followed by the
+// schedule's next one.
+func Single(statusBefore, trigger string) bool {
+	return trigger == TriggerTest ||
+		(trigger == TriggerManual && (statusBefore == StatusFailed || statusBefore == StatusDelivered))
+}

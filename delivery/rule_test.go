@@ -1,0 +1,65 @@
+package delivery
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	later := now.Add(time.Minute)
+	earlier := now.Add(-time.Second)
+	tests := []struct {
+		name    string
+		st      State
+		trigger string
+		force   bool
+		want    Action
+	}{
+		{"first attempt", State{Status: StatusPending, WebhookActive: true}, TriggerAuto, false, ActionSend},
+		{"next attempt due", State{Status: StatusRetrying, AttemptCount: 1, NextAttemptAt: &earlier, WebhookActive: true}, TriggerAuto, false, ActionSend},
+		{"next attempt not due", State{Status: StatusRetrying, AttemptCount: 1, NextAttemptAt: &later, WebhookActive: true}, TriggerAuto, false, ActionWait},
+		{"manual retry during the wait", State{Status: StatusRetrying, NextAttemptAt: &later, WebhookActive: true}, TriggerManual, false, ActionSend},
+		{"schedule over", State{Status: StatusFailed, AttemptCount: 6, WebhookActive: true}, TriggerAuto, false, ActionEnd},
+		{"manual retry of a failed delivery", State{Status: StatusFailed, AttemptCount: 6, WebhookActive: true}, TriggerManual, false, ActionSend},
+		{"delivered", State{Status: StatusDelivered, WebhookActive: true}, TriggerAuto, false, ActionSkip},
+		{"delivered, retried", State{Status: StatusDelivered, WebhookActive: true}, TriggerManual, false, ActionSkip},
+		{"delivered, forced", State{Status: StatusDelivered, WebhookActive: true}, TriggerManual, true, ActionSend},
+		{"inactive webhook", State{Status: StatusRetrying, WebhookActive: false}, TriggerAuto, false, ActionRefuse},
+		{"inactive webhook, manual", State{Status: StatusFailed, WebhookActive: false}, TriggerManual, false, ActionRefuse},
+		{"inactive webhook, test", State{Status: StatusPending, WebhookActive: false}, TriggerTest, false, ActionSend},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Decide(tt.st, tt.trigger, tt.force, now)
+			require.Equal(t, tt.want, got.Action, got.Reason)
+			if got.Action == ActionWait {
+				require.Equal(t, time.Minute, got.Wait)
+			}
+			if got.Action != ActionSend && got.Action != ActionWait {
+				require.NotEmpty(t, got.Reason)
+			}
+		})
+	}
+}
+
+func TestSingle(t *testing.T) {
+	t.Parallel()
+	require.True(t, Single(StatusPending, TriggerTest))
+	require.True(t, Single(StatusFailed, TriggerManual), "a person's retry after the schedule ended")
+	require.True(t, Single(StatusDelivered, TriggerManual))
+	require.False(t, Single(StatusRetrying, TriggerManual), "the schedule goes on after a retry during its wait")
+	require.False(t, Single(StatusPending, TriggerAuto))
+}
+
+func TestScheduleBounds(t *testing.T) {
+	t.Parallel()
+	s := DefaultSchedule()
+	require.Equal(t, 6, s.MaxAttempts())
+	require.Equal(t, DefaultAttemptTimeout+recordRoom, s.ActivityTimeout())
+	// Every delay, every attempt at its timeout, and a day of outages.
+	require.Equal(t, 7*time.Hour+21*time.Minute+6*s.ActivityTimeout()+24*time.Hour, s.Span())
+}
