@@ -118,20 +118,26 @@ func devDataDir(t *testing.T) string {
 	require.NoError(t, err)
 	require.NoError(t, os.Chmod(dir, 0o755))
 	t.Cleanup(func() {
-		pgDir := filepath.Join(dir, "postgres")
-		if _, err := os.Stat(filepath.Join(pgDir, "postmaster.pid")); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			// Start adopts the running server; Stop stops it.
-			if c, err := localpg.Start(ctx, localpg.Options{DataDir: pgDir}); err == nil {
-				if err := c.Stop(ctx); err != nil {
-					t.Errorf("stop PostgreSQL left by dev: %v", err)
-				}
-			}
-		}
+		stopLeftPostgres(t, filepath.Join(dir, "postgres"))
 		require.NoError(t, os.RemoveAll(dir))
 	})
 	return dir
+}
+
+// stopLeftPostgres stops a PostgreSQL that a killed dev left running on pgDir.
+func stopLeftPostgres(t *testing.T, pgDir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(pgDir, "postmaster.pid")); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Start adopts the running server; Stop stops it.
+	if c, err := localpg.Start(ctx, localpg.Options{DataDir: pgDir}); err == nil {
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("stop PostgreSQL left by dev: %v", err)
+		}
+	}
 }
 
 // waitReady waits until the API at url answers /readyz with 200, failing early when the

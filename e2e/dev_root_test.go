@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/surveyhooks/surveyhooks/localpg"
 )
 
 // TestDevAsRootFromPrivateFolder runs `surveyhooks dev` as root from a data folder inside
@@ -135,16 +132,7 @@ func removeLinkedCluster(t *testing.T, link string) {
 	if err != nil {
 		return // dev never got as far as placing the cluster
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := os.Stat(filepath.Join(target, "postmaster.pid")); err == nil {
-		// Start adopts the running server; Stop stops it.
-		if c, err := localpg.Start(ctx, localpg.Options{DataDir: target}); err == nil {
-			if err := c.Stop(ctx); err != nil {
-				t.Errorf("stop PostgreSQL left by dev: %v", err)
-			}
-		}
-	}
+	stopLeftPostgres(t, target)
 	require.NoError(t, os.RemoveAll(target))
 }
 

@@ -1,9 +1,10 @@
 // Package localpg runs a PostgreSQL cluster from the server binaries installed on this
 // machine: the persistent database of `surveyhooks dev` and the throwaway one of tests.
 //
-// The server listens on 127.0.0.1 and on a Unix socket in its data directory, and asks
-// every connection for the superuser's password (scram-sha-256), which it keeps in the
-// data directory: other users of the machine reach the port but not the password.
+// The server listens on 127.0.0.1 (and on a Unix socket in its data directory when the
+// path is short enough), and asks every connection for the superuser's password
+// (scram-sha-256), kept in the data directory: other users of the machine reach the port
+// but not the password.
 package localpg
 
 import (
