@@ -227,7 +227,15 @@ func (s *Server) handleDeliveryRetry(w http.ResponseWriter, r *http.Request) {
 
 // deliveryError turns the delivery service's refusals into API errors.
 func deliveryError(err error) error {
+	var conflict *delivery.ConflictError
 	switch {
+	case errors.As(err, &conflict):
+		fields := make([]FieldError, 0, len(conflict.Fields))
+		for _, f := range conflict.Fields {
+			fields = append(fields, FieldError{Field: f, Message: "differs from the stored event with this event_id"})
+		}
+		return &Error{Code: CodeConflict, Fields: fields,
+			Message: "An event with this event_id exists with other content: send a new event_id for a new event."}
 	case errors.Is(err, store.ErrNotFound):
 		return errDeliveryNotFound
 	case errors.Is(err, delivery.ErrInactive):

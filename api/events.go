@@ -67,7 +67,7 @@ func (s *Server) handleEventPublish(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.deliveries.Publish(r.Context(), ev)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, deliveryError(err))
 		return
 	}
 	status := http.StatusOK

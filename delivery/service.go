@@ -6,11 +6,13 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,6 +35,17 @@ var (
 	// ErrTestUnfinished: the test attempt did not end in time; it goes on.
 	ErrTestUnfinished = errors.New("the test attempt did not finish in time")
 )
+
+// ConflictError answers a publish whose event id is taken by an event with other content:
+// Fields names what differs (event_type, survey_id, data). Nothing is stored.
+type ConflictError struct {
+	EventID string
+	Fields  []string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("event %s exists with another %s", e.EventID, strings.Join(e.Fields, ", "))
+}
 
 // Config configures the service.
 type Config struct {
@@ -95,11 +108,17 @@ type Published struct {
 // workflow. The same event id again is the same event: nothing new is stored or started.
 // When Temporal cannot take the workflow now, the event waits in the outbox (Run).
 func (s *Service) Publish(ctx context.Context, ev NewEvent) (Published, error) {
-	stored, err := s.store.PublishEvent(ctx, s.newEvent(ev, nil))
+	event := s.newEvent(ev, nil)
+	stored, err := s.store.PublishEvent(ctx, event)
 	if err != nil {
 		return Published{}, err
 	}
 	if !stored.Created {
+		// A publisher's retry is the same event; another event under a taken id is refused,
+		// never answered with the stored one (and never dropped silently).
+		if differs := differences(stored.Event, event); len(differs) > 0 {
+			return Published{}, &ConflictError{EventID: event.ID, Fields: differs}
+		}
 		return Published{Event: stored.Event, Dispatched: stored.Event.DispatchedAt != nil}, nil
 	}
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
@@ -110,6 +129,34 @@ func (s *Service) Publish(ctx context.Context, ev NewEvent) (Published, error) {
 		return Published{Event: stored.Event, Created: true}, nil
 	}
 	return Published{Event: stored.Event, Created: true, Dispatched: true}, nil
+}
+
+// differences names what a republished event changes of the stored one with its id. The
+// envelope's timestamp is the time of each publish, so bodies are compared by their data.
+func differences(stored, again store.Event) []string {
+	var fields []string
+	if stored.EventType != again.EventType {
+		fields = append(fields, "event_type")
+	}
+	if stored.SurveyID != again.SurveyID {
+		fields = append(fields, "survey_id")
+	}
+	if !bytes.Equal(envelopeData(stored.Body), envelopeData(again.Body)) {
+		fields = append(fields, "data")
+	}
+	return fields
+}
+
+// envelopeData is the data member of an envelope as newEvent wrote it (compacted by
+// encoding/json), or nil when the body is no envelope.
+func envelopeData(body []byte) []byte {
+	var env struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return nil
+	}
+	return env.Data
 }
 
 // newEvent builds the stored event with the exact envelope bytes every attempt sends: the
