@@ -7,7 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,7 +187,7 @@ func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
 	status := resp.StatusCode
 	s.statusCode = status
 	s.attempt.ResponseStatus = &status
-	s.attempt.ResponseHeaders = headersJSON(resp.Header)
+	s.attempt.ResponseHeaders = a.loggableHeaders(resp.Header)
 	s.attempt.ResponseBody = a.loggable(body)
 	switch {
 	case status >= 200 && status < 300:
@@ -227,16 +231,37 @@ func (a *Activities) decide(number int, single bool, s sentAttempt) store.Outcom
 }
 
 // describeSendError explains a failed request in words a person can act on, and says
-// whether retrying can help.
+// whether retrying can help. The words never carry what only this network knows (the
+// addresses a host resolved to, the DNS server asked): any key holder reads them.
 func describeSendError(err error, timeout time.Duration) (string, bool) {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
 	switch {
 	case errors.Is(err, netguard.ErrBlockedAddress):
-		return fmt.Sprintf("refused: %v; allow the range with SURVEYHOOKS_ALLOWED_CIDRS if it is intended", unwrapURLError(err)), true
+		return "refused: the webhook's host resolves to an address deliveries may not reach " +
+			"(loopback, private, link-local or metadata); an operator can allow a range with SURVEYHOOKS_ALLOWED_CIDRS", true
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("timed out after %s", timeout), false
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return fmt.Sprintf("the host %s does not exist (DNS)", strings.TrimSuffix(dnsErr.Name, ".")), false
+		}
+		return fmt.Sprintf("the host %s could not be resolved (DNS)", strings.TrimSuffix(dnsErr.Name, ".")), false
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return fmt.Sprintf("could not connect to the receiver: %v", syscallCause(opErr.Err)), false
 	default:
 		return unwrapURLError(err).Error(), false
 	}
+}
+
+// syscallCause is what a failed dial says without the address dialled, for example
+// "connection refused".
+func syscallCause(err error) error {
+	var sysErr *os.SyscallError
+	if errors.As(err, &sysErr) {
+		return sysErr.Err
+	}
+	return err
 }
 
 // unwrapURLError drops net/http's `Post "url": ` prefix: the URL is recorded on its own.
@@ -262,6 +287,38 @@ func (a *Activities) loggable(body []byte) string {
 		s += fmt.Sprintf("\n[truncated at %d bytes]", a.cfg.MaxLoggedBody)
 	}
 	return s
+}
+
+// Caps of the response headers logged with each attempt, as bodies have theirs: each value
+// is cut at maxLoggedHeaderValue bytes, and headers past maxLoggedHeaders bytes in all are
+// left out, which the log says.
+const (
+	maxLoggedHeaderValue = 1 << 10
+	maxLoggedHeaders     = 8 << 10
+)
+
+// loggableHeaders is the JSON of the response headers as logged: names in order, values
+// truncated, the whole bounded.
+func (a *Activities) loggableHeaders(h http.Header) []byte {
+	kept := http.Header{}
+	size, dropped := 0, 0
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[name] {
+			if len(v) > maxLoggedHeaderValue {
+				v = strings.ToValidUTF8(v[:maxLoggedHeaderValue], "\uFFFD") + fmt.Sprintf(" [truncated at %d bytes]", maxLoggedHeaderValue)
+			}
+			if size+len(name)+len(v) > maxLoggedHeaders {
+				dropped++
+				continue
+			}
+			size += len(name) + len(v)
+			kept[name] = append(kept[name], v)
+		}
+	}
+	if dropped > 0 {
+		kept["X-Surveyhooks-Truncated"] = []string{fmt.Sprintf("%d header values left out past %d bytes", dropped, maxLoggedHeaders)}
+	}
+	return headersJSON(kept)
 }
 
 func headersJSON(h http.Header) []byte {

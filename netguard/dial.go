@@ -40,21 +40,28 @@ func (p Policy) control(network, address string, _ syscall.RawConn) error {
 // Dialer, never uses a proxy (an environment proxy would do the connecting and
 // bypass the address check), requires TLS 1.2 or later and attempts HTTP/2.
 // It sets no response header timeout: each attempt carries its own deadline
-// in its context.
+// in its context. A receiver's response headers are read up to
+// MaxResponseHeaderBytes; a larger header block fails the attempt.
 func (p Policy) Transport() *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           p.Dialer().DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 0,
-		ExpectContinueTimeout: 1 * time.Second,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		Proxy:                  nil,
+		DialContext:            p.Dialer().DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ResponseHeaderTimeout:  0,
+		ExpectContinueTimeout:  1 * time.Second,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 }
+
+// MaxResponseHeaderBytes bounds the response headers a delivery reads (net/http's
+// default is 1 MiB): a receiver's answer is logged with every attempt, and a webhook
+// receiver has no use for large headers.
+const MaxResponseHeaderBytes = 64 << 10
 
 // Client returns an *http.Client over Transport that never follows redirects:
 // the response to the first request, 3xx included, is returned, because a
