@@ -46,6 +46,8 @@ type Activities struct {
 	receivers propagation.TextMapPropagator
 	// metrics, when set, records attempts and deliveries (WithMetrics).
 	metrics *Metrics
+	// recorder records attempts, sharing statements among concurrent ones.
+	recorder *recorder
 }
 
 // Option changes how Activities are built.
@@ -88,7 +90,7 @@ func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, 
 		logger = slog.Default()
 	}
 	a := &Activities{store: st, client: client, cfg: cfg, logger: logger, now: time.Now,
-		tracer: noop.NewTracerProvider().Tracer(TracerName)}
+		tracer: noop.NewTracerProvider().Tracer(TracerName), recorder: newRecorder(st)}
 	for _, opt := range opts {
 		opt(a)
 	}

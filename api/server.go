@@ -90,8 +90,6 @@ type Server struct {
 	// keyHashes are the SHA-256 digests of the API keys: comparing digests of equal
 	// length keeps the comparison constant-time whatever the length of the keys.
 	keyHashes [][sha256.Size]byte
-	// metrics are the API's instruments (telemetry.go).
-	metrics instruments
 }
 
 // New returns a Server over st and the delivery service d (nil serves everything but
@@ -143,7 +141,7 @@ func (s *Server) routes() {
 	r.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
 
 	api := r.PathPrefix("/api").Subrouter()
-	api.Use(s.authenticate, s.limitDuration, s.countEvents)
+	api.Use(s.authenticate, s.limitDuration)
 	s.registerWebhookRoutes(api)
 	s.registerEventTypeRoutes(api)
 	s.registerEventRoutes(api)
@@ -188,7 +186,7 @@ func (s *Server) recoverPanic(next http.Handler) http.Handler {
 				panic(v)
 			}
 			s.logger.ErrorContext(r.Context(), "handler panicked",
-				"method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				"method", r.Method, "path", loggedPath(r), "panic", v, "stack", string(debug.Stack()))
 			s.writeJSON(w, r, http.StatusInternalServerError,
 				Error{Code: CodeInternal, Message: "Internal server error.", Fields: []FieldError{}})
 		}()

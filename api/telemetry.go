@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"github.com/gorilla/mux"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gorilla/mux/otelmux"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -22,41 +20,16 @@ const MeterName = "github.com/surveyhooks/surveyhooks/api"
 // gaugeTimeout bounds the webhooks-active query of a scrape.
 const gaugeTimeout = 2 * time.Second
 
-// instruments are the API's metrics, made once in New:
-//
-//	surveyhooks_events_received_total{dispatch}  new events: dispatch="started" (201) or "queued" (202)
-//	surveyhooks_events_deduplicated_total        publishes of an event_id already stored (200)
-//	surveyhooks_webhooks_active                  active webhooks, counted at each scrape
-//
+// instrument makes the API's own metric, surveyhooks_webhooks_active (active webhooks,
+// counted at each scrape); the delivery service counts the events it publishes, and
 // otelmux adds the HTTP server metrics (http_server_request_duration_seconds{http_route}).
-type instruments struct {
-	eventsReceived     metric.Int64Counter
-	eventsDeduplicated metric.Int64Counter
-	started, queued    metric.MeasurementOption
-}
-
-// instrument makes the API's instruments. A failure is logged, not returned: metrics must
-// never keep the API from serving (a failed instrument records nothing).
+// A failure is logged, not returned: metrics must never keep the API from serving.
 func (s *Server) instrument() {
-	meter := s.meterProvider().Meter(MeterName)
-	var errs []error
-	var err error
-	s.metrics.eventsReceived, err = meter.Int64Counter("surveyhooks_events_received",
-		metric.WithDescription("Events stored by POST /api/events, by whether their workflow started at once (started) or waits in the outbox (queued)."),
-		metric.WithUnit("{event}"))
-	errs = append(errs, err)
-	s.metrics.eventsDeduplicated, err = meter.Int64Counter("surveyhooks_events_deduplicated",
-		metric.WithDescription("Publishes of an event_id already stored: answered 200, nothing new delivered."),
-		metric.WithUnit("{event}"))
-	errs = append(errs, err)
-	s.metrics.started = metric.WithAttributeSet(attribute.NewSet(attribute.String("dispatch", "started")))
-	s.metrics.queued = metric.WithAttributeSet(attribute.NewSet(attribute.String("dispatch", "queued")))
-	_, err = meter.Int64ObservableGauge("surveyhooks_webhooks_active",
+	_, err := s.meterProvider().Meter(MeterName).Int64ObservableGauge("surveyhooks_webhooks_active",
 		metric.WithDescription("Active webhooks (isActive), counted in PostgreSQL at each scrape."),
 		metric.WithUnit("{webhook}"),
 		metric.WithInt64Callback(s.observeActiveWebhooks))
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		s.logger.Warn("API metrics are incomplete", "err", err)
 	}
 }
@@ -146,27 +119,6 @@ func loggedPath(r *http.Request) string {
 		n--
 	}
 	return p[:n] + "…(" + strconv.Itoa(len(p)) + " bytes)"
-}
-
-// countEvents counts the answers of POST /api/events: 201 and 202 are new events, 200 a
-// duplicate event_id.
-func (s *Server) countEvents(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/api/events" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		switch sw.status {
-		case http.StatusCreated:
-			s.metrics.eventsReceived.Add(r.Context(), 1, s.metrics.started)
-		case http.StatusAccepted:
-			s.metrics.eventsReceived.Add(r.Context(), 1, s.metrics.queued)
-		case http.StatusOK:
-			s.metrics.eventsDeduplicated.Add(r.Context(), 1)
-		}
-	})
 }
 
 // statusWriter remembers the status a handler answered.

@@ -109,7 +109,7 @@ func setupObserved(t *testing.T, receivers propagation.TextMapPropagator) *obser
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
-	d := delivery.New(st, tc, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, logger)
+	d := delivery.New(st, tc, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}, MeterProvider: tel.MeterProvider()}, logger)
 	srv := api.New(api.Config{
 		APIKeys:        []string{engineKey},
 		URLPolicy:      netguard.Policy{AllowHTTP: true, Allowed: loopback},

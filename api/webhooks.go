@@ -73,7 +73,7 @@ type secretResponse struct {
 
 func newSecretResponse(w store.Webhook, now time.Time) secretResponse {
 	resp := secretResponse{Secret: w.Secret}
-	if w.PreviousSecret != nil && w.PreviousSecretExpiresAt != nil && now.Before(*w.PreviousSecretExpiresAt) {
+	if w.PreviousSecretLive(now) {
 		expires := w.PreviousSecretExpiresAt.UTC()
 		resp.PreviousSecretExpiresAt = &expires
 	}

@@ -3,12 +3,14 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/surveyhooks/surveyhooks/coalesce"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -44,6 +46,23 @@ type outbox struct {
 	downUntil atomic.Int64
 	// checking is set while a health check after a timed-out start runs.
 	checking atomic.Bool
+	// marks shares the dispatch marks of concurrent publishes in one statement.
+	marks *coalesce.Queue[*queuedMark]
+}
+
+// Dispatch marks go in batches: every publish marks its event once its workflow started.
+const (
+	maxMarkFlushers = 2
+	maxMarkBatch    = 256
+	// markTimeout bounds one statement; callers wait for it.
+	markTimeout = 10 * time.Second
+)
+
+// queuedMark is an event to mark dispatched; err is set before done is closed.
+type queuedMark struct {
+	eventID string
+	err     error
+	done    chan struct{}
 }
 
 func newOutbox(svc *Service, cfg OutboxConfig) *outbox {
@@ -56,7 +75,9 @@ func newOutbox(svc *Service, cfg OutboxConfig) *outbox {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 100
 	}
-	return &outbox{svc: svc, cfg: cfg}
+	o := &outbox{svc: svc, cfg: cfg}
+	o.marks = &coalesce.Queue[*queuedMark]{MaxFlushers: maxMarkFlushers, MaxBatch: maxMarkBatch, Flush: o.flushMarks}
+	return o
 }
 
 func (o *outbox) temporalDown() bool {
@@ -64,9 +85,32 @@ func (o *outbox) temporalDown() bool {
 }
 
 // markDispatched records that the event's workflow started, so that Run does not start it
-// again.
+// again. Concurrent calls share one statement. A mark that fails only costs a second start
+// later, which finds the workflow (or, once it closed, runs it again over deliveries that
+// are all finished: nothing is sent twice).
 func (o *outbox) markDispatched(ctx context.Context, eventID string) error {
-	return o.svc.store.MarkDispatched(ctx, eventID)
+	q := &queuedMark{eventID: eventID, done: make(chan struct{})}
+	o.marks.Add(q)
+	select {
+	case <-q.done:
+		return q.err
+	case <-ctx.Done():
+		return fmt.Errorf("mark event %s dispatched: %w", eventID, ctx.Err())
+	}
+}
+
+func (o *outbox) flushMarks(batch []*queuedMark) {
+	ctx, cancel := context.WithTimeout(context.Background(), markTimeout)
+	defer cancel()
+	ids := make([]string, len(batch))
+	for i, q := range batch {
+		ids[i] = q.eventID
+	}
+	err := o.svc.store.MarkDispatched(ctx, ids...)
+	for _, q := range batch {
+		q.err = err
+		close(q.done)
+	}
 }
 
 // Run starts the workflows of stored events whose start did not happen (Temporal was down,

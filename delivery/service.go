@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -55,15 +56,18 @@ type Config struct {
 	Schedule Schedule
 	// Outbox configures the start of events whose workflow did not start at once.
 	Outbox OutboxConfig
+	// MeterProvider records the service's metrics; nil means otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
 }
 
 // Service publishes events, retries and tests deliveries.
 type Service struct {
-	store  *store.Store
-	client client.Client
-	cfg    Config
-	logger *slog.Logger
-	outbox *outbox
+	store   *store.Store
+	client  client.Client
+	cfg     Config
+	logger  *slog.Logger
+	outbox  *outbox
+	metrics metrics
 	// now is the clock of the rule for sending.
 	now func() time.Time
 }
@@ -76,7 +80,7 @@ func New(st *store.Store, tc client.Client, cfg Config, logger *slog.Logger) *Se
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: st, client: tc, cfg: cfg, logger: logger, now: time.Now}
+	s := &Service{store: st, client: tc, cfg: cfg, logger: logger, now: time.Now, metrics: newMetrics(cfg.MeterProvider, logger)}
 	s.outbox = newOutbox(s, cfg.Outbox)
 	return s
 }
@@ -108,6 +112,14 @@ type Published struct {
 // workflow. The same event id again is the same event: nothing new is stored or started.
 // When Temporal cannot take the workflow now, the event waits in the outbox (Run).
 func (s *Service) Publish(ctx context.Context, ev NewEvent) (Published, error) {
+	p, err := s.publish(ctx, ev)
+	if err == nil {
+		s.metrics.published(ctx, p)
+	}
+	return p, err
+}
+
+func (s *Service) publish(ctx context.Context, ev NewEvent) (Published, error) {
 	event := s.newEvent(ev, nil)
 	stored, err := s.store.PublishEvent(ctx, event)
 	if err != nil {

@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -124,54 +128,178 @@ type Outcome struct {
 	LastError      string
 }
 
-const lockDeliveryQuery = `SELECT attempt_count FROM deliveries WHERE id = $1 FOR UPDATE`
+// AttemptRecord is an attempt to store as number Prior+1 of its delivery, with the
+// delivery's state after it, provided the delivery's attempt count is still Prior.
+type AttemptRecord struct {
+	Attempt Attempt
+	Prior   int
+	Outcome Outcome
+}
 
-// recordAttemptQuery stores an attempt and the delivery's new state in one statement when
-// the delivery's attempt count is still the one the attempt was numbered from ($14); it
-// returns no row when another attempt got in first.
+// attemptRow is an AttemptRecord as recordAttemptQuery's named parameters and
+// recordAttemptsQuery's JSON rows name its columns.
+type attemptRow struct {
+	AttemptID       uuid.UUID  `db:"attempt_id" json:"attempt_id"`
+	DeliveryID      uuid.UUID  `db:"delivery_id" json:"delivery_id"`
+	Number          int        `db:"number" json:"number"`
+	Trigger         string     `db:"trigger" json:"trigger"`
+	StartedAt       time.Time  `db:"started_at" json:"started_at"`
+	DurationMS      float64    `db:"duration_ms" json:"duration_ms"`
+	RequestURL      string     `db:"request_url" json:"request_url"`
+	RequestHeaders  jsonDoc    `db:"request_headers" json:"request_headers"`
+	RequestBody     string     `db:"request_body" json:"request_body"`
+	ResponseStatus  *int       `db:"response_status" json:"response_status"`
+	ResponseHeaders jsonDoc    `db:"response_headers" json:"response_headers"`
+	ResponseBody    string     `db:"response_body" json:"response_body"`
+	Error           string     `db:"error" json:"error"`
+	Prior           int        `db:"prior" json:"prior"`
+	Status          string     `db:"status" json:"status"`
+	NextAttemptAt   *time.Time `db:"next_attempt_at" json:"next_attempt_at"`
+	LastStatusCode  *int       `db:"last_status_code" json:"last_status_code"`
+	LastError       string     `db:"last_error" json:"last_error"`
+}
+
+func newAttemptRow(r AttemptRecord) attemptRow {
+	a, o := r.Attempt, r.Outcome
+	return attemptRow{
+		AttemptID: a.ID, DeliveryID: a.DeliveryID, Number: r.Prior + 1, Trigger: a.Trigger,
+		StartedAt: a.StartedAt, DurationMS: a.DurationMS, RequestURL: a.RequestURL,
+		RequestHeaders: jsonDoc(a.RequestHeaders), RequestBody: a.RequestBody,
+		ResponseStatus: a.ResponseStatus, ResponseHeaders: jsonDoc(a.ResponseHeaders),
+		ResponseBody: a.ResponseBody, Error: a.Error, Prior: r.Prior,
+		Status: o.Status, NextAttemptAt: o.NextAttemptAt, LastStatusCode: o.LastStatusCode, LastError: o.LastError,
+	}
+}
+
+// jsonDoc is a JSON document column: text to the driver, which jsonb takes as is whatever
+// the driver, and itself inside JSON; NULL when empty.
+type jsonDoc []byte
+
+// Value implements driver.Valuer.
+func (d jsonDoc) Value() (driver.Value, error) {
+	if len(d) == 0 {
+		return nil, nil
+	}
+	return string(d), nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d jsonDoc) MarshalJSON() ([]byte, error) {
+	if len(d) == 0 {
+		return []byte("null"), nil
+	}
+	return d, nil
+}
+
+// recordAttemptQuery stores an attempt and its delivery's new state in one statement when
+// the delivery's attempt count is still :prior; it returns no row when another attempt got
+// in first.
 const recordAttemptQuery = `
 WITH delivery AS (
 	UPDATE deliveries SET
-		attempt_count = $3,
-		status = $15,
-		next_attempt_at = $16,
-		last_status_code = $17,
-		last_error = $18,
-		delivered_at = CASE WHEN $15 = 'delivered' THEN coalesce(delivered_at, now()) ELSE delivered_at END,
+		attempt_count = :number,
+		status = :status,
+		next_attempt_at = :next_attempt_at,
+		last_status_code = :last_status_code,
+		last_error = :last_error,
+		delivered_at = CASE WHEN :status = 'delivered' THEN coalesce(delivered_at, now()) ELSE delivered_at END,
 		updated_at = now()
-	WHERE id = $2 AND attempt_count = $14
+	WHERE id = :delivery_id AND attempt_count = :prior
 	RETURNING id
 )
 INSERT INTO delivery_attempts (id, delivery_id, number, trigger, started_at, duration_ms,
 	request_url, request_headers, request_body, response_status, response_headers,
 	response_body, error)
-SELECT $1, delivery.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM delivery
+SELECT :attempt_id, delivery.id, :number, :trigger, :started_at, :duration_ms,
+	:request_url, :request_headers, :request_body, :response_status, :response_headers,
+	:response_body, :error
+FROM delivery
 RETURNING number`
 
-// RecordAttempt numbers and stores an attempt of its delivery and updates the delivery with
-// the outcome decide returns for that number, atomically. Numbers count every attempt of
-// the delivery, manual ones included, so the retry schedule goes on from the real count.
-// prior is the attempt count the caller read before the attempt: while it is still
-// current, one statement does it all, shared with the attempts other calls record at the
-// same time (attemptbatch.go); otherwise (another attempt was recorded meanwhile) the
-// delivery is locked and the attempt numbered again. ErrNotFound means the delivery is
-// gone.
-func (s *Store) RecordAttempt(ctx context.Context, a Attempt, prior int, decide func(number int) Outcome) (int, Outcome, error) {
-	if a.ID == uuid.Nil {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return 0, Outcome{}, fmt.Errorf("new attempt id: %w", err)
-		}
-		a.ID = id
+// recordAttemptsQuery is recordAttemptQuery for many attempts, given as one JSON array of
+// attemptRow: each is stored when its delivery's attempt count is still its prior one. Two
+// attempts of one delivery from the same count update the delivery once; only that one is
+// stored and returned.
+const recordAttemptsQuery = `
+WITH v AS (
+	SELECT * FROM jsonb_to_recordset($1::jsonb) AS v (attempt_id uuid, delivery_id uuid,
+		number int, trigger text, started_at timestamptz, duration_ms float8, request_url text,
+		request_headers jsonb, request_body text, response_status int, response_headers jsonb,
+		response_body text, error text, prior int, status text, next_attempt_at timestamptz,
+		last_status_code int, last_error text)
+), updated AS (
+	UPDATE deliveries d SET
+		attempt_count = v.number,
+		status = v.status,
+		next_attempt_at = v.next_attempt_at,
+		last_status_code = v.last_status_code,
+		last_error = v.last_error,
+		delivered_at = CASE WHEN v.status = 'delivered' THEN coalesce(d.delivered_at, now()) ELSE d.delivered_at END,
+		updated_at = now()
+	FROM v
+	WHERE d.id = v.delivery_id AND d.attempt_count = v.prior
+	RETURNING v.attempt_id
+)
+INSERT INTO delivery_attempts (id, delivery_id, number, trigger, started_at, duration_ms,
+	request_url, request_headers, request_body, response_status, response_headers,
+	response_body, error)
+SELECT v.attempt_id, v.delivery_id, v.number, v.trigger, v.started_at, v.duration_ms,
+	v.request_url, v.request_headers, v.request_body, v.response_status, v.response_headers,
+	v.response_body, v.error
+FROM v JOIN updated USING (attempt_id)
+RETURNING id`
+
+// RecordAttempt stores r's attempt as number r.Prior+1 with the delivery's new state, in
+// one statement, when the delivery's attempt count is still r.Prior, and reports whether it
+// did. Numbers count every attempt of the delivery, manual ones included, so the schedule
+// goes on from the real count.
+func (s *Store) RecordAttempt(ctx context.Context, r AttemptRecord) (bool, error) {
+	return recordAttempt(ctx, s.db, r)
+}
+
+func recordAttempt(ctx context.Context, q sqlx.ExtContext, r AttemptRecord) (bool, error) {
+	query, args, err := sqlx.Named(recordAttemptQuery, newAttemptRow(r))
+	if err != nil {
+		return false, fmt.Errorf("bind attempt: %w", err)
 	}
-	queued := &queuedAttempt{attempt: a, prior: prior, outcome: decide(prior + 1)}
-	s.attempts.record(queued)
-	if queued.err != nil {
-		return 0, Outcome{}, queued.err
+	var got []int
+	if err := sqlx.SelectContext(ctx, q, &got, q.Rebind(query), args...); err != nil {
+		return false, fmt.Errorf("record attempt of delivery %s: %w", r.Attempt.DeliveryID, mapError(err))
 	}
-	if queued.recorded {
-		return prior + 1, queued.outcome, nil
+	return len(got) == 1, nil
+}
+
+// RecordAttempts is RecordAttempt for many records in one statement; it returns the ids of
+// the attempts stored. The deliveries are updated in id order, so that concurrent calls
+// lock the rows they share in the same order.
+func (s *Store) RecordAttempts(ctx context.Context, records []AttemptRecord) (map[uuid.UUID]bool, error) {
+	rows := make([]attemptRow, len(records))
+	for i, r := range records {
+		rows[i] = newAttemptRow(r)
 	}
+	slices.SortFunc(rows, func(x, y attemptRow) int { return strings.Compare(x.DeliveryID.String(), y.DeliveryID.String()) })
+	doc, err := json.Marshal(rows)
+	if err != nil {
+		return nil, fmt.Errorf("encode %d attempts: %w", len(rows), err)
+	}
+	var stored []uuid.UUID
+	if err := s.db.SelectContext(ctx, &stored, recordAttemptsQuery, string(doc)); err != nil {
+		return nil, fmt.Errorf("record %d attempts: %w", len(rows), mapError(err))
+	}
+	recorded := make(map[uuid.UUID]bool, len(stored))
+	for _, id := range stored {
+		recorded[id] = true
+	}
+	return recorded, nil
+}
+
+const lockDeliveryQuery = `SELECT attempt_count FROM deliveries WHERE id = $1 FOR UPDATE`
+
+// RecordAttemptRenumbered stores an attempt whose delivery's count changed since the
+// attempt was numbered (another attempt was recorded meanwhile): under the delivery's row
+// lock, it numbers the attempt from the current count and records it with the outcome
+// decide returns for that number. ErrNotFound means the delivery is gone.
+func (s *Store) RecordAttemptRenumbered(ctx context.Context, a Attempt, decide func(number int) Outcome) (int, Outcome, error) {
 	var number int
 	var outcome Outcome
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -180,28 +308,13 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt, prior int, decide 
 			return fmt.Errorf("lock delivery %s: %w", a.DeliveryID, mapError(err))
 		}
 		number, outcome = count+1, decide(count+1)
-		recorded, err := recordAttemptRow(ctx, tx, a, count, outcome)
+		recorded, err := recordAttempt(ctx, tx, AttemptRecord{Attempt: a, Prior: count, Outcome: outcome})
 		if err == nil && !recorded {
 			err = fmt.Errorf("record attempt of delivery %s: its attempt count changed under its lock", a.DeliveryID)
 		}
 		return err
 	})
 	return number, outcome, err
-}
-
-// recordAttemptRow stores a as attempt prior+1 with the delivery's new state if the
-// delivery's count is still prior, and reports whether it did.
-func recordAttemptRow(ctx context.Context, q sqlx.QueryerContext, a Attempt, prior int, outcome Outcome) (bool, error) {
-	// JSON goes as text, which jsonb takes as is from any driver (lib/pq sent []byte as bytea).
-	var got []int
-	err := sqlx.SelectContext(ctx, q, &got, recordAttemptQuery, a.ID, a.DeliveryID, prior+1, a.Trigger,
-		a.StartedAt, a.DurationMS, a.RequestURL, jsonText(a.RequestHeaders), a.RequestBody,
-		a.ResponseStatus, jsonText(a.ResponseHeaders), a.ResponseBody, a.Error,
-		prior, outcome.Status, outcome.NextAttemptAt, outcome.LastStatusCode, outcome.LastError)
-	if err != nil {
-		return false, fmt.Errorf("record attempt of delivery %s: %w", a.DeliveryID, mapError(err))
-	}
-	return len(got) == 1, nil
 }
 
 const failDeliveryQuery = `
@@ -215,13 +328,4 @@ func (s *Store) FailDelivery(ctx context.Context, deliveryID uuid.UUID, reason s
 		return fmt.Errorf("fail delivery %s: %w", deliveryID, err)
 	}
 	return nil
-}
-
-// jsonText passes a JSON document as text, or NULL when empty.
-func jsonText(doc []byte) *string {
-	if len(doc) == 0 {
-		return nil
-	}
-	s := string(doc)
-	return &s
 }

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"sync"
 	"testing"
 	"time"
 
@@ -26,85 +25,62 @@ func seedDelivery(t *testing.T, st *store.Store) (store.Event, store.EventDelive
 	return p.Event, p.Deliveries[0]
 }
 
-func attemptOf(deliveryID uuid.UUID, code int) store.Attempt {
-	return store.Attempt{DeliveryID: deliveryID, Trigger: delivery.TriggerAuto, StartedAt: time.Now(),
-		RequestURL: "https://receiver.example.com/hooks", RequestHeaders: []byte(`{"A":["b"]}`),
-		ResponseStatus: &code, ResponseHeaders: []byte(`{}`)}
-}
-
-func retrying(number int) store.Outcome {
-	next := time.Now().Add(time.Minute)
-	return store.Outcome{Status: delivery.StatusRetrying, NextAttemptAt: &next, LastError: "receiver answered 500"}
-}
-
-func TestRecordAttemptNumbersFromTheCurrentCount(t *testing.T) {
+// RecordAttempts stores every column of each attempt as RecordAttempt does, NULLs
+// included, and only the attempts whose delivery's count is still their prior one.
+func TestRecordAttemptsStoresEachColumn(t *testing.T) {
 	t.Parallel()
 	st, _ := setupWebhooks(t)
 	ctx := t.Context()
-	_, sub := seedDelivery(t, st)
-
-	var decided []int
-	decide := func(n int) store.Outcome { decided = append(decided, n); return retrying(n) }
-	n, out, err := st.RecordAttempt(ctx, attemptOf(sub.ID, 500), 0, decide)
+	_, first := seedDelivery(t, st)
+	p, err := st.PublishEvent(ctx, store.Event{ID: uuid.NewString(), EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)})
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
-	require.Equal(t, delivery.StatusRetrying, out.Status)
+	second := p.Deliveries[0]
+	started := time.Date(2026, 12, 5, 10, 0, 0, 123456000, time.UTC)
+	next := started.Add(time.Minute)
+	status := 503
+	answered := store.Attempt{ID: uuid.Must(uuid.NewV7()), DeliveryID: first.ID, Trigger: delivery.TriggerManual,
+		StartedAt: started, DurationMS: 12.5, RequestURL: "https://receiver.example.com/hooks",
+		RequestHeaders: []byte(`{"Webhook-Id":["x"]}`), RequestBody: `{"a":"é <&>"}`,
+		ResponseStatus: &status, ResponseHeaders: []byte(`{"Retry-After":["120"]}`), ResponseBody: "busy", Error: "receiver answered 503"}
+	unanswered := store.Attempt{ID: uuid.Must(uuid.NewV7()), DeliveryID: second.ID, Trigger: delivery.TriggerAuto,
+		StartedAt: started, DurationMS: 30000, RequestURL: "https://receiver.example.com/hooks",
+		RequestHeaders: []byte(`{}`), Error: "timed out after 30s"}
+	stale := unanswered
+	stale.ID = uuid.Must(uuid.NewV7())
 
-	// A caller that read the count before attempt 1 was recorded (a manual attempt racing
-	// the schedule) gets the next number, decided again for that number.
-	decided = nil
-	n, _, err = st.RecordAttempt(ctx, attemptOf(sub.ID, 500), 0, decide)
-	require.NoError(t, err)
-	require.Equal(t, 2, n)
-	require.Equal(t, []int{1, 2}, decided)
-
-	n, out, err = st.RecordAttempt(ctx, attemptOf(sub.ID, 200), 2, func(int) store.Outcome {
-		return store.Outcome{Status: delivery.StatusDelivered}
+	recorded, err := st.RecordAttempts(ctx, []store.AttemptRecord{
+		{Attempt: answered, Prior: 0, Outcome: store.Outcome{Status: delivery.StatusRetrying, NextAttemptAt: &next, LastStatusCode: &status, LastError: "receiver answered 503"}},
+		{Attempt: unanswered, Prior: 0, Outcome: store.Outcome{Status: delivery.StatusFailed, LastError: "timed out after 30s"}},
+		{Attempt: stale, Prior: 3, Outcome: store.Outcome{Status: delivery.StatusFailed}},
 	})
 	require.NoError(t, err)
-	require.Equal(t, 3, n)
-	require.Equal(t, delivery.StatusDelivered, out.Status)
+	require.Equal(t, map[uuid.UUID]bool{answered.ID: true, unanswered.ID: true}, recorded)
 
-	as, err := st.ListAttempts(ctx, sub.ID)
+	as, err := st.ListAttempts(ctx, first.ID)
 	require.NoError(t, err)
-	require.Len(t, as, 3)
-	for i, a := range as {
-		require.Equal(t, i+1, a.Number)
-		require.JSONEq(t, `{"A":["b"]}`, string(a.RequestHeaders))
-	}
-	target, err := st.GetTarget(ctx, sub.ID)
+	require.Len(t, as, 1)
+	got := as[0]
+	require.Equal(t, 1, got.Number)
+	require.Equal(t, delivery.TriggerManual, got.Trigger)
+	require.True(t, started.Equal(got.StartedAt), got.StartedAt)
+	require.Equal(t, 12.5, got.DurationMS)
+	require.JSONEq(t, `{"Webhook-Id":["x"]}`, string(got.RequestHeaders))
+	require.Equal(t, `{"a":"é <&>"}`, got.RequestBody)
+	require.Equal(t, 503, *got.ResponseStatus)
+	require.JSONEq(t, `{"Retry-After":["120"]}`, string(got.ResponseHeaders))
+	require.Equal(t, "busy", got.ResponseBody)
+	target, err := st.GetTarget(ctx, first.ID)
 	require.NoError(t, err)
-	require.Equal(t, 3, target.AttemptCount)
-	require.Equal(t, delivery.StatusDelivered, target.Status)
-}
+	require.Equal(t, delivery.StatusRetrying, target.Status)
+	require.True(t, next.Equal(*target.NextAttemptAt))
 
-func TestRecordAttemptConcurrentAttemptsGetDistinctNumbers(t *testing.T) {
-	t.Parallel()
-	st, _ := setupWebhooks(t)
-	ctx := t.Context()
-	_, sub := seedDelivery(t, st)
-
-	var wg sync.WaitGroup
-	numbers := make([]int, 10)
-	for i := range numbers {
-		wg.Go(func() {
-			n, _, err := st.RecordAttempt(ctx, attemptOf(sub.ID, 500), 0, retrying)
-			require.NoError(t, err)
-			numbers[i] = n
-		})
-	}
-	wg.Wait()
-	require.ElementsMatch(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, numbers)
-}
-
-func TestRecordAttemptOfDeletedDelivery(t *testing.T) {
-	t.Parallel()
-	st, db := setupWebhooks(t)
-	ctx := t.Context()
-	_, sub := seedDelivery(t, st)
-	_, err := db.Exec(`DELETE FROM webhooks WHERE id = $1`, sub.WebhookID)
+	as, err = st.ListAttempts(ctx, second.ID)
 	require.NoError(t, err)
-
-	_, _, err = st.RecordAttempt(ctx, attemptOf(sub.ID, 500), 0, retrying)
-	require.ErrorIs(t, err, store.ErrNotFound)
+	require.Len(t, as, 1)
+	require.Nil(t, as[0].ResponseStatus)
+	require.Equal(t, "null", string(as[0].ResponseHeaders))
+	target, err = st.GetTarget(ctx, second.ID)
+	require.NoError(t, err)
+	require.Equal(t, delivery.StatusFailed, target.Status)
+	require.Nil(t, target.NextAttemptAt)
 }

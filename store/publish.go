@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/surveyhooks/surveyhooks/eventtype"
@@ -153,77 +151,25 @@ func isForeignKeyViolation(err error, constraints ...string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23503" && slices.Contains(constraints, pgErr.ConstraintName)
 }
 
-// Dispatch marks are sent in batches (coalescer): every publish marks its event once its
-// workflow started.
-const (
-	maxDispatchFlushers = 2
-	maxDispatchBatch    = 256
-	// dispatchFlushTimeout bounds one statement; callers wait for it.
-	dispatchFlushTimeout = 10 * time.Second
-)
-
 // markEventsDispatchedQuery marks a batch of events, found through the primary key as
 // markEventDispatchedQuery finds one. A batch of one, the usual one at fan-out 1, goes with
 // markEventDispatchedQuery instead: PostgreSQL plans this statement again on every call (its
-// generic plan, costed for an array of many ids, never wins against a custom one), which
-// took as long as running it (215 of 447 ms over 2,801 marks, in pg_stat_statements with
-// track_planning), while the single-id one gets a generic plan after five calls on a
-// connection.
+// generic plan, costed for an array of many ids, never wins against a custom one), while
+// the single-id one keeps a generic plan.
 const markEventsDispatchedQuery = `
 UPDATE events SET dispatched_at = now() WHERE id = ANY($1) AND (dispatched_at IS NULL) IS TRUE`
 
-// queuedMark is an event to mark dispatched; err is set before done is closed.
-type queuedMark struct {
-	eventID string
-	err     error
-	done    chan struct{}
-}
-
-// dispatchMarker groups the statements of concurrent MarkDispatched calls.
-type dispatchMarker struct {
-	db    *sqlx.DB
-	queue coalescer[*queuedMark]
-}
-
-func newDispatchMarker(db *sqlx.DB) *dispatchMarker {
-	m := &dispatchMarker{db: db}
-	m.queue = coalescer[*queuedMark]{maxFlushers: maxDispatchFlushers, maxBatch: maxDispatchBatch, flush: m.flush}
-	return m
-}
-
-func (m *dispatchMarker) flush(batch []*queuedMark) {
-	ctx, cancel := context.WithTimeout(context.Background(), dispatchFlushTimeout)
-	defer cancel()
+// MarkDispatched records that the events' workflows started, so that the outbox does not
+// start them again.
+func (s *Store) MarkDispatched(ctx context.Context, eventIDs ...string) error {
 	var err error
-	if len(batch) == 1 {
-		_, err = m.db.ExecContext(ctx, markEventDispatchedQuery, batch[0].eventID)
+	if len(eventIDs) == 1 {
+		_, err = s.db.ExecContext(ctx, markEventDispatchedQuery, eventIDs[0])
 	} else {
-		ids := make([]string, len(batch))
-		for i, q := range batch {
-			ids[i] = q.eventID
-		}
-		_, err = m.db.ExecContext(ctx, markEventsDispatchedQuery, ids)
+		_, err = s.db.ExecContext(ctx, markEventsDispatchedQuery, eventIDs)
 	}
 	if err != nil {
-		err = fmt.Errorf("mark %d events dispatched: %w", len(batch), err)
+		return fmt.Errorf("mark %d events dispatched: %w", len(eventIDs), err)
 	}
-	for _, q := range batch {
-		q.err = err
-		close(q.done)
-	}
-}
-
-// MarkDispatched records that the event's workflow started, so that the dispatcher does not
-// start it again. Concurrent calls share one statement. A mark that fails only costs a
-// second start later, which finds the workflow (or, once it closed, runs it again over
-// deliveries that are all finished: nothing is sent twice).
-func (s *Store) MarkDispatched(ctx context.Context, eventID string) error {
-	q := &queuedMark{eventID: eventID, done: make(chan struct{})}
-	s.dispatched.queue.add(q)
-	select {
-	case <-q.done:
-		return q.err
-	case <-ctx.Done():
-		return fmt.Errorf("mark event %s dispatched: %w", eventID, ctx.Err())
-	}
+	return nil
 }

@@ -31,18 +31,16 @@ var (
 	ErrDuplicate = errors.New("duplicate")
 )
 
-// Store runs surveyhooks' queries on one PostgreSQL connection pool.
+// Store runs surveyhooks' queries on one PostgreSQL connection pool. It batches nothing
+// itself: the callers that share statements among concurrent calls (the Deliver activity's
+// attempt records, the delivery service's dispatch marks) own that decision.
 type Store struct {
 	db *sqlx.DB
-	// attempts groups the attempt records of concurrent RecordAttempt calls.
-	attempts *attemptBatcher
-	// dispatched groups the dispatch marks of concurrent MarkDispatched calls.
-	dispatched *dispatchMarker
 }
 
 // New returns a Store over db, which must be opened with DriverName.
 func New(db *sqlx.DB) *Store {
-	return &Store{db: db, attempts: newAttemptBatcher(db), dispatched: newDispatchMarker(db)}
+	return &Store{db: db}
 }
 
 // DB returns the underlying pool (for readiness checks and tests).

@@ -28,10 +28,17 @@ type Webhook struct {
 	UpdatedAt               time.Time  `db:"updated_at"`
 }
 
+// PreviousSecretLive reports whether the previous secret of a rotation still signs at now.
+// Reads already leave out a previous secret past its expiry; a webhook read before may be
+// used after it.
+func (w *Webhook) PreviousSecretLive(now time.Time) bool {
+	return w.PreviousSecret != nil && w.PreviousSecretExpiresAt != nil && now.Before(*w.PreviousSecretExpiresAt)
+}
+
 // SigningSecrets returns the secrets that sign a request sent at now, newest first.
 func (w *Webhook) SigningSecrets(now time.Time) []string {
 	secrets := []string{w.Secret}
-	if w.PreviousSecret != nil && w.PreviousSecretExpiresAt != nil && now.Before(*w.PreviousSecretExpiresAt) {
+	if w.PreviousSecretLive(now) {
 		secrets = append(secrets, *w.PreviousSecret)
 	}
 	return secrets

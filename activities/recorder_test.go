@@ -1,4 +1,4 @@
-package store_test
+package activities
 
 import (
 	"context"
@@ -13,14 +13,34 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/store"
+	"github.com/surveyhooks/surveyhooks/testenv"
 )
+
+// setupStore returns a store over a fresh database.
+func setupStore(t *testing.T) (*store.Store, *sqlx.DB) {
+	t.Helper()
+	db := testenv.Postgres(t)
+	return store.New(db), db
+}
+
+func attemptOf(deliveryID uuid.UUID, code int) store.Attempt {
+	return store.Attempt{DeliveryID: deliveryID, Trigger: delivery.TriggerAuto, StartedAt: time.Now(),
+		RequestURL: "https://receiver.example.com/hooks", RequestHeaders: []byte(`{"A":["b"]}`),
+		ResponseStatus: &code, ResponseHeaders: []byte(`{}`)}
+}
+
+func retrying(int) store.Outcome {
+	next := time.Now().Add(time.Minute)
+	return store.Outcome{Status: delivery.StatusRetrying, NextAttemptAt: &next, LastError: "receiver answered 500"}
+}
 
 // seedDeliveries stores n events of survey-1, each fanned out to one webhook, and returns
 // their deliveries.
 func seedDeliveries(t *testing.T, st *store.Store, n int) []uuid.UUID {
 	t.Helper()
 	ctx := t.Context()
-	_, err := st.CreateWebhook(ctx, newWebhook("survey-1", "hook"))
+	_, err := st.CreateWebhook(ctx, store.Webhook{SurveyID: "survey-1", Name: "hook", URL: "https://receiver.example.com/hooks",
+		Events: []string{"survey.response.completed"}, IsActive: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
 	require.NoError(t, err)
 	ids := make([]uuid.UUID, n)
 	for i := range ids {
@@ -32,12 +52,12 @@ func seedDeliveries(t *testing.T, st *store.Store, n int) []uuid.UUID {
 	return ids
 }
 
-// batchRecorder records attempts from goroutines and collects the batch sizes the store
-// reports.
+// batchRecorder records attempts from goroutines and collects the batch sizes the
+// recorder reports.
 type batchRecorder struct {
-	t  *testing.T
-	st *store.Store
-	wg sync.WaitGroup
+	t   *testing.T
+	rec *recorder
+	wg  sync.WaitGroup
 
 	mu      sync.Mutex
 	sizes   []int
@@ -46,21 +66,21 @@ type batchRecorder struct {
 }
 
 func newBatchRecorder(t *testing.T, st *store.Store) *batchRecorder {
-	r := &batchRecorder{t: t, st: st, numbers: map[uuid.UUID][]int{}, errs: map[uuid.UUID]error{}}
-	st.ObserveAttemptBatches(func(size int) {
+	r := &batchRecorder{t: t, rec: newRecorder(st), numbers: map[uuid.UUID][]int{}, errs: map[uuid.UUID]error{}}
+	r.rec.observe = func(size int) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.sizes = append(r.sizes, size)
-	})
+	}
 	return r
 }
 
-// record starts RecordAttempt of an attempt of delivery answered 500, from count 0.
+// record starts recording an attempt of delivery answered 500, from count 0.
 func (r *batchRecorder) record(delivery uuid.UUID, trigger string) {
 	r.wg.Go(func() {
 		a := attemptOf(delivery, 500)
 		a.Trigger = trigger
-		n, _, err := r.st.RecordAttempt(context.Background(), a, 0, retrying)
+		n, _, err := r.rec.record(context.Background(), a, 0, retrying)
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if err != nil {
@@ -78,7 +98,7 @@ func (r *batchRecorder) batchSizes() []int {
 }
 
 // occupyFlushers locks two deliveries' rows and records an attempt of each, so that both
-// of the store's attempt statements wait for the lock: whatever is recorded next queues up.
+// of the recorder's attempt statements wait for the lock: whatever is recorded next queues up.
 // The returned function releases the lock.
 func (r *batchRecorder) occupyFlushers(db *sqlx.DB, first, second uuid.UUID) func() {
 	r.t.Helper()
@@ -96,11 +116,11 @@ func (r *batchRecorder) occupyFlushers(db *sqlx.DB, first, second uuid.UUID) fun
 	return func() { require.NoError(r.t, lock.Rollback()) }
 }
 
-// busyBatch seeds n deliveries and occupies the store's attempt statements with the first
+// busyBatch seeds n deliveries and occupies the recorder's attempt statements with the first
 // two: what the test records next queues up until release.
 func busyBatch(t *testing.T, n int) (st *store.Store, db *sqlx.DB, deliveries []uuid.UUID, r *batchRecorder, release func()) {
 	t.Helper()
-	st, db = setupWebhooks(t)
+	st, db = setupStore(t)
 	deliveries = seedDeliveries(t, st, n)
 	r = newBatchRecorder(t, st)
 	release = r.occupyFlushers(db, deliveries[0], deliveries[1])
@@ -110,10 +130,10 @@ func busyBatch(t *testing.T, n int) (st *store.Store, db *sqlx.DB, deliveries []
 // waitQueued waits until n attempts wait for a batch.
 func (r *batchRecorder) waitQueued(n int) {
 	r.t.Helper()
-	require.Eventually(r.t, func() bool { return r.st.QueuedAttempts() == n }, 10*time.Second, time.Millisecond)
+	require.Eventually(r.t, func() bool { return r.rec.queue.Queued() == n }, 10*time.Second, time.Millisecond)
 }
 
-// Attempts that come while the store's attempt statements are busy are recorded together,
+// Attempts that come while the recorder's attempt statements are busy are recorded together,
 // in one statement, each numbered and stored as if alone.
 func TestRecordAttemptBatchesConcurrentAttempts(t *testing.T) {
 	t.Parallel()
@@ -195,4 +215,77 @@ func TestRecordAttemptBatchIsolatesARefusedRow(t *testing.T) {
 	as, err := st.ListAttempts(t.Context(), deliveries[3])
 	require.NoError(t, err)
 	require.Empty(t, as)
+}
+
+func TestRecordAttemptNumbersFromTheCurrentCount(t *testing.T) {
+	t.Parallel()
+	st, _ := setupStore(t)
+	rec := newRecorder(st)
+	ctx := t.Context()
+	d := seedDeliveries(t, st, 1)[0]
+
+	var decided []int
+	decide := func(n int) store.Outcome { decided = append(decided, n); return retrying(n) }
+	n, out, err := rec.record(ctx, attemptOf(d, 500), 0, decide)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, delivery.StatusRetrying, out.Status)
+
+	// A caller that read the count before attempt 1 was recorded (a manual attempt racing
+	// the schedule) gets the next number, decided again for that number.
+	decided = nil
+	n, _, err = rec.record(ctx, attemptOf(d, 500), 0, decide)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, []int{1, 2}, decided)
+
+	n, out, err = rec.record(ctx, attemptOf(d, 200), 2, func(int) store.Outcome {
+		return store.Outcome{Status: delivery.StatusDelivered}
+	})
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	require.Equal(t, delivery.StatusDelivered, out.Status)
+
+	as, err := st.ListAttempts(ctx, d)
+	require.NoError(t, err)
+	require.Len(t, as, 3)
+	for i, a := range as {
+		require.Equal(t, i+1, a.Number)
+		require.JSONEq(t, `{"A":["b"]}`, string(a.RequestHeaders))
+	}
+	target, err := st.GetTarget(ctx, d)
+	require.NoError(t, err)
+	require.Equal(t, 3, target.AttemptCount)
+	require.Equal(t, delivery.StatusDelivered, target.Status)
+	require.NotNil(t, target.Webhook.ID)
+}
+
+func TestRecordAttemptConcurrentAttemptsGetDistinctNumbers(t *testing.T) {
+	t.Parallel()
+	st, _ := setupStore(t)
+	rec := newRecorder(st)
+	d := seedDeliveries(t, st, 1)[0]
+
+	var wg sync.WaitGroup
+	numbers := make([]int, 10)
+	for i := range numbers {
+		wg.Go(func() {
+			n, _, err := rec.record(t.Context(), attemptOf(d, 500), 0, retrying)
+			require.NoError(t, err)
+			numbers[i] = n
+		})
+	}
+	wg.Wait()
+	require.ElementsMatch(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, numbers)
+}
+
+func TestRecordAttemptOfDeletedDelivery(t *testing.T) {
+	t.Parallel()
+	st, db := setupStore(t)
+	d := seedDeliveries(t, st, 1)[0]
+	_, err := db.Exec(`DELETE FROM webhooks`)
+	require.NoError(t, err)
+
+	_, _, err = newRecorder(st).record(t.Context(), attemptOf(d, 500), 0, retrying)
+	require.ErrorIs(t, err, store.ErrNotFound)
 }
