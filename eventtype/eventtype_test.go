@@ -40,7 +40,7 @@ func TestAll(t *testing.T) {
 func TestSurveyExamplesFollowPayloadShape(t *testing.T) {
 	t.Parallel()
 
-	// DESIGN.md: data = {"survey":{"id","title"},"response":{"id","answers":[...],...}}.
+	// The documented payload: data = {"survey":{"id","title"},"response":{"id","answers":[...],...}}.
 	for _, typ := range eventtype.All()[:3] {
 		var data struct {
 			Survey struct {

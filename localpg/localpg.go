@@ -164,10 +164,9 @@ func (c *Cluster) URL(database string) string {
 }
 
 // LocalURL is URL over the server's Unix socket when it has one (socketDir), for this
-// machine's own connections: a statement's round trip skips the TCP stack. Measured with
-// `surveyhooks bench -scenarios ours`, seven interleaved passes each: the bench process's
-// CPU per delivery went from 10.3 to 9.9 ms (median), PostgreSQL's from 1.23 to 1.14 ms.
-// URL, over TCP, is the one to show people.
+// machine's own connections: a statement's round trip skips the TCP stack on both sides,
+// which costs less CPU per statement (BENCHMARKS.md). URL, over TCP, is the one to show
+// people.
 func (c *Cluster) LocalURL(database string) string {
 	dir := c.socketDir(c.Port)
 	if dir == "" {
@@ -374,8 +373,7 @@ func (c *Cluster) serverOptions(port int, ephemeral bool) string {
 	if ephemeral {
 		// synchronous_commit stays on: with fsync off a commit's WAL write is a plain
 		// write(2) by the backend itself, while an asynchronous commit signals the WAL
-		// writer to do it. Measured with `surveyhooks bench -scenarios ours`: PostgreSQL's
-		// CPU per delivery went from 1.42-1.58 ms to 1.14-1.26 ms.
+		// writer to do it, which costs PostgreSQL more CPU per statement.
 		settings = append(settings, "fsync=off", "full_page_writes=off")
 	}
 	var b strings.Builder

@@ -1,7 +1,7 @@
 // Package localtemporal runs a single-process Temporal server with the Temporal Web UI for
 // `surveyhooks dev`: SQLite files in a data folder (so workflows, timers and retries survive
-// a restart), one namespace with surveyhooks' search attributes, and the settings measured
-// to be fastest for one process on one machine.
+// a restart), one namespace with surveyhooks' search attributes, and the settings that suit
+// one process on one machine.
 package localtemporal
 
 import (
@@ -212,7 +212,7 @@ func splitFrontendAddr(addr string) (string, int, error) {
 
 // sqliteConfig describes one SQLite file: write-ahead log with normal sync (an OS crash
 // may lose the last transactions, never corrupt the file), and the plugin's single
-// connection, which measured several times faster than a pool.
+// connection: SQLite serialises writers, and a pool only adds lock contention.
 func sqliteConfig(file string) *config.SQL {
 	return &config.SQL{
 		PluginName:   sqliteplugin.PluginName,
@@ -253,7 +253,8 @@ func serverConfig(frontendHost string, frontendPort int, frontendDial string, p 
 
 	var conf config.Config
 	conf.Global.Membership = config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: internalHost}
-	// Global.Metrics stays nil: no metrics reporter at all (measured to cost throughput).
+	// Global.Metrics stays nil: dev has no use for the server's own metrics, and reporting
+	// them costs CPU on every task.
 	conf.Persistence = config.Persistence{
 		DefaultStore:     "sqlite",
 		VisibilityStore:  "sqlite-visibility",
@@ -316,7 +317,7 @@ func serverOptions(conf *config.Config, frontendDial string, p ports, logger ser
 	}
 }
 
-// dynamicConfig holds the knobs for one process on one machine (see DESIGN.md, performance).
+// dynamicConfig holds the knobs for one process on one machine.
 func dynamicConfig() dynamicconfig.StaticClient {
 	return dynamicconfig.StaticClient{
 		// Hand the first workflow task back in the start response instead of a trip through

@@ -20,8 +20,7 @@ import (
 
 // DriverName is the database/sql driver a Store's pool is opened with: pgx, whose statement
 // cache prepares each query once per connection and sends every later execution in one
-// round trip (lib/pq parses each statement again, in two round trips; measured in
-// BENCHMARKS.md).
+// round trip, where lib/pq parses each statement again, in two round trips.
 const DriverName = "pgx"
 
 var (

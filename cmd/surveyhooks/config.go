@@ -17,7 +17,7 @@ import (
 )
 
 // config is every setting of every subcommand, read from the environment here and nowhere
-// else (DESIGN.md "Configuration contract").
+// else; README.md lists them.
 type config struct {
 	Addr              string
 	APIKeys           []string

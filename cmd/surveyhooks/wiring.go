@@ -47,10 +47,9 @@ func newLogger(cfg config, defaultFormat string) *slog.Logger {
 }
 
 // defaultDBMaxConns is SURVEYHOOKS_DB_MAX_CONNS's default. PostgreSQL does more per CPU
-// second with a few busy connections than with many: on the 2-core bench machine, 8
-// connections instead of 32 took about 30% off PostgreSQL's CPU per delivery and halved the
-// p99 at the maximum rate (BENCHMARKS.md). Statements queue in the pool instead, which costs
-// nothing while PostgreSQL is the one working.
+// second with a few busy connections than with many that contend for the same rows and
+// index pages. Statements queue in the pool instead, which costs nothing while PostgreSQL is
+// the one working.
 const defaultDBMaxConns = 8
 
 // openDB connects to PostgreSQL, with at most maxConns connections, and checks that it
@@ -103,8 +102,7 @@ func redactURL(raw string) string {
 
 // dialTemporal connects to the Temporal frontend and checks that it answers. inProcess says
 // the frontend is dev's embedded server: requests then go uncompressed, since gzip on
-// loopback only costs CPU on both ends (3-4% of a bench run's, BENCHMARKS.md); a remote
-// frontend gets the SDK's default, gzip.
+// loopback only costs CPU on both ends; a remote frontend gets the SDK's default, gzip.
 func dialTemporal(ctx context.Context, cfg config, logger *slog.Logger, inProcess bool) (client.Client, error) {
 	conn, creds, err := temporalConnection(cfg)
 	if err != nil {
