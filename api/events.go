@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -13,10 +12,6 @@ import (
 	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/store"
 )
-
-// eventIDPattern restricts publisher-chosen event ids to what is safe in a workflow id,
-// a URL path and a header.
-var eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 var errEventNotFound = Errorf(CodeNotFound, "Event not found.")
 
@@ -90,7 +85,7 @@ func decodeEvent(m *members) (delivery.NewEvent, error) {
 
 	id := ""
 	if eventID.usable() {
-		if !eventIDPattern.MatchString(eventID.Value) {
+		if !idPattern.MatchString(eventID.Value) {
 			m.fail("event_id", "must be 1 to 128 characters of letters, digits, '.', '_', ':' and '-'")
 		}
 		id = eventID.Value
@@ -128,7 +123,7 @@ func decodeEvent(m *members) (delivery.NewEvent, error) {
 
 func (s *Server) handleEventGet(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["eventId"]
-	if !eventIDPattern.MatchString(id) {
+	if !idPattern.MatchString(id) {
 		s.writeError(w, r, errEventNotFound)
 		return
 	}

@@ -26,12 +26,13 @@ const (
 	maxOverlapSeconds = 7 * 24 * 60 * 60
 )
 
-// surveyIDPattern keeps survey ids safe to put in URLs, logs and search attributes.
-var surveyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+// idPattern is what a publisher-chosen id (a survey id, an event id) may be: safe in a URL
+// path, a header, a log line, a workflow id and a search attribute.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // checkSurveyID validates the {surveyId} path parameter.
 func checkSurveyID(id string) error {
-	if !surveyIDPattern.MatchString(id) {
+	if !idPattern.MatchString(id) {
 		return invalidFields([]FieldError{{
 			Field:   "surveyId",
 			Message: fmt.Sprintf("must be 1 to %d characters among A-Z a-z 0-9 . _ : -", maxSurveyIDLength),

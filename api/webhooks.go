@@ -145,28 +145,17 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	in := decodeWebhookInput(m)
 	checkSurveyIDMember(m, in.SurveyID, surveyID)
-
+	change := s.checkWebhookChange(m, in)
+	for _, f := range []struct {
+		name string
+		sent bool
+	}{{"name", in.Name.Set}, {"url", in.URL.Set}, {"events", in.Events.Set}} {
+		if !f.sent {
+			m.fail(f.name, "is required")
+		}
+	}
 	hook := store.Webhook{SurveyID: surveyID, IsActive: true}
-	if required(m, "name", in.Name) {
-		hook.Name = checkName(m, in.Name.Value)
-	}
-	if required(m, "url", in.URL) {
-		hook.URL = in.URL.Value
-		checkURL(m, s.cfg.URLPolicy, hook.URL)
-	}
-	if required(m, "events", in.Events) {
-		hook.Events = in.Events.Value
-		checkEvents(m, hook.Events)
-	}
-	if in.Description.usable() {
-		hook.Description = in.Description.Value
-		checkDescription(m, hook.Description)
-	}
-	if in.IsActive.Null {
-		m.fail("isActive", "must be true or false")
-	} else if in.IsActive.usable() {
-		hook.IsActive = in.IsActive.Value
-	}
+	change.Apply(&hook)
 	if in.Secret.usable() {
 		hook.Secret = in.Secret.Value
 		checkSecret(m, "secret", hook.Secret)
@@ -193,17 +182,34 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusCreated, resp)
 }
 
-// required reports whether a required member has a usable value, reporting it otherwise.
-func required[T any](m *members, field string, o optional[T]) bool {
-	switch {
-	case o.Bad:
-		return false
-	case !o.Set || o.Null:
-		m.fail(field, "is required")
-		return false
-	default:
-		return true
+// checkWebhookChange checks the webhook's members of a create or update request, each by
+// the one rule of its field, and returns the change they ask for: a member left out
+// changes nothing, null clears the description and is refused elsewhere.
+func (s *Server) checkWebhookChange(m *members, in webhookInput) store.WebhookUpdate {
+	var u store.WebhookUpdate
+	if notNull(m, "name", in.Name) {
+		name := checkName(m, in.Name.Value)
+		u.Name = &name
 	}
+	if notNull(m, "url", in.URL) {
+		checkURL(m, s.cfg.URLPolicy, in.URL.Value)
+		u.URL = &in.URL.Value
+	}
+	if notNull(m, "events", in.Events) {
+		checkEvents(m, in.Events.Value)
+		u.Events = &in.Events.Value
+	}
+	if in.Description.Null {
+		empty := ""
+		u.Description = &empty
+	} else if in.Description.usable() {
+		checkDescription(m, in.Description.Value)
+		u.Description = &in.Description.Value
+	}
+	if notNull(m, "isActive", in.IsActive) {
+		u.IsActive = &in.IsActive.Value
+	}
+	return u
 }
 
 func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
@@ -317,30 +323,7 @@ func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {
 	in := decodeWebhookInput(m)
 	checkSurveyIDMember(m, in.SurveyID, surveyID)
 
-	var u store.WebhookUpdate
-	if notNull(m, "name", in.Name) {
-		name := checkName(m, in.Name.Value)
-		u.Name = &name
-	}
-	if notNull(m, "url", in.URL) {
-		checkURL(m, s.cfg.URLPolicy, in.URL.Value)
-		u.URL = &in.URL.Value
-	}
-	if notNull(m, "events", in.Events) {
-		checkEvents(m, in.Events.Value)
-		u.Events = &in.Events.Value
-	}
-	// The description is optional: null clears it.
-	if in.Description.Null {
-		empty := ""
-		u.Description = &empty
-	} else if in.Description.usable() {
-		checkDescription(m, in.Description.Value)
-		u.Description = &in.Description.Value
-	}
-	if notNull(m, "isActive", in.IsActive) {
-		u.IsActive = &in.IsActive.Value
-	}
+	u := s.checkWebhookChange(m, in)
 	if in.Secret.Set {
 		// Changing the secret in place would break every receiver at once; rotation
 		// keeps the old one valid for an overlap.

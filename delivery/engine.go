@@ -2,13 +2,18 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 )
@@ -109,7 +114,8 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 }
 
 // RegisterSearchAttributes adds the search attributes of SearchAttributes that the
-// namespace lacks. One registered with another type is an error the server cannot fix.
+// namespace lacks, and returns once a visibility query can name them. One registered with
+// another type is an error the server cannot fix.
 func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
 	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
@@ -135,7 +141,35 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 	if err != nil {
 		return fmt.Errorf("add search attributes %v: %w", slices.Sorted(maps.Keys(missing)), err)
 	}
-	return nil
+	return waitSearchAttributes(ctx, c, namespace, slices.Sorted(maps.Keys(missing)))
+}
+
+// waitSearchAttributes returns once a visibility query may name every attribute of names:
+// they are stored at once, but the services read them from a namespace cache that
+// refreshes every couple of seconds, and a query naming them fails until the frontend's
+// cache has them.
+func waitSearchAttributes(ctx context.Context, c client.Client, namespace string, names []string) error {
+	terms := make([]string, len(names))
+	for i, name := range names {
+		terms[i] = name + " IS NULL"
+	}
+	query := strings.Join(terms, " AND ")
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: namespace, Query: query})
+		var invalid *serviceerror.InvalidArgument
+		if err == nil {
+			return nil
+		} else if !errors.As(err, &invalid) {
+			return fmt.Errorf("query search attributes: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for search attributes %v: %w (last error: %v)", names, ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
 }
 
 // StartOptions are the options an event's workflow starts with: its id, task queue, the

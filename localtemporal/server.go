@@ -55,7 +55,7 @@ type Options struct {
 	UIAddr string
 	// Namespace is created, if missing, with a retention of 7 days.
 	Namespace string
-	// SearchAttributes are registered in Namespace, if missing.
+	// SearchAttributes are the custom search attributes Namespace is created with.
 	SearchAttributes map[string]enumspb.IndexedValueType
 	// Logger receives the server's warnings and errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -148,7 +148,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
-	if err := s.registerSearchAttributes(ctx, opts.Namespace, opts.SearchAttributes, logger); err != nil {
+	if err := s.waitFrontend(ctx, opts.Namespace, logger); err != nil {
 		return nil, errors.Join(err, s.Stop())
 	}
 	return s, nil
@@ -174,8 +174,9 @@ func (s *Server) Stop() error {
 	return s.stopErr
 }
 
-func (s *Server) registerSearchAttributes(ctx context.Context, namespace string, attrs map[string]enumspb.IndexedValueType, logger *slog.Logger) error {
-	// Dialing also waits for the frontend to answer its health check.
+// waitFrontend returns once the frontend answers its health check, which dialing waits
+// for, so that Start returns a server clients can use.
+func (s *Server) waitFrontend(ctx context.Context, namespace string, logger *slog.Logger) error {
 	c, err := client.DialContext(ctx, client.Options{
 		HostPort:  s.frontendAddr,
 		Namespace: namespace,
@@ -184,8 +185,8 @@ func (s *Server) registerSearchAttributes(ctx context.Context, namespace string,
 	if err != nil {
 		return fmt.Errorf("connect to temporal server: %w", err)
 	}
-	defer c.Close()
-	return registerSearchAttributes(ctx, c, namespace, attrs)
+	c.Close()
+	return nil
 }
 
 // splitFrontendAddr returns the IP the frontend binds to: the server wants an IP address,

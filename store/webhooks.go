@@ -151,6 +151,25 @@ type WebhookUpdate struct {
 	IsActive    *bool
 }
 
+// Apply makes u's changes to w.
+func (u WebhookUpdate) Apply(w *Webhook) {
+	if u.Name != nil {
+		w.Name = *u.Name
+	}
+	if u.URL != nil {
+		w.URL = *u.URL
+	}
+	if u.Events != nil {
+		w.Events = *u.Events
+	}
+	if u.Description != nil {
+		w.Description = *u.Description
+	}
+	if u.IsActive != nil {
+		w.IsActive = *u.IsActive
+	}
+}
+
 // IsZero reports whether u changes nothing.
 func (u WebhookUpdate) IsZero() bool {
 	return u.Name == nil && u.URL == nil && u.Events == nil && u.Description == nil && u.IsActive == nil

@@ -2,18 +2,13 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/common/dynamicconfig"
@@ -70,7 +65,7 @@ func Temporal(t testing.TB) *TemporalEnv {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), searchAttributesTimeout)
 	defer cancel()
-	require.NoError(t, registerSearchAttributes(ctx, env.Client, env.Namespace))
+	require.NoError(t, delivery.RegisterSearchAttributes(ctx, env.Client, env.Namespace))
 	return env
 }
 
@@ -88,37 +83,6 @@ func (e *TemporalEnv) StartWorker(t testing.TB, register func(worker.Registry), 
 	register(w)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-}
-
-// registerSearchAttributes adds surveyhooks' search attributes and waits until a visibility
-// query may name them, which is when the frontend's namespace cache has them.
-func registerSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	if err := delivery.RegisterSearchAttributes(ctx, c, namespace); err != nil {
-		return err
-	}
-
-	names := slices.Sorted(maps.Keys(delivery.SearchAttributes()))
-	terms := make([]string, len(names))
-	for i, name := range names {
-		terms[i] = name + " IS NULL"
-	}
-	query := strings.Join(terms, " AND ")
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		_, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: namespace, Query: query})
-		var invalid *serviceerror.InvalidArgument
-		if err == nil {
-			return nil
-		} else if !errors.As(err, &invalid) {
-			return fmt.Errorf("query search attributes: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for search attributes %v: %w (last error: %v)", names, ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
 }
 
 // taskQueueName is unique per test (and per call) and says which test it belongs to.
