@@ -78,7 +78,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	case delivery.ActionSkip:
 		return DeliverResult{Status: target.Status, Attempts: target.AttemptCount, Skipped: verdict.Reason}, nil
 	case delivery.ActionEnd:
-		return DeliverResult{}, temporal.NewNonRetryableApplicationError(verdict.Reason, ErrTypeDeliveryFailed, nil)
+		return DeliverResult{}, deliveryFailed(verdict.Reason)
 	case delivery.ActionRefuse:
 		if err := a.store.FailDelivery(ctx, in.DeliveryID, verdict.Reason); err != nil {
 			return DeliverResult{}, err
@@ -88,7 +88,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	case delivery.ActionWait:
 		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(
 			fmt.Sprintf("attempt %d of %d is due in %s", target.AttemptCount+1, a.cfg.Schedule.MaxAttempts(), verdict.Wait.Round(time.Second)),
-			ErrTypeNotDue, temporal.ApplicationErrorOptions{NextRetryDelay: max(verdict.Wait, time.Millisecond)})
+			ErrTypeNotDue, expected(temporal.ApplicationErrorOptions{NextRetryDelay: max(verdict.Wait, time.Millisecond)}))
 	}
 
 	sent := a.send(ctx, target)
@@ -119,12 +119,24 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(
 			fmt.Sprintf("attempt %d: %s; next attempt in %s", number, outcome.LastError, delay.Round(time.Second)),
 			ErrTypeAttemptFailed,
-			temporal.ApplicationErrorOptions{NextRetryDelay: max(delay, time.Millisecond)})
+			expected(temporal.ApplicationErrorOptions{NextRetryDelay: max(delay, time.Millisecond)}))
 	default:
-		return DeliverResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("attempt %d: %s; delivery failed", number, outcome.LastError),
-			ErrTypeDeliveryFailed, nil)
+		return DeliverResult{}, deliveryFailed(fmt.Sprintf("attempt %d: %s; delivery failed", number, outcome.LastError))
 	}
+}
+
+// expected marks Deliver's own answers (an attempt failed at the receiver, the next one is
+// not due, the delivery failed for good) as benign: the SDK logs them at debug level and
+// leaves them out of its failure metrics. They are the delivery log's business, recorded
+// with each attempt; an error Deliver did not decide (the database down) stays an error.
+func expected(opts temporal.ApplicationErrorOptions) temporal.ApplicationErrorOptions {
+	opts.Category = temporal.ApplicationErrorCategoryBenign
+	return opts
+}
+
+// deliveryFailed ends the delivery's schedule.
+func deliveryFailed(msg string) error {
+	return temporal.NewApplicationErrorWithOptions(msg, ErrTypeDeliveryFailed, expected(temporal.ApplicationErrorOptions{NonRetryable: true}))
 }
 
 // sentAttempt is one POST as sent and as answered, before it is numbered.
