@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/propagation"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
@@ -65,6 +66,7 @@ type DeliverResult struct {
 // until the schedule's next attempt; an attempt that is not due yet returns the rest of
 // that delay without sending; a final one returns a non-retryable error; success a result.
 func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+	defer keepAlive(ctx)()
 	target, err := a.store.GetTarget(ctx, in.DeliveryID)
 	if errors.Is(err, store.ErrNotFound) {
 		// The webhook was deleted, and its deliveries with it: nothing to send to.
@@ -123,6 +125,30 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	default:
 		return DeliverResult{}, deliveryFailed(fmt.Sprintf("attempt %d: %s; delivery failed", number, outcome.LastError))
 	}
+}
+
+// keepAlive heartbeats until the returned function is called, so that Temporal notices a
+// dead worker within delivery.HeartbeatTimeout, whatever the attempt waits on. A local
+// activity (a run's first attempt) has no heartbeat: its workflow task's timeout covers it.
+func keepAlive(ctx context.Context) func() {
+	if activity.GetInfo(ctx).IsLocalActivity {
+		return func() {}
+	}
+	activity.RecordHeartbeat(ctx)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(delivery.HeartbeatTimeout / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // expected marks Deliver's own answers (an attempt failed at the receiver, the next one is

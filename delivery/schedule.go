@@ -87,6 +87,12 @@ func (s Schedule) ActivityTimeout() time.Duration {
 	return s.AttemptTimeout + recordRoom
 }
 
+// HeartbeatTimeout is how long Temporal waits for a sign of life from a running Deliver
+// activity before it counts the try as lost (its worker died) and retries it, instead of
+// waiting out the whole ActivityTimeout. Deliver beats several times within it, also while
+// it waits on the receiver.
+const HeartbeatTimeout = 10 * time.Second
+
 // outageAllowance is how long, beyond its own span, a schedule waits through tries that
 // never reached the receiver (a database outage, workers down): those cost no attempt.
 const outageAllowance = 24 * time.Hour

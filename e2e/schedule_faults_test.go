@@ -88,9 +88,9 @@ func TestScheduleWorkerKilledWhileWaiting(t *testing.T) {
 // attempts recorded.
 func TestScheduleWorkerKilledDuringAttempt(t *testing.T) {
 	t.Parallel()
-	// A kill during a scheduled attempt leaves its try to Temporal's StartToClose timeout,
-	// AttemptTimeout plus the schedule's room to record (30 s): the shortest timeout keeps
-	// the test short.
+	// A kill during a scheduled attempt leaves its try to the activity's heartbeat timeout
+	// (delivery.HeartbeatTimeout), a kill during the first attempt to the workflow task's
+	// timeout; a short attempt timeout keeps the rest of the test short.
 	sched := delivery.Schedule{Delays: repeat(time.Second, 3), AttemptTimeout: 2 * time.Second}
 	s := setupScheduleFaults(t, testenv.PostgresURL(t), sched)
 	// The receiver holds the first request (attempt 1) and the third (attempt 2, after

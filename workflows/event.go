@@ -175,6 +175,7 @@ func (r *eventRun) scheduleOptions(d *target) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout:    r.in.Schedule.ActivityTimeout(),
 		ScheduleToCloseTimeout: r.in.Schedule.Span(),
+		HeartbeatTimeout:       delivery.HeartbeatTimeout,
 		WaitForCancellation:    true,
 		// Temporal retries the activity without changing its summary; the UI shows the
 		// current try and the last failure, which says which attempt is due when.
