@@ -92,11 +92,10 @@ const startTimeout = 5 * time.Second
 // NewEvent is what a publisher sends: the service adds the envelope.
 type NewEvent struct {
 	// ID is the publisher's event id, or "" for a generated one.
-	ID        string
-	Type      string
-	SurveyID  string
-	Data      json.RawMessage
-	Timestamp time.Time
+	ID       string
+	Type     string
+	SurveyID string
+	Data     json.RawMessage
 }
 
 // Published is the answer to a publish.
@@ -120,7 +119,10 @@ func (s *Service) Publish(ctx context.Context, ev NewEvent) (Published, error) {
 }
 
 func (s *Service) publish(ctx context.Context, ev NewEvent) (Published, error) {
-	event := s.newEvent(ev, nil)
+	event, err := s.newEvent(ev, nil)
+	if err != nil {
+		return Published{}, err
+	}
 	stored, err := s.store.PublishEvent(ctx, event)
 	if err != nil {
 		return Published{}, err
@@ -135,7 +137,7 @@ func (s *Service) publish(ctx context.Context, ev NewEvent) (Published, error) {
 	}
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	if _, err := s.dispatch(startCtx, stored, TriggerAuto); err != nil {
+	if _, err := s.dispatch(startCtx, stored); err != nil {
 		// Stored is enough: the outbox starts the workflow once Temporal answers.
 		s.logger.WarnContext(ctx, "event queued: workflow not started", "event_id", stored.Event.ID, "err", err)
 		return Published{Event: stored.Event, Created: true}, nil
@@ -173,35 +175,31 @@ func envelopeData(body []byte) []byte {
 
 // newEvent builds the stored event with the exact envelope bytes every attempt sends: the
 // one place an envelope is made, for published and test events alike.
-func (s *Service) newEvent(ev NewEvent, target *uuid.UUID) store.Event {
+func (s *Service) newEvent(ev NewEvent, target *uuid.UUID) (store.Event, error) {
 	id := ev.ID
 	if id == "" {
 		id = uuid.NewString()
 	}
-	if ev.Timestamp.IsZero() {
-		ev.Timestamp = s.now()
-	}
 	body, err := json.Marshal(signature.Event{
 		EventID:   id,
 		EventType: ev.Type,
-		Timestamp: ev.Timestamp.UTC().Truncate(time.Millisecond),
+		Timestamp: s.now().UTC().Truncate(time.Millisecond),
 		Data:      ev.Data,
 	})
 	if err != nil {
-		// Data is valid JSON (the API decoded it) and the rest are strings and a time.
-		panic(fmt.Sprintf("encode the envelope of event %s: %v", id, err))
+		return store.Event{}, fmt.Errorf("encode the envelope of event %s: %w", id, err)
 	}
-	return store.Event{ID: id, EventType: ev.Type, SurveyID: ev.SurveyID, Body: body, TargetWebhookID: target}
+	return store.Event{ID: id, EventType: ev.Type, SurveyID: ev.SurveyID, Body: body, TargetWebhookID: target}, nil
 }
 
-// dispatch starts the workflow of an event stored with its deliveries, first attempts
-// triggered by trigger, and marks the event dispatched. While Temporal is known to be
+// dispatch starts the workflow of an event stored with its deliveries and marks the event
+// dispatched. While Temporal is known to be
 // unreachable it returns ErrUnavailable at once, and the event waits for the outbox.
-func (s *Service) dispatch(ctx context.Context, p store.Published, trigger string) (client.WorkflowRun, error) {
+func (s *Service) dispatch(ctx context.Context, p store.Published) (client.WorkflowRun, error) {
 	if s.outbox.temporalDown() {
 		return nil, ErrUnavailable
 	}
-	run, err := s.start(ctx, p.Event, trigger, p.Deliveries)
+	run, err := s.start(ctx, p.Event, p.Deliveries)
 	if err != nil {
 		s.outbox.noteFailure(err)
 		return nil, err
@@ -215,10 +213,10 @@ func (s *Service) dispatch(ctx context.Context, p store.Published, trigger strin
 }
 
 // input is the workflow input of ev with its deliveries.
-func (s *Service) input(ev store.Event, trigger string, deliveries []store.EventDelivery) EventInput {
+func (s *Service) input(ev store.Event, deliveries []store.EventDelivery) EventInput {
 	in := EventInput{
 		EventID: ev.ID, EventType: ev.EventType, SurveyID: ev.SurveyID,
-		Trigger: trigger, Schedule: s.cfg.Schedule,
+		Trigger: triggerOf(ev), Schedule: s.cfg.Schedule,
 		Deliveries: make([]Target, 0, len(deliveries)),
 	}
 	for _, d := range deliveries {
@@ -229,8 +227,8 @@ func (s *Service) input(ev store.Event, trigger string, deliveries []store.Event
 
 // start starts ev's workflow. A workflow already running for the event counts as started:
 // a second start (two dispatchers, a retried request) changes nothing.
-func (s *Service) start(ctx context.Context, ev store.Event, trigger string, deliveries []store.EventDelivery) (client.WorkflowRun, error) {
-	in := s.input(ev, trigger, deliveries)
+func (s *Service) start(ctx context.Context, ev store.Event, deliveries []store.EventDelivery) (client.WorkflowRun, error) {
+	in := s.input(ev, deliveries)
 	run, err := s.client.ExecuteWorkflow(ctx, StartOptions(in, s.cfg.TaskQueue), EventWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
@@ -276,7 +274,7 @@ func (s *Service) Retry(ctx context.Context, webhookID, deliveryID uuid.UUID, fo
 	if err != nil {
 		return "", err
 	}
-	in := s.input(ev, triggerOf(ev), deliveries)
+	in := s.input(ev, deliveries)
 	signalCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	_, err = s.client.SignalWithStartWorkflow(signalCtx, WorkflowID(ev.ID), RetrySignal,
@@ -309,7 +307,10 @@ func (s *Service) Test(ctx context.Context, hook store.Webhook) (Tested, error) 
 	if err != nil {
 		return Tested{}, fmt.Errorf("encode test data: %w", err)
 	}
-	ev := s.newEvent(NewEvent{ID: "test-" + uuid.NewString(), Type: eventtype.WebhookTest, SurveyID: hook.SurveyID, Data: data}, &hook.ID)
+	ev, err := s.newEvent(NewEvent{ID: "test-" + uuid.NewString(), Type: eventtype.WebhookTest, SurveyID: hook.SurveyID, Data: data}, &hook.ID)
+	if err != nil {
+		return Tested{}, err
+	}
 	p, err := s.store.PublishEvent(ctx, ev)
 	if err != nil {
 		return Tested{}, err
@@ -321,7 +322,7 @@ func (s *Service) Test(ctx context.Context, hook store.Webhook) (Tested, error) 
 	// The one attempt may take its whole activity timeout; starting it gets a little more.
 	waitCtx, cancel := context.WithTimeout(ctx, s.cfg.Schedule.ActivityTimeout()+startTimeout)
 	defer cancel()
-	run, err := s.dispatch(waitCtx, p, TriggerTest)
+	run, err := s.dispatch(waitCtx, p)
 	if err != nil {
 		s.logger.WarnContext(ctx, "test event not started", "event_id", ev.ID, "err", err)
 		return tested, fmt.Errorf("%w: %v", ErrUnavailable, err)
