@@ -142,7 +142,7 @@ func (s *Service) DispatchPending(ctx context.Context) (int, error) {
 			func(ctx context.Context, p store.Published) error {
 				startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
-				if _, err := s.start(startCtx, p.Event, triggerOf(p.Event), p.Deliveries); err != nil {
+				if _, err := s.start(startCtx, p.Event, p.Deliveries); err != nil {
 					o.noteFailure(err)
 					return err
 				}
