@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/keyring"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -135,6 +136,9 @@ type Wiring struct {
 	TaskQueue string
 	// APIKey is a key the API accepts.
 	APIKey string
+	// Keys seal the webhook secrets of the bench's store, and those of older rows that
+	// migrating DATABASE_URL seals.
+	Keys *keyring.Keyring
 }
 
 func (o Options) withDefaults() Options {
@@ -188,8 +192,8 @@ func (o Options) validate(w Wiring) error {
 	if slices.Contains(o.Scenarios, ScenarioBackoff) && (len(o.RetryDelays) == 0 || o.RetryDelays[0] < time.Minute) {
 		problems = append(problems, errors.New("the backoff scenario needs a first retry delay of a minute or more (e.g. retry delays 1h), or the deliveries do not stay waiting"))
 	}
-	if w.Worker == nil || w.API == nil || w.TaskQueue == "" || w.APIKey == "" {
-		problems = append(problems, errors.New("the wiring needs Worker, API, TaskQueue and APIKey"))
+	if w.Worker == nil || w.API == nil || w.TaskQueue == "" || w.APIKey == "" || w.Keys == nil {
+		problems = append(problems, errors.New("the wiring needs Worker, API, TaskQueue, APIKey and Keys"))
 	}
 	return errors.Join(problems...)
 }

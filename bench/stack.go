@@ -27,7 +27,6 @@ import (
 	"github.com/surveyhooks/surveyhooks/localpg"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
 	"github.com/surveyhooks/surveyhooks/netguard"
-	"github.com/surveyhooks/surveyhooks/schema"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -91,10 +90,10 @@ func startStack(ctx context.Context, opts Options, w Wiring) (_ *stack, err erro
 		return nil, err
 	}
 	s.cleanups = append(s.cleanups, func() { s.db.Close() })
-	if err := schema.Migrate(ctx, s.db.DB); err != nil {
+	if err := store.Migrate(ctx, s.db.DB, w.Keys); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	s.store = store.New(s.db)
+	s.store = store.New(s.db, w.Keys)
 
 	if err := s.startTemporal(ctx); err != nil {
 		return nil, err

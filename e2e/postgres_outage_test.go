@@ -21,7 +21,6 @@ import (
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/localpg"
-	"github.com/surveyhooks/surveyhooks/schema"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 	"github.com/surveyhooks/surveyhooks/workflows"
@@ -41,8 +40,8 @@ func TestPostgresOutage(t *testing.T) {
 	db, err := sqlx.Open(store.DriverName, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	require.NoError(t, schema.Migrate(t.Context(), db.DB))
-	st := store.New(db)
+	require.NoError(t, store.Migrate(t.Context(), db.DB, testenv.Keyring()))
+	st := store.New(db, testenv.Keyring())
 
 	te := testenv.Temporal(t)
 	acts := activities.New(st, loopbackPolicy.Client(), activities.Config{

@@ -22,7 +22,6 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/localpg"
-	"github.com/surveyhooks/surveyhooks/schema"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 )
@@ -180,7 +179,7 @@ func TestScheduleOutlivesPostgresOutage(t *testing.T) {
 	cluster, pgURL := ownPostgres(t)
 	migrate, err := sqlx.Open(store.DriverName, pgURL)
 	require.NoError(t, err)
-	require.NoError(t, schema.Migrate(t.Context(), migrate.DB))
+	require.NoError(t, store.Migrate(t.Context(), migrate.DB, testenv.Keyring()))
 	require.NoError(t, migrate.Close())
 	sched := delivery.Schedule{Delays: repeat(2*time.Second, 5), AttemptTimeout: 5 * time.Second}
 	s := setupScheduleFaults(t, pgURL, sched)
@@ -251,7 +250,7 @@ func setupScheduleFaults(t *testing.T, pgURL string, sched delivery.Schedule) *s
 	db, err := sqlx.Open(store.DriverName, pgURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	opts := temporalOptions(t)
 	startTemporal(t, opts)
 	tc := dialTemporal(t, opts.FrontendAddr)
@@ -269,6 +268,7 @@ func setupScheduleFaults(t *testing.T, pgURL string, sched delivery.Schedule) *s
 		api: startAPI(t, st, d),
 		env: []string{
 			"DATABASE_URL=" + pgURL,
+			"SURVEYHOOKS_ENCRYPTION_KEYS=" + testenv.EncryptionKeys(),
 			"TEMPORAL_ADDRESS=" + opts.FrontendAddr,
 			"TEMPORAL_NAMESPACE=default",
 			"SURVEYHOOKS_TASK_QUEUE=" + queue,

@@ -34,7 +34,7 @@ func TestWorkerCrash(t *testing.T) {
 	db, err := sqlx.Open(store.DriverName, pgURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	opts := temporalOptions(t)
 	startTemporal(t, opts)
 	tc := dialTemporal(t, opts.FrontendAddr)
@@ -73,6 +73,7 @@ func TestWorkerCrash(t *testing.T) {
 
 	env := []string{
 		"DATABASE_URL=" + pgURL,
+		"SURVEYHOOKS_ENCRYPTION_KEYS=" + testenv.EncryptionKeys(),
 		"TEMPORAL_ADDRESS=" + opts.FrontendAddr,
 		"TEMPORAL_NAMESPACE=default",
 		"SURVEYHOOKS_TASK_QUEUE=" + queue,

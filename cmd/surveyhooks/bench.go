@@ -20,6 +20,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/bench"
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/keyring"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -29,7 +30,8 @@ Starts its own stack as dev does (a throwaway PostgreSQL unless DATABASE_URL is 
 in-process Temporal server, the worker and the API), publishes events through the API to a
 local receiver and reports throughput, latency, CPU and memory, beside a bare Temporal
 workflow with one HTTP activity and a raw HMAC + POST loop. With DATABASE_URL the bench's
-webhooks, events and deliveries stay in that database.
+webhooks, events and deliveries stay in that database, sealed with
+SURVEYHOOKS_ENCRYPTION_KEYS as serve would.
 
 Scenarios: ours, bare, raw (the default); bare-sa (bare plus ours' search attributes, to
 tell Temporal's visibility cost from the rest); list (API reads over -list-attempts attempt
@@ -108,11 +110,27 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 		opts.Progress = stderr
 	}
 
+	// A database of DATABASE_URL may hold others' webhooks, sealed under their keys (or in
+	// clear, which migrating seals): the bench needs those keys as serve does. Its own
+	// throwaway database gets a throwaway key.
+	if cfg.DatabaseURL != "" {
+		if err := requireStore(cfg); err != nil {
+			return err
+		}
+	} else if cfg.EncryptionKeys == nil {
+		keys, err := keyring.Parse(keyring.Generate())
+		if err != nil {
+			return fmt.Errorf("encryption key: %w", err)
+		}
+		cfg.EncryptionKeys = keys
+	}
+
 	// The bench's own configuration: deliveries to the loopback receiver over plain http,
-	// a key of its own, and the schedule of the flags.
+	// a key of its own that no rate limit slows down, and the schedule of the flags.
 	key := make([]byte, 16)
 	_, _ = rand.Read(key) // never fails (crypto/rand)
 	cfg.APIKeys = []string{"shk_bench_" + hex.EncodeToString(key)}
+	cfg.RateLimit = -1
 	cfg.AllowHTTP = true
 	cfg.AllowedCIDRs = bench.Loopback
 	cfg.RetryDelays = opts.RetryDelays
@@ -134,6 +152,7 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 		},
 		TaskQueue: cfg.TaskQueue,
 		APIKey:    cfg.APIKeys[0],
+		Keys:      cfg.EncryptionKeys,
 	}
 	started := time.Now()
 	rep, err := bench.Run(ctx, opts, wiring)

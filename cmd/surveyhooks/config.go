@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/api"
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/keyring"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/retention"
 )
@@ -56,6 +58,15 @@ type config struct {
 	RequestTimeout time.Duration
 	// TraceReceivers sends each delivery's traceparent to its receiver.
 	TraceReceivers bool
+	// EncryptionKeys seal webhook secrets in the database (SURVEYHOOKS_ENCRYPTION_KEYS);
+	// nil when the variable is not set, which only dev (a key in its data folder), migrate
+	// and bench (a throwaway database) accept.
+	EncryptionKeys *keyring.Keyring
+	// RateLimit is each API key's request rate per second; negative means no limit.
+	RateLimit float64
+	// RateBurst is how many requests a key may send at once above its rate; 0 leaves it
+	// to the API (twice the rate).
+	RateBurst int
 	// ExportTraces is set when an OTLP endpoint is (OTEL_EXPORTER_OTLP_ENDPOINT or
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); the exporter reads the OTEL_* variables itself.
 	ExportTraces bool
@@ -68,6 +79,9 @@ type config struct {
 var knownVariables = []string{
 	"SURVEYHOOKS_ADDR",
 	"SURVEYHOOKS_API_KEYS",
+	"SURVEYHOOKS_API_RATE_LIMIT",
+	"SURVEYHOOKS_API_RATE_BURST",
+	"SURVEYHOOKS_ENCRYPTION_KEYS",
 	"DATABASE_URL",
 	"SURVEYHOOKS_DATA_DIR",
 	"TEMPORAL_ADDRESS",
@@ -124,6 +138,7 @@ func loadConfig(lookup envLookup) (config, error) {
 		Retention:         retention.DefaultMaxAge,
 		ShutdownTimeout:   30 * time.Second,
 		RequestTimeout:    api.DefaultRequestTimeout,
+		RateLimit:         api.DefaultRateLimit,
 	}
 	var problems []string
 	str := func(name string, dst *string) {
@@ -185,6 +200,34 @@ func loadConfig(lookup envLookup) (config, error) {
 				cfg.APIKeys = append(cfg.APIKeys, key)
 			}
 		}
+	}
+	// The keys' values never appear in a message: keyring.Parse names a bad key by its
+	// position.
+	if v, ok := lookup("SURVEYHOOKS_ENCRYPTION_KEYS"); ok && strings.TrimSpace(v) != "" {
+		keys, err := keyring.Parse(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_ENCRYPTION_KEYS: %v", err))
+		}
+		cfg.EncryptionKeys = keys
+	}
+	if v, ok := lookup("SURVEYHOOKS_API_RATE_LIMIT"); ok && strings.TrimSpace(v) != "" {
+		v = strings.TrimSpace(v)
+		rate, err := strconv.ParseFloat(v, 64)
+		switch {
+		case strings.EqualFold(v, "off"):
+			cfg.RateLimit = -1
+		case err != nil || !(rate > 0) || math.IsInf(rate, 1): // !(rate > 0) refuses NaN too
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_API_RATE_LIMIT=%q must be a positive number of requests per second per API key, such as 500 or 0.5, or off", v))
+		default:
+			cfg.RateLimit = rate
+		}
+	}
+	if v, ok := lookup("SURVEYHOOKS_API_RATE_BURST"); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_API_RATE_BURST=%q must be a positive integer (requests a key may send at once)", v))
+		}
+		cfg.RateBurst = n
 	}
 	if v, ok := lookup("SURVEYHOOKS_RETRY_DELAYS"); ok && strings.TrimSpace(v) != "" {
 		delays, err := delivery.ParseDelays(v)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"log/slog"
 	"net/url"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/surveyhooks/surveyhooks/api"
+	"github.com/surveyhooks/surveyhooks/keyring"
 	"github.com/surveyhooks/surveyhooks/retention"
 )
 
@@ -112,6 +115,91 @@ func TestLoadConfigTemporalConnectionAndShutdown(t *testing.T) {
 	require.ErrorContains(t, err, "TEMPORAL_TLS=")
 	require.ErrorContains(t, err, "SURVEYHOOKS_SHUTDOWN_TIMEOUT=")
 	require.ErrorContains(t, err, "SURVEYHOOKS_REQUEST_TIMEOUT=")
+}
+
+func TestLoadConfigEncryptionKeys(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(nil))
+	require.NoError(t, err)
+	require.Nil(t, cfg.EncryptionKeys, "unset: dev makes its own, serve and worker refuse")
+
+	first, second := keyring.Generate(), keyring.Generate()
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_ENCRYPTION_KEYS": " " + first + ", " + second + " "}))
+	require.NoError(t, err)
+	require.NotNil(t, cfg.EncryptionKeys)
+	sealed, err := cfg.EncryptionKeys.Seal([]byte("whsec_x"), nil)
+	require.NoError(t, err)
+	firstOnly, err := keyring.Parse(first)
+	require.NoError(t, err)
+	require.True(t, firstOnly.Current(sealed), "the first key encrypts")
+
+	short := base64.StdEncoding.EncodeToString(make([]byte, 16))
+	for _, bad := range []string{"not a key!", short, first + ",not-base64!", first + "," + first} {
+		_, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_ENCRYPTION_KEYS": bad}))
+		require.ErrorContains(t, err, "SURVEYHOOKS_ENCRYPTION_KEYS", bad)
+		// The message names the bad key by its place: it never shows a key, good or bad.
+		require.NotContains(t, err.Error(), first)
+		require.NotContains(t, err.Error(), short)
+		require.NotContains(t, err.Error(), "not-base64")
+	}
+	_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_ENCRYPTION_KEYS": "not a key!"}))
+	require.ErrorContains(t, err, "openssl rand -base64 32", "says how to make a key")
+}
+
+// TestCommandsRefuseWithoutEncryptionKeys: the commands that read webhooks refuse to start
+// without SURVEYHOOKS_ENCRYPTION_KEYS, before they open anything, in one line that says
+// how to make a key.
+func TestCommandsRefuseWithoutEncryptionKeys(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(map[string]string{
+		"DATABASE_URL":         "postgres://u:p@127.0.0.1:1/sh",
+		"SURVEYHOOKS_API_KEYS": "k",
+		// Taken or not, these are never listened on.
+		"SURVEYHOOKS_ADDR":         "127.0.0.1:1",
+		"SURVEYHOOKS_METRICS_ADDR": "127.0.0.1:1",
+	}))
+	require.NoError(t, err)
+	for name, run := range map[string]func(context.Context, config) error{
+		"serve":  runServe,
+		"worker": runWorker,
+		"rekey":  runRekey,
+	} {
+		err := run(t.Context(), cfg)
+		require.ErrorIs(t, err, errNoEncryptionKeys, name)
+		require.Equal(t, err.Error(), firstLine(err), name)
+		require.Contains(t, err.Error(), "SURVEYHOOKS_ENCRYPTION_KEYS is not set", name)
+		require.Contains(t, err.Error(), "openssl rand -base64 32", name)
+	}
+}
+
+func TestLoadConfigAPIRateLimit(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, float64(api.DefaultRateLimit), cfg.RateLimit)
+	require.Zero(t, cfg.RateBurst, "the API's default: twice the rate")
+
+	for value, want := range map[string]float64{"50": 50, " 0.5 ": 0.5, "1e3": 1000, "off": -1, "OFF": -1} {
+		cfg, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_API_RATE_LIMIT": value}))
+		require.NoError(t, err, value)
+		require.Equal(t, want, cfg.RateLimit, value)
+	}
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_API_RATE_BURST": " 20 "}))
+	require.NoError(t, err)
+	require.Equal(t, 20, cfg.RateBurst)
+
+	for _, bad := range []string{"0", "-5", "fast", "NaN", "Inf", "10/s"} {
+		_, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_API_RATE_LIMIT": bad}))
+		require.ErrorContains(t, err, "SURVEYHOOKS_API_RATE_LIMIT=", bad)
+	}
+	for _, bad := range []string{"0", "-1", "1.5", "many"} {
+		_, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_API_RATE_BURST": bad}))
+		require.ErrorContains(t, err, "SURVEYHOOKS_API_RATE_BURST=", bad)
+	}
+	// Every bad value at once.
+	_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_API_RATE_LIMIT": "fast", "SURVEYHOOKS_API_RATE_BURST": "many"}))
+	require.ErrorContains(t, err, "SURVEYHOOKS_API_RATE_LIMIT=")
+	require.ErrorContains(t, err, "SURVEYHOOKS_API_RATE_BURST=")
 }
 
 func TestWarnUnknownVariablesNamesTyposButNotValues(t *testing.T) {
@@ -228,6 +316,14 @@ func TestDeploymentFilesSetOnlyKnownVariables(t *testing.T) {
 	var compose composeFile
 	require.NoError(t, yaml.Unmarshal(raw, &compose))
 	vars := dotenv(t, filepath.Join(root, ".env.example"))
+	// Every deployment makes its own encryption key: .env.example holds none that works (a
+	// copied example must not encrypt with a published key), and the stack is checked
+	// with one made here.
+	if example, ok := vars["SURVEYHOOKS_ENCRYPTION_KEYS"]; ok {
+		_, err := keyring.Parse(example)
+		require.Error(t, err, ".env.example must not hold a usable SURVEYHOOKS_ENCRYPTION_KEYS")
+	}
+	vars["SURVEYHOOKS_ENCRYPTION_KEYS"] = keyring.Generate()
 
 	ours := 0
 	for name, svc := range compose.Services {
@@ -254,6 +350,7 @@ func TestDeploymentFilesSetOnlyKnownVariables(t *testing.T) {
 		cfg, err := loadConfig(mapLookup(resolved))
 		require.NoError(t, err, "service %s", name)
 		require.NotEmpty(t, cfg.DatabaseURL, "service %s", name)
+		require.NotNil(t, cfg.EncryptionKeys, "service %s", name)
 	}
 	require.GreaterOrEqual(t, ours, 3, "migrate, api and worker run surveyhooks")
 

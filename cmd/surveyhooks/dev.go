@@ -17,9 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/keyring"
 	"github.com/surveyhooks/surveyhooks/localpg"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
-	"github.com/surveyhooks/surveyhooks/schema"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -37,6 +37,14 @@ func runDev(ctx context.Context, cfg config) (err error) {
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data folder (SURVEYHOOKS_DATA_DIR): %w", err)
+	}
+	keys, keysWhere, createdKeys, err := devEncryptionKeys(cfg, dataDir)
+	if err != nil {
+		return err
+	}
+	if createdKeys {
+		logger.Info("generated an encryption key for dev's webhook secrets; it is kept in the data folder",
+			"file", filepath.Join(dataDir, encryptionKeyFile))
 	}
 	// Refuse a taken API port before starting anything that takes seconds.
 	l, err := listen(cfg.Addr, "SURVEYHOOKS_ADDR")
@@ -99,7 +107,7 @@ func runDev(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	cleanups = append(cleanups, func() { db.Close() })
-	if err := schema.Migrate(ctx, db.DB); err != nil {
+	if err := store.Migrate(ctx, db.DB, keys); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 
@@ -135,11 +143,11 @@ func runDev(ctx context.Context, cfg config) (err error) {
 		}
 		cfg.APIKeys, shownKey = []string{key}, key
 		if created {
-			logger.Info("generated an API key for dev; it is kept in the data folder", "file", filepath.Join(dataDir, "api-key"))
+			logger.Info("generated an API key for dev; it is kept in the data folder", "file", filepath.Join(dataDir, apiKeyFile))
 		}
 	}
 
-	st := store.New(db)
+	st := store.New(db, keys)
 	w := newWorker(cfg, tc, st, logger)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -158,6 +166,7 @@ func runDev(ctx context.Context, cfg config) (err error) {
 surveyhooks dev is running
   API          %s   (try: curl %s/readyz)
   API key      %s
+  Encryption   key %s
   Temporal UI  %s
   Temporal     %s  namespace %s
   Metrics      %s/metrics
@@ -165,7 +174,7 @@ surveyhooks dev is running
   data folder  %s
 Stop with Ctrl-C; the next start finds everything where it was.
 
-`, apiURL, apiURL, shownKey, temporal.UIURL(), temporal.FrontendAddr(), cfg.TemporalNamespace,
+`, apiURL, apiURL, shownKey, keysWhere, temporal.UIURL(), temporal.FrontendAddr(), cfg.TemporalNamespace,
 		hostURL(ml.Addr().String()), postgres, dataDir)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -201,24 +210,53 @@ func pgElsewhere(dataDir string) string {
 	return filepath.Join(pgElsewhereRoot, name+"-"+hex.EncodeToString(sum[:4]))
 }
 
-// devAPIKey returns dev's API key, generating it on the first start and keeping it in the
-// data folder (mode 0600) so that it survives restarts.
+// Files dev keeps in the data folder, beside PostgreSQL's and Temporal's.
+const (
+	apiKeyFile        = "api-key"
+	encryptionKeyFile = "encryption.key"
+)
+
+// devAPIKey returns dev's API key, generated on the first start.
 func devAPIKey(dataDir string) (key string, created bool, err error) {
-	path := filepath.Join(dataDir, "api-key")
+	return devSecret(filepath.Join(dataDir, apiKeyFile), "dev API key", func() string {
+		raw := make([]byte, 24)
+		_, _ = rand.Read(raw) // never fails (crypto/rand)
+		return "shk_dev_" + base64.RawURLEncoding.EncodeToString(raw)
+	})
+}
+
+// devEncryptionKeys returns the keys that seal dev's webhook secrets:
+// SURVEYHOOKS_ENCRYPTION_KEYS when it is set, or else a key generated on the first start,
+// which the secrets in dev's database need on every later one. where says which, for the
+// banner, without the key.
+func devEncryptionKeys(cfg config, dataDir string) (keys *keyring.Keyring, where string, created bool, err error) {
+	if cfg.EncryptionKeys != nil {
+		return cfg.EncryptionKeys, "from SURVEYHOOKS_ENCRYPTION_KEYS (not shown)", false, nil
+	}
+	path := filepath.Join(dataDir, encryptionKeyFile)
+	key, created, err := devSecret(path, "dev encryption key", keyring.Generate)
+	if err != nil {
+		return nil, "", false, err
+	}
+	if keys, err = keyring.Parse(key); err != nil {
+		return nil, "", false, fmt.Errorf("dev encryption key in %s: %w", path, err)
+	}
+	return keys, "in " + path + " (keep it: webhook secrets need it)", created, nil
+}
+
+// devSecret returns the secret kept in the file at path, making it with generate on the
+// first start and keeping it there (mode 0600) so that it survives restarts.
+func devSecret(path, what string, generate func() string) (secret string, created bool, err error) {
 	b, err := os.ReadFile(path)
 	if err == nil && strings.TrimSpace(string(b)) != "" {
 		return strings.TrimSpace(string(b)), false, nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("read dev API key: %w", err)
+		return "", false, fmt.Errorf("read %s: %w", what, err)
 	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", false, fmt.Errorf("generate dev API key: %w", err)
+	secret = generate()
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("save %s: %w", what, err)
 	}
-	key = "shk_dev_" + base64.RawURLEncoding.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return "", false, fmt.Errorf("save dev API key: %w", err)
-	}
-	return key, true, nil
+	return secret, true, nil
 }

@@ -4,6 +4,7 @@
 //	surveyhooks serve     the REST API (and the outbox dispatcher)
 //	surveyhooks worker    a Temporal worker that delivers webhooks
 //	surveyhooks migrate   apply database migrations and exit
+//	surveyhooks rekey     re-encrypt webhook secrets under the first encryption key
 //
 // Configuration comes from the environment; see README.md.
 package main
@@ -25,6 +26,9 @@ commands:
   serve     run the REST API against DATABASE_URL and TEMPORAL_ADDRESS
   worker    run a delivery worker against DATABASE_URL and TEMPORAL_ADDRESS
   migrate   apply database migrations to DATABASE_URL and exit
+  rekey     re-encrypt every webhook secret in DATABASE_URL under the first key of
+            SURVEYHOOKS_ENCRYPTION_KEYS and exit (replacing a key: add the new one
+            first, rekey, then drop the old one)
   bench     measure throughput and latency on an in-process stack (see BENCHMARKS.md)
   healthcheck URL
             exit 0 when URL answers 200 (container health checks; the image has no curl)
@@ -51,6 +55,8 @@ func main() {
 		run = runWorker
 	case "migrate":
 		run = runMigrate
+	case "rekey":
+		run = runRekey
 	case "bench":
 		run = runBench
 	case "healthcheck":

@@ -12,13 +12,29 @@ import (
 	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/surveyhooks/surveyhooks/schema"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
-var errNoDatabaseURL = errors.New("DATABASE_URL is required (for example postgres://user:pass@host:5432/surveyhooks)")
+var (
+	errNoDatabaseURL    = errors.New("DATABASE_URL is required (for example postgres://user:pass@host:5432/surveyhooks)")
+	errNoEncryptionKeys = errors.New("SURVEYHOOKS_ENCRYPTION_KEYS is not set: webhook secrets are encrypted at rest; make a key with: openssl rand -base64 32")
+)
 
-// runMigrate applies pending migrations and exits; safe to run from several processes.
+// requireStore checks the settings of every command that reads or writes webhooks in
+// DATABASE_URL: the database, and the keys that seal their secrets.
+func requireStore(cfg config) error {
+	if cfg.DatabaseURL == "" {
+		return errNoDatabaseURL
+	}
+	if cfg.EncryptionKeys == nil {
+		return errNoEncryptionKeys
+	}
+	return nil
+}
+
+// runMigrate applies pending migrations and exits; safe to run from several processes. It
+// needs SURVEYHOOKS_ENCRYPTION_KEYS only when the database holds webhook secrets in clear,
+// which it seals (store.Migrate says so).
 func runMigrate(ctx context.Context, cfg config) error {
 	if cfg.DatabaseURL == "" {
 		return errNoDatabaseURL
@@ -29,7 +45,7 @@ func runMigrate(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer db.Close()
-	if err := schema.Migrate(ctx, db.DB); err != nil {
+	if err := store.Migrate(ctx, db.DB, cfg.EncryptionKeys); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	logger.Info("database migrated")
@@ -39,8 +55,8 @@ func runMigrate(ctx context.Context, cfg config) error {
 // runServe serves the REST API and dispatches stored events whose workflow has not
 // started. It does not migrate: run `surveyhooks migrate` first.
 func runServe(ctx context.Context, cfg config) error {
-	if cfg.DatabaseURL == "" {
-		return errNoDatabaseURL
+	if err := requireStore(cfg); err != nil {
+		return err
 	}
 	if len(cfg.APIKeys) == 0 {
 		return errors.New("SURVEYHOOKS_API_KEYS is required: a comma-separated list of API keys")
@@ -72,8 +88,8 @@ func runServe(ctx context.Context, cfg config) error {
 // runWorker runs a delivery worker until interrupted. Start as many as the load needs:
 // they share the task queue.
 func runWorker(ctx context.Context, cfg config) error {
-	if cfg.DatabaseURL == "" {
-		return errNoDatabaseURL
+	if err := requireStore(cfg); err != nil {
+		return err
 	}
 	logger := newLogger(cfg, "json")
 	warnUnknownVariables(logger, os.Environ())
@@ -135,7 +151,7 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (b *backends,
 	if err != nil {
 		return nil, err
 	}
-	b.store = store.New(db)
+	b.store = store.New(db, cfg.EncryptionKeys)
 	b.closers = append(b.closers, func() { db.Close() })
 	if b.temporal, err = dialTemporal(ctx, cfg, logger, false); err != nil {
 		return nil, err

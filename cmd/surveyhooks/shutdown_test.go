@@ -129,6 +129,7 @@ func TestServeDrainsRequestsInFlight(t *testing.T) {
 	const apiKey = "drain-test-key"
 	api := startProcess(t, bin, "serve", []string{
 		"DATABASE_URL=" + s.dbURL,
+		"SURVEYHOOKS_ENCRYPTION_KEYS=" + testenv.EncryptionKeys(),
 		"TEMPORAL_ADDRESS=" + s.te.HostPort,
 		"TEMPORAL_NAMESPACE=" + s.te.Namespace,
 		"SURVEYHOOKS_TASK_QUEUE=" + s.te.TaskQueue,
@@ -250,9 +251,9 @@ func newShutdownStack(t *testing.T) *shutdownStack {
 	db, err := sqlx.Open(store.DriverName, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	s := &shutdownStack{dbURL: dbURL, st: store.New(db), te: testenv.Temporal(t), rc: newHoldingReceiver(t)}
+	s := &shutdownStack{dbURL: dbURL, st: store.New(db, testenv.Keyring()), te: testenv.Temporal(t), rc: newHoldingReceiver(t)}
 	hook, err := s.st.CreateWebhook(t.Context(), store.Webhook{
-		SurveyID: "survey-1", Name: "slow receiver", URL: s.rc.URL,
+		AccountID: store.DefaultAccount, SurveyID: "survey-1", Name: "slow receiver", URL: s.rc.URL,
 		Events: pq.StringArray{"*"}, IsActive: true, Secret: "a-test-secret-of-32-characters!!",
 	})
 	require.NoError(t, err)
@@ -264,6 +265,7 @@ func newShutdownStack(t *testing.T) *shutdownStack {
 func (s *shutdownStack) workerEnv(shutdownTimeout, attemptTimeout time.Duration) []string {
 	return []string{
 		"DATABASE_URL=" + s.dbURL,
+		"SURVEYHOOKS_ENCRYPTION_KEYS=" + testenv.EncryptionKeys(),
 		"TEMPORAL_ADDRESS=" + s.te.HostPort,
 		"TEMPORAL_NAMESPACE=" + s.te.Namespace,
 		"SURVEYHOOKS_TASK_QUEUE=" + s.te.TaskQueue,
@@ -282,7 +284,7 @@ func (s *shutdownStack) publish(t *testing.T, attemptTimeout time.Duration) clie
 	t.Helper()
 	s.eventID = "shutdown-" + uuid.NewString()
 	published, err := s.st.PublishEvent(t.Context(), store.Event{
-		ID: s.eventID, EventType: "survey.response.completed", SurveyID: "survey-1",
+		ID: s.eventID, AccountID: store.DefaultAccount, EventType: "survey.response.completed", SurveyID: "survey-1",
 		Body: []byte(`{"event_id":"` + s.eventID + `","event_type":"survey.response.completed","data":{}}`),
 	})
 	require.NoError(t, err)

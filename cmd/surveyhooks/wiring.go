@@ -194,6 +194,8 @@ func newAPI(cfg config, st *store.Store, d *delivery.Service, logger *slog.Logge
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		SecretOverlap:  cfg.SecretOverlap,
 		RequestTimeout: cfg.RequestTimeout,
+		RateLimit:      cfg.RateLimit,
+		RateBurst:      cfg.RateBurst,
 	}, st, d, logger)
 }
 
