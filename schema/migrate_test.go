@@ -3,6 +3,7 @@ package schema_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -130,11 +131,11 @@ func TestMigrateRoundTrip(t *testing.T) {
 	require.NotEmpty(t, migrated)
 	require.Equal(t, knownVersions(t), applied(t, db))
 
-	require.NoError(t, schema.Rollback(ctx, db.DB, 0))
+	require.NoError(t, schema.Rollback(ctx, db.DB, nil, 0))
 	require.Empty(t, tables(t, db), "every table but schema_migrations dropped")
 	require.Empty(t, applied(t, db))
 
-	require.NoError(t, schema.Migrate(ctx, db.DB))
+	require.NoError(t, schema.Migrate(ctx, db.DB, nil))
 	require.Equal(t, migrated, tables(t, db))
 	require.Equal(t, knownVersions(t), applied(t, db))
 	var names []string
@@ -149,7 +150,7 @@ func TestMigrateIdempotent(t *testing.T) {
 	var before, after []time.Time
 	require.NoError(t, db.SelectContext(ctx, &before, "SELECT applied_at FROM schema_migrations ORDER BY version"))
 
-	require.NoError(t, schema.Migrate(ctx, db.DB))
+	require.NoError(t, schema.Migrate(ctx, db.DB, nil))
 
 	require.NoError(t, db.SelectContext(ctx, &after, "SELECT applied_at FROM schema_migrations ORDER BY version"))
 	require.Equal(t, before, after, "nothing re-applied")
@@ -168,12 +169,12 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Cleanup(func() { pool.Close() })
 		pools[i] = pool
 	}
-	require.NoError(t, schema.Rollback(ctx, pools[0], 0))
+	require.NoError(t, schema.Rollback(ctx, pools[0], nil, 0))
 
 	errs := make([]error, migrators)
 	var wg sync.WaitGroup
 	for i, pool := range pools {
-		wg.Go(func() { errs[i] = schema.Migrate(ctx, pool) })
+		wg.Go(func() { errs[i] = schema.Migrate(ctx, pool, nil) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -209,13 +210,13 @@ func TestMigrateBrokenMigrationLeavesNothingHalfApplied(t *testing.T) {
 	db := testenv.Postgres(t)
 	base := tables(t, db)
 
-	err := schema.MigrateFS(ctx, db.DB, files(append(good, broken...)...))
+	err := schema.MigrateFS(ctx, db.DB, files(append(good, broken...)...), nil)
 	require.ErrorContains(t, err, "apply migration 9002_broken")
 	require.ErrorContains(t, err, `relation "missing_t" does not exist`)
 	require.ElementsMatch(t, append(base, "good_t"), tables(t, db), "9001 applied, 9002 not even in part")
 	require.Equal(t, append(knownVersions(t), 9001), applied(t, db))
 
-	require.NoError(t, schema.MigrateFS(ctx, db.DB, files(append(good, fixed...)...)))
+	require.NoError(t, schema.MigrateFS(ctx, db.DB, files(append(good, fixed...)...), nil))
 	require.ElementsMatch(t, append(base, "good_t", "half_t"), tables(t, db))
 	require.Equal(t, append(knownVersions(t), 9001, 9002), applied(t, db))
 }
@@ -226,17 +227,17 @@ func TestRollbackToTarget(t *testing.T) {
 	db := testenv.Postgres(t)
 	base := tables(t, db)
 	fsys := files(append(append(good, fixed...), third...)...)
-	require.NoError(t, schema.MigrateFS(ctx, db.DB, fsys))
+	require.NoError(t, schema.MigrateFS(ctx, db.DB, fsys, nil))
 
-	require.NoError(t, schema.RollbackFS(ctx, db.DB, fsys, 9001))
+	require.NoError(t, schema.RollbackFS(ctx, db.DB, fsys, nil, 9001))
 	require.ElementsMatch(t, append(base, "good_t"), tables(t, db))
 	require.Equal(t, append(knownVersions(t), 9001), applied(t, db))
 
-	require.ErrorContains(t, schema.RollbackFS(ctx, db.DB, fsys, -1), "roll back to version -1")
+	require.ErrorContains(t, schema.RollbackFS(ctx, db.DB, fsys, nil, -1), "roll back to version -1")
 
 	// A binary that does not know an applied migration cannot revert it.
-	require.NoError(t, schema.MigrateFS(ctx, db.DB, fsys))
-	err := schema.RollbackFS(ctx, db.DB, files(good...), 9000)
+	require.NoError(t, schema.MigrateFS(ctx, db.DB, fsys, nil))
+	err := schema.RollbackFS(ctx, db.DB, files(good...), nil, 9000)
 	require.ErrorContains(t, err, "roll back migration 9003: this binary does not know it")
 	require.Equal(t, append(knownVersions(t), 9001, 9002, 9003), applied(t, db), "nothing reverted")
 }
@@ -246,5 +247,54 @@ func TestMigrateHonoursContext(t *testing.T) {
 	db := testenv.Postgres(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	require.ErrorIs(t, schema.Migrate(ctx, db.DB), context.Canceled)
+	require.ErrorIs(t, schema.Migrate(ctx, db.DB, nil), context.Canceled)
+}
+
+// A migration's Go step runs in the migration's transaction, after its SQL: it sees what
+// the SQL did, and when it fails the SQL is undone and the version stays as it was, going
+// up as going down.
+func TestStepsRunInTheMigrationsTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testenv.Postgres(t)
+	base := tables(t, db)
+	fsys := files(good...)
+	errStep := errors.New("step failed")
+	insertRow := func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO good_t VALUES (1)`)
+		return err
+	}
+	insertThenFail := func(ctx context.Context, tx *sql.Tx) error {
+		return errors.Join(insertRow(ctx, tx), errStep)
+	}
+
+	err := schema.MigrateFS(ctx, db.DB, fsys, schema.Steps{9001: {Up: insertThenFail}})
+	require.ErrorIs(t, err, errStep)
+	require.ErrorContains(t, err, "apply migration 9001_good")
+	require.ElementsMatch(t, base, tables(t, db), "the SQL is undone with the step")
+	require.Equal(t, knownVersions(t), applied(t, db))
+
+	require.NoError(t, schema.MigrateFS(ctx, db.DB, fsys, schema.Steps{9001: {Up: insertRow}}))
+	var rows int
+	require.NoError(t, db.GetContext(ctx, &rows, `SELECT count(*) FROM good_t`))
+	require.Equal(t, 1, rows, "the step ran once, after the SQL made its table")
+	require.NoError(t, schema.MigrateFS(ctx, db.DB, fsys, schema.Steps{9001: {Up: insertThenFail}}),
+		"an applied migration's step does not run again")
+
+	// Going down, the step runs after the down SQL dropped the table.
+	var sawTable bool
+	dropCheck := func(ctx context.Context, tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT to_regclass('good_t') IS NOT NULL`).Scan(&sawTable)
+		return errors.Join(err, errStep)
+	}
+	err = schema.RollbackFS(ctx, db.DB, fsys, schema.Steps{9001: {Down: dropCheck}}, 9000)
+	require.ErrorIs(t, err, errStep)
+	require.ErrorContains(t, err, "roll back migration 9001_good")
+	require.False(t, sawTable)
+	require.ElementsMatch(t, append(base, "good_t"), tables(t, db), "the down SQL is undone with the step")
+	require.Equal(t, append(knownVersions(t), 9001), applied(t, db))
+
+	require.NoError(t, schema.RollbackFS(ctx, db.DB, fsys, schema.Steps{9001: {Down: func(context.Context, *sql.Tx) error { return nil }}}, 9000))
+	require.ElementsMatch(t, base, tables(t, db))
+	require.Equal(t, knownVersions(t), applied(t, db))
 }

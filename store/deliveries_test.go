@@ -17,7 +17,7 @@ func seedDelivery(t *testing.T, st *store.Store) (store.Event, store.EventDelive
 	ctx := t.Context()
 	_, err := st.CreateWebhook(ctx, newWebhook("survey-1", "hook"))
 	require.NoError(t, err)
-	p, err := st.PublishEvent(ctx, store.Event{ID: uuid.NewString(), EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)})
+	p, err := st.PublishEvent(ctx, completedEvent(uuid.NewString(), "survey-1"))
 	require.NoError(t, err)
 	require.True(t, p.Created)
 	require.Nil(t, p.Event.DispatchedAt)
@@ -32,7 +32,7 @@ func TestRecordAttemptsStoresEachColumn(t *testing.T) {
 	st, _ := setupWebhooks(t)
 	ctx := t.Context()
 	_, first := seedDelivery(t, st)
-	p, err := st.PublishEvent(ctx, store.Event{ID: uuid.NewString(), EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)})
+	p, err := st.PublishEvent(ctx, completedEvent(uuid.NewString(), "survey-1"))
 	require.NoError(t, err)
 	second := p.Deliveries[0]
 	started := time.Date(2026, 12, 5, 10, 0, 0, 123456000, time.UTC)

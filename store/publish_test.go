@@ -17,7 +17,8 @@ import (
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
-// createHook stores a webhook of surveyID subscribed to events.
+// createHook stores a webhook of the default account's survey surveyID subscribed to
+// events.
 func createHook(t *testing.T, st *store.Store, surveyID, name string, active bool, events ...string) store.Webhook {
 	t.Helper()
 	w := newWebhook(surveyID, name)
@@ -28,8 +29,14 @@ func createHook(t *testing.T, st *store.Store, surveyID, name string, active boo
 }
 
 func completedEvent(id, surveyID string) store.Event {
-	return store.Event{ID: id, EventType: eventtype.SurveyResponseCompleted, SurveyID: surveyID,
+	return store.Event{ID: id, AccountID: store.DefaultAccount, EventType: eventtype.SurveyResponseCompleted, SurveyID: surveyID,
 		Body: []byte(`{"event_id":"` + id + `"}`)}
+}
+
+// webhookTestEvent is a test event of the default account aimed at the webhook target.
+func webhookTestEvent(id, surveyID string, target uuid.UUID) store.Event {
+	return store.Event{ID: id, AccountID: store.DefaultAccount, EventType: eventtype.WebhookTest,
+		SurveyID: surveyID, Body: []byte(`{}`), TargetWebhookID: &target}
 }
 
 // An event goes to the survey's active webhooks whose patterns select its type.
@@ -120,8 +127,7 @@ func TestPublishTestEventGoesToItsTarget(t *testing.T) {
 	target := createHook(t, st, "survey-1", "inactive target", false, eventtype.SurveyResponseUpdated)
 	createHook(t, st, "survey-1", "wildcard", true, "*")
 
-	p, err := st.PublishEvent(t.Context(), store.Event{ID: "test-1", EventType: eventtype.WebhookTest,
-		SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &target.ID})
+	p, err := st.PublishEvent(t.Context(), webhookTestEvent("test-1", "survey-1", target.ID))
 	require.NoError(t, err)
 	require.True(t, p.Created)
 	require.Equal(t, &target.ID, p.Event.TargetWebhookID)
@@ -135,8 +141,7 @@ func TestPublishEventRefusedStoresNothing(t *testing.T) {
 	t.Parallel()
 	st, _ := setupWebhooks(t)
 	missing := uuid.New()
-	_, err := st.PublishEvent(t.Context(), store.Event{ID: "test-2", EventType: eventtype.WebhookTest,
-		SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &missing})
+	_, err := st.PublishEvent(t.Context(), webhookTestEvent("test-2", "survey-1", missing))
 	require.ErrorIs(t, err, store.ErrNotFound)
 	_, err = st.GetEvent(t.Context(), "test-2")
 	require.ErrorIs(t, err, store.ErrNotFound)
@@ -196,8 +201,7 @@ func TestPublishTestEventWhileItsWebhookIsDeleted(t *testing.T) {
 	st, db := setupWebhooks(t)
 	target := createHook(t, st, "survey-1", "deleted", true, "*")
 
-	_, err := publishDuringDeletion(t, st, db, target.ID, store.Event{ID: "test-race", EventType: eventtype.WebhookTest,
-		SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &target.ID})
+	_, err := publishDuringDeletion(t, st, db, target.ID, webhookTestEvent("test-race", "survey-1", target.ID))
 	require.ErrorIs(t, err, store.ErrNotFound)
 	_, err = st.GetEvent(t.Context(), "test-race")
 	require.ErrorIs(t, err, store.ErrNotFound)
@@ -243,8 +247,8 @@ func TestMarkDispatchedReadsThePrimaryKey(t *testing.T) {
 	ctx := t.Context()
 	// What a busy system's statistics say: thousands of events, all dispatched, so that the
 	// partial index looks empty (it is not, between vacuums).
-	_, err := db.ExecContext(ctx, `INSERT INTO events (id, event_type, survey_id, body, dispatched_at)
-		SELECT 'plan-' || i, $1, 'survey-1', '{}', now()
+	_, err := db.ExecContext(ctx, `INSERT INTO events (id, account_id, event_type, survey_id, body, dispatched_at)
+		SELECT 'plan-' || i, 'default', $1, 'survey-1', '{}', now()
 		FROM generate_series(1, 5000) AS i`, eventtype.SurveyResponseCompleted)
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, `ANALYZE events`)

@@ -19,11 +19,19 @@ import (
 func setupWebhooks(t *testing.T) (*store.Store, *sqlx.DB) {
 	t.Helper()
 	db := testenv.Postgres(t)
-	return store.New(db), db
+	return store.New(db, testenv.Keyring()), db
 }
 
+// inSurvey is the scope of a survey's webhooks in the default account, where the tests of
+// survey-scoped behaviour keep their webhooks.
+func inSurvey(surveyID string) store.Scope {
+	return store.Scope{AccountID: store.DefaultAccount, SurveyID: surveyID}
+}
+
+// newWebhook returns a webhook of the default account's survey surveyID, ready to create.
 func newWebhook(surveyID, name string) store.Webhook {
 	return store.Webhook{
+		AccountID:   store.DefaultAccount,
 		SurveyID:    surveyID,
 		Name:        name,
 		URL:         "https://receiver.example.com/hooks",
@@ -43,7 +51,9 @@ func TestCreateGetWebhook(t *testing.T) {
 	created, err := st.CreateWebhook(ctx, newWebhook("survey-1", "first"))
 	require.NoError(t, err)
 	require.Equal(t, uuid.Version(7), created.ID.Version())
+	require.Equal(t, store.DefaultAccount, created.AccountID)
 	require.Equal(t, "survey-1", created.SurveyID)
+	require.Nil(t, created.SurveyIDs, "a survey's webhook has no survey filter")
 	require.Equal(t, "first", created.Name)
 	require.Equal(t, []string{"survey.response.completed", "form.*"}, []string(created.Events))
 	require.Equal(t, "for tests", created.Description)
@@ -54,14 +64,14 @@ func TestCreateGetWebhook(t *testing.T) {
 	require.True(t, created.CreatedAt.After(before))
 	require.Equal(t, created.CreatedAt, created.UpdatedAt)
 
-	got, err := st.GetWebhook(ctx, "survey-1", created.ID)
+	got, err := st.GetWebhook(ctx, inSurvey("survey-1"), created.ID)
 	require.NoError(t, err)
 	require.Equal(t, created, got)
 
 	// The right id under another survey does not exist.
-	_, err = st.GetWebhook(ctx, "survey-2", created.ID)
+	_, err = st.GetWebhook(ctx, inSurvey("survey-2"), created.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	_, err = st.GetWebhook(ctx, "survey-1", uuid.New())
+	_, err = st.GetWebhook(ctx, inSurvey("survey-1"), uuid.New())
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
@@ -83,7 +93,7 @@ func TestListWebhooks(t *testing.T) {
 	var sizes []int
 	page := store.Page{Limit: 2}
 	for {
-		hooks, err := st.ListWebhooks(ctx, "survey-1", page)
+		hooks, err := st.ListWebhooks(ctx, inSurvey("survey-1"), page)
 		require.NoError(t, err)
 		sizes = append(sizes, len(hooks))
 		if len(hooks) == 0 {
@@ -99,20 +109,21 @@ func TestListWebhooks(t *testing.T) {
 	require.Equal(t, []int{2, 2, 1, 0}, sizes)
 	require.Equal(t, want, got, "creation order")
 
-	_, err := st.ListWebhooks(ctx, "survey-1", store.Page{})
+	_, err := st.ListWebhooks(ctx, inSurvey("survey-1"), store.Page{})
 	require.Error(t, err)
 
-	none, err := st.ListWebhooks(ctx, "survey-3", store.Page{Limit: 10})
+	none, err := st.ListWebhooks(ctx, inSurvey("survey-3"), store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, none)
 }
 
-func TestListActiveForSurvey(t *testing.T) {
+// The metrics gauge counts the active webhooks of every survey and every account.
+func TestCountActiveWebhooks(t *testing.T) {
 	t.Parallel()
 	st, _ := setupWebhooks(t)
 	ctx := t.Context()
 
-	active, err := st.CreateWebhook(ctx, newWebhook("survey-1", "active"))
+	_, err := st.CreateWebhook(ctx, newWebhook("survey-1", "active"))
 	require.NoError(t, err)
 	inactive := newWebhook("survey-1", "inactive")
 	inactive.IsActive = false
@@ -120,17 +131,14 @@ func TestListActiveForSurvey(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.CreateWebhook(ctx, newWebhook("survey-2", "other survey"))
 	require.NoError(t, err)
-
-	hooks, err := st.ListActiveForSurvey(ctx, "survey-1")
+	accountWide := newWebhook("", "other account")
+	accountWide.AccountID = "acct-other"
+	_, err = st.CreateWebhook(ctx, accountWide)
 	require.NoError(t, err)
-	require.Len(t, hooks, 1)
-	require.Equal(t, active.ID, hooks[0].ID)
-	require.Equal(t, active.Secret, hooks[0].Secret)
 
-	// The metrics gauge counts the active webhooks of every survey.
 	n, err := st.CountActiveWebhooks(ctx)
 	require.NoError(t, err)
-	require.Equal(t, int64(2), n)
+	require.Equal(t, int64(3), n)
 }
 
 func TestUpdateWebhook(t *testing.T) {
@@ -142,13 +150,13 @@ func TestUpdateWebhook(t *testing.T) {
 	require.NoError(t, err)
 
 	// An empty update changes nothing, not even updated_at.
-	same, err := st.UpdateWebhook(ctx, "survey-1", created.ID, store.WebhookUpdate{})
+	same, err := st.UpdateWebhook(ctx, inSurvey("survey-1"), created.ID, store.WebhookUpdate{})
 	require.NoError(t, err)
 	require.Equal(t, created, same)
 
 	name := "after"
 	inactive := false
-	updated, err := st.UpdateWebhook(ctx, "survey-1", created.ID, store.WebhookUpdate{Name: &name, IsActive: &inactive})
+	updated, err := st.UpdateWebhook(ctx, inSurvey("survey-1"), created.ID, store.WebhookUpdate{Name: &name, IsActive: &inactive})
 	require.NoError(t, err)
 	require.Equal(t, "after", updated.Name)
 	require.False(t, updated.IsActive)
@@ -162,20 +170,20 @@ func TestUpdateWebhook(t *testing.T) {
 	url := "https://other.example.com/x"
 	events := []string{"*"}
 	empty := ""
-	updated, err = st.UpdateWebhook(ctx, "survey-1", created.ID, store.WebhookUpdate{URL: &url, Events: &events, Description: &empty})
+	updated, err = st.UpdateWebhook(ctx, inSurvey("survey-1"), created.ID, store.WebhookUpdate{URL: &url, Events: &events, Description: &empty})
 	require.NoError(t, err)
 	require.Equal(t, url, updated.URL)
 	require.Equal(t, events, []string(updated.Events))
 	require.Empty(t, updated.Description)
 	require.Equal(t, "after", updated.Name)
 
-	got, err := st.GetWebhook(ctx, "survey-1", created.ID)
+	got, err := st.GetWebhook(ctx, inSurvey("survey-1"), created.ID)
 	require.NoError(t, err)
 	require.Equal(t, updated, got)
 
-	_, err = st.UpdateWebhook(ctx, "survey-2", created.ID, store.WebhookUpdate{Name: &name})
+	_, err = st.UpdateWebhook(ctx, inSurvey("survey-2"), created.ID, store.WebhookUpdate{Name: &name})
 	require.ErrorIs(t, err, store.ErrNotFound)
-	_, err = st.UpdateWebhook(ctx, "survey-2", created.ID, store.WebhookUpdate{})
+	_, err = st.UpdateWebhook(ctx, inSurvey("survey-2"), created.ID, store.WebhookUpdate{})
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
@@ -184,12 +192,14 @@ func insertHistory(t *testing.T, db *sqlx.DB, surveyID string, id uuid.UUID) {
 	t.Helper()
 	ctx := t.Context()
 	eventID := "evt-" + uuid.NewString()
-	_, err := db.ExecContext(ctx, `INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', $2, '{}')`, eventID, surveyID)
+	_, err := db.ExecContext(ctx, `INSERT INTO events (id, account_id, event_type, survey_id, body)
+		VALUES ($1, 'default', 'survey.response.completed', $2, '{}')`, eventID, surveyID)
 	require.NoError(t, err)
-	_, err = db.ExecContext(ctx, `INSERT INTO events (id, event_type, survey_id, body, target_webhook_id) VALUES ($1, 'webhook.test', $2, '{}', $3)`, "test-"+eventID, surveyID, id)
+	_, err = db.ExecContext(ctx, `INSERT INTO events (id, account_id, event_type, survey_id, body, target_webhook_id)
+		VALUES ($1, 'default', 'webhook.test', $2, '{}', $3)`, "test-"+eventID, surveyID, id)
 	require.NoError(t, err)
 	deliveryID := uuid.New()
-	_, err = db.ExecContext(ctx, `INSERT INTO deliveries (id, event_id, webhook_id) VALUES ($1, $2, $3)`, deliveryID, eventID, id)
+	_, err = db.ExecContext(ctx, `INSERT INTO deliveries (id, account_id, event_id, webhook_id) VALUES ($1, 'default', $2, $3)`, deliveryID, eventID, id)
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, `INSERT INTO delivery_attempts
 		(id, delivery_id, number, trigger, started_at, duration_ms, request_url, request_headers, request_body)
@@ -221,15 +231,15 @@ func TestDeleteWebhook(t *testing.T) {
 	require.Equal(t, [3]int{1, 1, 1}, historyCounts(t, db, doomed.ID))
 
 	// Another survey's path cannot delete it.
-	require.ErrorIs(t, st.DeleteWebhook(ctx, "survey-2", doomed.ID), store.ErrNotFound)
+	require.ErrorIs(t, st.DeleteWebhook(ctx, inSurvey("survey-2"), doomed.ID), store.ErrNotFound)
 
-	require.NoError(t, st.DeleteWebhook(ctx, "survey-1", doomed.ID))
-	_, err = st.GetWebhook(ctx, "survey-1", doomed.ID)
+	require.NoError(t, st.DeleteWebhook(ctx, inSurvey("survey-1"), doomed.ID))
+	_, err = st.GetWebhook(ctx, inSurvey("survey-1"), doomed.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.Equal(t, [3]int{0, 0, 0}, historyCounts(t, db, doomed.ID), "history goes with the webhook")
 	require.Equal(t, [3]int{1, 1, 1}, historyCounts(t, db, kept.ID), "other webhooks keep theirs")
 
-	require.ErrorIs(t, st.DeleteWebhook(ctx, "survey-1", doomed.ID), store.ErrNotFound)
+	require.ErrorIs(t, st.DeleteWebhook(ctx, inSurvey("survey-1"), doomed.ID), store.ErrNotFound)
 }
 
 func TestRotateWebhookSecret(t *testing.T) {
@@ -241,7 +251,7 @@ func TestRotateWebhookSecret(t *testing.T) {
 	require.NoError(t, err)
 	first := created.Secret
 
-	rotated, err := st.RotateWebhookSecret(ctx, "survey-1", created.ID, "second-secret-0123456789", time.Hour)
+	rotated, err := st.RotateWebhookSecret(ctx, inSurvey("survey-1"), created.ID, "second-secret-0123456789", time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, "second-secret-0123456789", rotated.Secret)
 	require.NotNil(t, rotated.PreviousSecret)
@@ -254,32 +264,32 @@ func TestRotateWebhookSecret(t *testing.T) {
 
 	// Rotating again during the overlap is refused: it would drop first, which receivers may
 	// still be using.
-	_, err = st.RotateWebhookSecret(ctx, "survey-1", created.ID, "third-secret-0123456789", 2*time.Hour)
+	_, err = st.RotateWebhookSecret(ctx, inSurvey("survey-1"), created.ID, "third-secret-0123456789", 2*time.Hour)
 	var overlap *store.RotationOverlapError
 	require.ErrorAs(t, err, &overlap)
 	require.True(t, overlap.Until.Equal(*rotated.PreviousSecretExpiresAt))
-	got, err := st.GetWebhook(ctx, "survey-1", created.ID)
+	got, err := st.GetWebhook(ctx, inSurvey("survey-1"), created.ID)
 	require.NoError(t, err)
 	require.Equal(t, rotated, got, "unchanged by the refused rotation")
 
 	// Once the overlap is over, the webhook rotates again.
 	expirePreviousSecret(t, db, created.ID)
-	again, err := st.RotateWebhookSecret(ctx, "survey-1", created.ID, "third-secret-0123456789", 2*time.Hour)
+	again, err := st.RotateWebhookSecret(ctx, inSurvey("survey-1"), created.ID, "third-secret-0123456789", 2*time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, "third-secret-0123456789", again.Secret)
 	require.Equal(t, "second-secret-0123456789", *again.PreviousSecret)
 	require.WithinDuration(t, again.UpdatedAt.Add(2*time.Hour), *again.PreviousSecretExpiresAt, time.Second)
 
 	// No overlap, even during one: every older secret stops signing at once.
-	abrupt, err := st.RotateWebhookSecret(ctx, "survey-1", created.ID, "fourth-secret-0123456789", 0)
+	abrupt, err := st.RotateWebhookSecret(ctx, inSurvey("survey-1"), created.ID, "fourth-secret-0123456789", 0)
 	require.NoError(t, err)
 	require.Equal(t, "fourth-secret-0123456789", abrupt.Secret)
 	require.Nil(t, abrupt.PreviousSecret)
 	require.Nil(t, abrupt.PreviousSecretExpiresAt)
 
-	_, err = st.RotateWebhookSecret(ctx, "survey-2", created.ID, "fifth-secret-0123456789", time.Hour)
+	_, err = st.RotateWebhookSecret(ctx, inSurvey("survey-2"), created.ID, "fifth-secret-0123456789", time.Hour)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	got, err = st.GetWebhook(ctx, "survey-1", created.ID)
+	got, err = st.GetWebhook(ctx, inSurvey("survey-1"), created.ID)
 	require.NoError(t, err)
 	require.Equal(t, "fourth-secret-0123456789", got.Secret, "unchanged by the refused rotation")
 }
@@ -293,12 +303,12 @@ func expirePreviousSecret(t *testing.T, db *sqlx.DB, id uuid.UUID) {
 	require.NoError(t, err)
 }
 
-// storedPreviousSecret reads id's previous_secret column as it is, expired or not.
-func storedPreviousSecret(t *testing.T, db *sqlx.DB, id uuid.UUID) *string {
+// storedPreviousSecret reads id's previous_secret_sealed column as it is, expired or not.
+func storedPreviousSecret(t *testing.T, db *sqlx.DB, id uuid.UUID) []byte {
 	t.Helper()
-	var secret *string
-	require.NoError(t, db.GetContext(t.Context(), &secret, `SELECT previous_secret FROM webhooks WHERE id = $1`, id))
-	return secret
+	var sealed []byte
+	require.NoError(t, db.GetContext(t.Context(), &sealed, `SELECT previous_secret_sealed FROM webhooks WHERE id = $1`, id))
+	return sealed
 }
 
 // TestConcurrentRotationsKeepTheOriginalSecret rotates one webhook from many callers at
@@ -316,7 +326,7 @@ func TestConcurrentRotationsKeepTheOriginalSecret(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range callers {
 		wg.Go(func() {
-			_, errs[i] = st.RotateWebhookSecret(ctx, "survey-1", created.ID, fmt.Sprintf("rotated-secret-%02d-0123456789", i), time.Hour)
+			_, errs[i] = st.RotateWebhookSecret(ctx, inSurvey("survey-1"), created.ID, fmt.Sprintf("rotated-secret-%02d-0123456789", i), time.Hour)
 		})
 	}
 	wg.Wait()
@@ -331,7 +341,7 @@ func TestConcurrentRotationsKeepTheOriginalSecret(t *testing.T) {
 		require.ErrorAs(t, err, &overlap)
 	}
 	require.Len(t, won, 1, "exactly one rotation applies")
-	got, err := st.GetWebhook(ctx, "survey-1", created.ID)
+	got, err := st.GetWebhook(ctx, inSurvey("survey-1"), created.ID)
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("rotated-secret-%02d-0123456789", won[0]), got.Secret)
 	require.NotNil(t, got.PreviousSecret)
@@ -352,26 +362,27 @@ func TestExpiredPreviousSecretIsCleared(t *testing.T) {
 	live, err := st.CreateWebhook(ctx, newWebhook("survey-1", "live"))
 	require.NoError(t, err)
 	for _, w := range []store.Webhook{patched, idle, live} {
-		_, err := st.RotateWebhookSecret(ctx, "survey-1", w.ID, "rotated-secret-0123456789", time.Hour)
+		_, err := st.RotateWebhookSecret(ctx, inSurvey("survey-1"), w.ID, "rotated-secret-0123456789", time.Hour)
 		require.NoError(t, err)
 	}
 	expirePreviousSecret(t, db, patched.ID)
 	expirePreviousSecret(t, db, idle.ID)
 
 	// Reads no longer return it.
-	got, err := st.GetWebhook(ctx, "survey-1", idle.ID)
+	got, err := st.GetWebhook(ctx, inSurvey("survey-1"), idle.ID)
 	require.NoError(t, err)
 	require.Nil(t, got.PreviousSecret)
 	require.Nil(t, got.PreviousSecretExpiresAt)
-	active, err := st.ListActiveForSurvey(ctx, "survey-1")
+	listed, err := st.ListWebhooks(ctx, inSurvey("survey-1"), store.Page{Limit: 10})
 	require.NoError(t, err)
-	for _, w := range active {
+	require.Len(t, listed, 3)
+	for _, w := range listed {
 		require.Equal(t, w.ID == live.ID, w.PreviousSecret != nil, w.Name)
 	}
 
 	// A write to the webhook removes it from the row.
 	name := "renamed"
-	updated, err := st.UpdateWebhook(ctx, "survey-1", patched.ID, store.WebhookUpdate{Name: &name})
+	updated, err := st.UpdateWebhook(ctx, inSurvey("survey-1"), patched.ID, store.WebhookUpdate{Name: &name})
 	require.NoError(t, err)
 	require.Nil(t, updated.PreviousSecret)
 	require.Nil(t, storedPreviousSecret(t, db, patched.ID))
@@ -382,7 +393,10 @@ func TestExpiredPreviousSecretIsCleared(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Nil(t, storedPreviousSecret(t, db, idle.ID))
-	require.Equal(t, live.Secret, *storedPreviousSecret(t, db, live.ID))
+	require.NotNil(t, storedPreviousSecret(t, db, live.ID))
+	stillLive, err := st.GetWebhook(ctx, inSurvey("survey-1"), live.ID)
+	require.NoError(t, err)
+	require.Equal(t, live.Secret, *stillLive.PreviousSecret)
 	n, err = st.ClearExpiredSecrets(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
