@@ -37,12 +37,12 @@ func BenchmarkDeliver(b *testing.B) {
 	}))
 	b.Cleanup(srv.Close)
 	db := testenv.Postgres(b)
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	ctx := context.Background()
-	_, err := st.CreateWebhook(ctx, store.Webhook{SurveyID: "s-1", Name: "bench", URL: srv.URL,
+	_, err := st.CreateWebhook(ctx, store.Webhook{AccountID: store.DefaultAccount, SurveyID: "s-1", Name: "bench", URL: srv.URL,
 		Events: []string{"survey.response.completed"}, IsActive: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
 	require.NoError(b, err)
-	p, err := st.PublishEvent(ctx, store.Event{ID: uuid.NewString(), EventType: "survey.response.completed", SurveyID: "s-1", Body: deliverBody(b)})
+	p, err := st.PublishEvent(ctx, store.Event{ID: uuid.NewString(), AccountID: store.DefaultAccount, EventType: "survey.response.completed", SurveyID: "s-1", Body: deliverBody(b)})
 	require.NoError(b, err)
 	require.Len(b, p.Deliveries, 1)
 

@@ -24,12 +24,12 @@ import (
 // recorded.
 func testAttempt(t *testing.T, url string, policy netguard.Policy) store.Attempt {
 	t.Helper()
-	st := store.New(testenv.Postgres(t))
+	st := store.New(testenv.Postgres(t), testenv.Keyring())
 	ctx := t.Context()
-	hook, err := st.CreateWebhook(ctx, store.Webhook{SurveyID: "s-1", Name: "probe", URL: url,
+	hook, err := st.CreateWebhook(ctx, store.Webhook{AccountID: store.DefaultAccount, SurveyID: "s-1", Name: "probe", URL: url,
 		Events: []string{"*"}, IsActive: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
 	require.NoError(t, err)
-	p, err := st.PublishEvent(ctx, store.Event{ID: "test-" + uuid.NewString(), EventType: "webhook.test",
+	p, err := st.PublishEvent(ctx, store.Event{ID: "test-" + uuid.NewString(), AccountID: store.DefaultAccount, EventType: "webhook.test",
 		SurveyID: "s-1", Body: []byte(`{}`), TargetWebhookID: &hook.ID})
 	require.NoError(t, err)
 	acts := activities.New(st, policy.Client(), activities.Config{Schedule: delivery.Schedule{

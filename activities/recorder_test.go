@@ -20,7 +20,7 @@ import (
 func setupStore(t *testing.T) (*store.Store, *sqlx.DB) {
 	t.Helper()
 	db := testenv.Postgres(t)
-	return store.New(db), db
+	return store.New(db, testenv.Keyring()), db
 }
 
 func attemptOf(deliveryID uuid.UUID, code int) store.Attempt {
@@ -39,12 +39,12 @@ func retrying(int) store.Outcome {
 func seedDeliveries(t *testing.T, st *store.Store, n int) []uuid.UUID {
 	t.Helper()
 	ctx := t.Context()
-	_, err := st.CreateWebhook(ctx, store.Webhook{SurveyID: "survey-1", Name: "hook", URL: "https://receiver.example.com/hooks",
+	_, err := st.CreateWebhook(ctx, store.Webhook{AccountID: store.DefaultAccount, SurveyID: "survey-1", Name: "hook", URL: "https://receiver.example.com/hooks",
 		Events: []string{"survey.response.completed"}, IsActive: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
 	require.NoError(t, err)
 	ids := make([]uuid.UUID, n)
 	for i := range ids {
-		p, err := st.PublishEvent(ctx, store.Event{ID: fmt.Sprintf("event-%d", i), EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)})
+		p, err := st.PublishEvent(ctx, store.Event{ID: fmt.Sprintf("event-%d", i), AccountID: store.DefaultAccount, EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)})
 		require.NoError(t, err)
 		require.Len(t, p.Deliveries, 1)
 		ids[i] = p.Deliveries[0].ID

@@ -18,18 +18,11 @@ import (
 
 var errDeliveryNotFound = Errorf(CodeNotFound, "Delivery not found.")
 
-func (s *Server) registerDeliveryRoutes(r *mux.Router) {
-	const hook = "/surveys/{surveyId}/webhooks/{id}"
-	r.HandleFunc(hook+"/test", s.handleWebhookTest).Methods(http.MethodPost).Name(testRouteName)
-	r.HandleFunc(hook+"/deliveries", s.handleDeliveryList).Methods(http.MethodGet)
-	r.HandleFunc(hook+"/deliveries/{deliveryId}", s.handleDeliveryGet).Methods(http.MethodGet)
-	r.HandleFunc(hook+"/deliveries/{deliveryId}/retry", s.handleDeliveryRetry).Methods(http.MethodPost)
-}
-
 // deliveryResponse is a delivery as the API shows it; Attempts only on the single-delivery
 // route.
 type deliveryResponse struct {
 	ID             uuid.UUID          `json:"id"`
+	AccountID      string             `json:"accountId"`
 	EventID        string             `json:"eventId"`
 	EventType      string             `json:"eventType"`
 	WebhookID      uuid.UUID          `json:"webhookId"`
@@ -46,7 +39,7 @@ type deliveryResponse struct {
 
 func newDeliveryResponse(d store.Delivery) deliveryResponse {
 	return deliveryResponse{
-		ID: d.ID, EventID: d.EventID, EventType: d.EventType, WebhookID: d.WebhookID,
+		ID: d.ID, AccountID: d.AccountID, EventID: d.EventID, EventType: d.EventType, WebhookID: d.WebhookID,
 		Status: d.Status, AttemptCount: d.AttemptCount, NextAttemptAt: utcOrNil(d.NextAttemptAt),
 		LastStatusCode: d.LastStatusCode, LastError: d.LastError,
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), DeliveredAt: utcOrNil(d.DeliveredAt),
@@ -102,8 +95,8 @@ func newAttemptResponse(a store.Attempt) attemptResponse {
 	return resp
 }
 
-// pathDelivery returns the webhook (checked to belong to the survey) and the delivery id
-// of the request.
+// pathDelivery returns the webhook (checked to belong to the path's scope) and the
+// delivery id of the request.
 func (s *Server) pathDelivery(r *http.Request) (store.Webhook, uuid.UUID, error) {
 	hook, err := s.pathWebhookRecord(r)
 	if err != nil {
@@ -117,13 +110,13 @@ func (s *Server) pathDelivery(r *http.Request) (store.Webhook, uuid.UUID, error)
 	return hook, id, nil
 }
 
-// pathWebhookRecord loads the webhook the path names, under its survey.
+// pathWebhookRecord loads the webhook the path names, in its scope.
 func (s *Server) pathWebhookRecord(r *http.Request) (store.Webhook, error) {
-	surveyID, id, err := pathWebhook(r)
+	scope, id, err := pathWebhook(r)
 	if err != nil {
 		return store.Webhook{}, err
 	}
-	hook, err := s.store.GetWebhook(r.Context(), surveyID, id)
+	hook, err := s.store.GetWebhook(r.Context(), scope, id)
 	if err != nil {
 		return store.Webhook{}, webhookError(err)
 	}
@@ -137,15 +130,9 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	page, err := parsePage(r)
+	page, status, err := parseDeliveryFilter(r)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	status := r.URL.Query().Get("status")
-	if status != "" && !slices.Contains(delivery.Statuses, status) {
-		s.writeError(w, r, invalidFields([]FieldError{{Field: "status",
-			Message: "must be one of " + strings.Join(delivery.Statuses, ", ")}}))
 		return
 	}
 	ds, err := s.store.ListWebhookDeliveries(r.Context(), hook.ID, status, oneMore(page))
@@ -155,6 +142,20 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, r, http.StatusOK, listPage(ds, page.Limit,
 		func(d store.Delivery) uuid.UUID { return d.ID }, newDeliveryResponse))
+}
+
+// parseDeliveryFilter reads a delivery list's page and ?status= ("" for all).
+func parseDeliveryFilter(r *http.Request) (store.Page, string, error) {
+	page, err := parsePage(r)
+	if err != nil {
+		return store.Page{}, "", err
+	}
+	status := r.URL.Query().Get("status")
+	if status != "" && !slices.Contains(delivery.Statuses, status) {
+		return store.Page{}, "", invalidFields([]FieldError{{Field: "status",
+			Message: "must be one of " + strings.Join(delivery.Statuses, ", ")}})
+	}
+	return page, status, nil
 }
 
 // handleDeliveryGet shows one delivery with every attempt.
@@ -222,6 +223,7 @@ func (s *Server) handleDeliveryRetry(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, deliveryError(err))
 		return
 	}
+	s.recordAudit(r, hook.AccountID, "delivery.retried", id.String(), map[string]any{"webhookId": hook.ID, "force": force})
 	s.writeJSON(w, r, http.StatusAccepted, retryResponse{DeliveryID: id, WorkflowID: workflowID, Status: "retry requested"})
 }
 
@@ -276,6 +278,10 @@ func (s *Server) handleWebhookTest(w http.ResponseWriter, r *http.Request) {
 	tested, err := s.deliveries.Test(r.Context(), hook)
 	if errors.Is(err, store.ErrNotFound) {
 		err = errWebhookNotFound
+	}
+	if tested.EventID != "" {
+		// The test event went out (even if its attempt did not end in time).
+		s.recordAudit(r, hook.AccountID, "webhook.tested", hook.ID.String(), map[string]any{"eventId": tested.EventID})
 	}
 	if err != nil {
 		s.writeError(w, r, deliveryError(err))

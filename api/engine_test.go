@@ -50,7 +50,7 @@ func setupEngine(t *testing.T, deliveryPolicy netguard.Policy, delays ...time.Du
 		delays = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
 	}
 	db := testenv.Postgres(t)
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	te := testenv.Temporal(t)
 	acts := activities.New(st, deliveryPolicy.Client(), activities.Config{Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, nil)
 	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
@@ -66,6 +66,18 @@ func setupEngine(t *testing.T, deliveryPolicy netguard.Policy, delays ...time.Du
 
 func (e *engine) do(t *testing.T, method, path string, body any) (int, map[string]any) {
 	t.Helper()
+	status, raw := e.request(t, engineKey, method, path, body)
+	var out map[string]any
+	if len(raw) > 0 {
+		require.NoError(t, json.Unmarshal(raw, &out), string(raw))
+	}
+	return status, out
+}
+
+// request sends a request with key ("" for none) and returns the status and raw body.
+// path goes on the wire as written, escapes and all.
+func (e *engine) request(t *testing.T, key, method, path string, body any) (int, []byte) {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -74,20 +86,18 @@ func (e *engine) do(t *testing.T, method, path string, body any) (int, map[strin
 	}
 	req, err := http.NewRequest(method, e.url+path, r)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+engineKey)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	var out map[string]any
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	if len(raw) > 0 {
-		require.NoError(t, json.Unmarshal(raw, &out), string(raw))
-	}
-	return resp.StatusCode, out
+	return resp.StatusCode, raw
 }
 
 // createWebhook creates a webhook of survey-1 and returns its id and secret.

@@ -20,6 +20,8 @@ const (
 	CodeConflict             = "conflict"
 	CodePayloadTooLarge      = "payload_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeForbidden            = "forbidden"
+	CodeTooManyRequests      = "too_many_requests"
 	CodeUnavailable          = "unavailable"
 	CodeInternal             = "internal"
 )
@@ -71,6 +73,10 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeTooManyRequests:
+		return http.StatusTooManyRequests
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:

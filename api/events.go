@@ -23,6 +23,7 @@ func (s *Server) registerEventRoutes(r *mux.Router) {
 // eventResponse is an event as the API shows it.
 type eventResponse struct {
 	EventID    string `json:"eventId"`
+	AccountID  string `json:"accountId"`
 	EventType  string `json:"eventType"`
 	SurveyID   string `json:"surveyId"`
 	WorkflowID string `json:"workflowId"`
@@ -40,7 +41,7 @@ func newEventResponse(ev store.Event, dispatched bool) eventResponse {
 		status = "dispatched"
 	}
 	return eventResponse{
-		EventID: ev.ID, EventType: ev.EventType, SurveyID: ev.SurveyID,
+		EventID: ev.ID, AccountID: ev.AccountID, EventType: ev.EventType, SurveyID: ev.SurveyID,
 		WorkflowID: delivery.WorkflowID(ev.ID), Status: status, CreatedAt: ev.CreatedAt.UTC(),
 		Payload: json.RawMessage(ev.Body),
 	}
@@ -55,7 +56,7 @@ func (s *Server) handleEventPublish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ev, err := decodeEvent(m)
+	ev, err := decodeEvent(m, callerOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -75,14 +76,29 @@ func (s *Server) handleEventPublish(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, status, newEventResponse(p.Event, p.Dispatched))
 }
 
-// decodeEvent validates a publish request.
-func decodeEvent(m *members) (delivery.NewEvent, error) {
+// decodeEvent validates a publish request of the caller: an event of the account it
+// names (account_id), or else of the caller's own account (the default account for a
+// platform key). An account key publishes for its own account only.
+func decodeEvent(m *members, c caller) (delivery.NewEvent, error) {
+	accountID := member[string](m, "account_id", "a string")
 	eventID := member[string](m, "event_id", "a string")
 	eventType := member[string](m, "event_type", "a string")
 	surveyID := member[string](m, "survey_id", "a string")
 	data := member[json.RawMessage](m, "data", "a JSON object")
 	m.rejectUnknown()
 
+	account := c.defaultAccount()
+	switch {
+	case accountID.Null:
+		m.fail("account_id", "must be a string when given")
+	case !accountID.usable():
+	case !idPattern.MatchString(accountID.Value):
+		m.fail("account_id", "must be 1 to 128 characters of letters, digits, '.', '_', ':' and '-'")
+	case !c.platform() && accountID.Value != c.AccountID:
+		return delivery.NewEvent{}, Errorf(CodeForbidden, "This key publishes events of its own account only.")
+	default:
+		account = accountID.Value
+	}
 	id := ""
 	if eventID.usable() {
 		if !idPattern.MatchString(eventID.Value) {
@@ -118,16 +134,30 @@ func decodeEvent(m *members) (delivery.NewEvent, error) {
 	if len(m.errs) > 0 {
 		return delivery.NewEvent{}, invalidFields(m.errs)
 	}
-	return delivery.NewEvent{ID: id, Type: eventType.Value, SurveyID: surveyID.Value, Data: data.Value}, nil
+	return delivery.NewEvent{ID: id, AccountID: account, Type: eventType.Value, SurveyID: surveyID.Value, Data: data.Value}, nil
 }
 
+// handleEventGet shows an event with its deliveries: at /events/{eventId} any event to a
+// platform key and the key's own account's to an account key, at
+// /accounts/{accountId}/events/{eventId} that account's.
 func (s *Server) handleEventGet(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["eventId"]
+	account := callerOf(r).AccountID
+	if _, ok := mux.Vars(r)["accountId"]; ok {
+		var err error
+		if account, err = pathAccount(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	if !idPattern.MatchString(id) {
 		s.writeError(w, r, errEventNotFound)
 		return
 	}
 	ev, err := s.store.GetEvent(r.Context(), id)
+	if err == nil && account != "" && ev.AccountID != account {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		err = errEventNotFound
 	}

@@ -29,7 +29,7 @@ func setupPublish(t testing.TB) *bundle {
 	t.Helper()
 	te := testenv.Temporal(t)
 	db := testenv.Postgres(t)
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: []time.Duration{time.Second, time.Second}, AttemptTimeout: time.Second}}, nil)
 	logs := &syncBuffer{}
 	srv := New(Config{APIKeys: []string{testKey}}, st, d, slog.New(slog.NewJSONHandler(logs, nil)))

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/surveyhooks/surveyhooks/store"
 )
 
 // fuzzRequest sends body straight to the handler (no sockets: fuzzing runs it thousands
@@ -65,7 +67,7 @@ func FuzzWebhookCreate(f *testing.F) {
 			require.Equal(t, before+1, after)
 			var created webhookResponse
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &created))
-			stored, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+			stored, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 			require.NoError(t, err)
 			require.Equal(t, created.Secret, stored.Secret)
 			return
@@ -96,10 +98,10 @@ func FuzzWebhookPatch(f *testing.F) {
 	path := webhooksPath + "/" + created.ID.String()
 
 	f.Fuzz(func(t *testing.T, body []byte) {
-		before, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+		before, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 		require.NoError(t, err)
 		rec := fuzzRequest(t, b, http.MethodPatch, path, body)
-		after, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+		after, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 		require.NoError(t, err)
 		if rec.Code == http.StatusOK {
 			require.Equal(t, before.ID, after.ID)

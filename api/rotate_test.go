@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/surveyhooks/surveyhooks/store"
 )
 
 // TestParallelRotationsKeepTheOriginalSecret sends two rotations of one webhook at once:
@@ -36,7 +38,7 @@ func TestParallelRotationsKeepTheOriginalSecret(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, []int{http.StatusOK, http.StatusConflict}, statuses)
-	stored, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	stored, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 	require.Equal(t, current, stored.Secret, "the 200 names the current secret")
 	require.Equal(t, "your-webhook-secret", *stored.PreviousSecret, "the original secret still signs")

@@ -5,8 +5,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -30,6 +28,11 @@ const (
 	DefaultMaxBodyBytes  = 1 << 20
 	DefaultSecretOverlap = 24 * time.Hour
 )
+
+// DefaultRateLimit is each API key's request rate when Config does not say: far above what
+// one integration needs, low enough that one runaway client cannot take the API from the
+// others.
+const DefaultRateLimit = 500
 
 // DefaultRequestTimeout bounds the work of one API request: its database statements and
 // Temporal calls. Past it the request is answered 503 and its statements are cancelled, so
@@ -59,6 +62,12 @@ type Config struct {
 	// RequestTimeout bounds every /api request but the webhook test; 0 means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// RateLimit is each API key's sustained request rate, per second
+	// (SURVEYHOOKS_API_RATE_LIMIT); 0 means DefaultRateLimit, and a negative rate no limit.
+	RateLimit float64
+	// RateBurst is how many requests a key may send at once above its rate
+	// (SURVEYHOOKS_API_RATE_BURST); 0 means twice the rate.
+	RateBurst int
 	// TracerProvider makes the span of each request; nil means otel.GetTracerProvider().
 	TracerProvider trace.TracerProvider
 	// MeterProvider records the API's metrics; nil means otel.GetMeterProvider().
@@ -87,9 +96,10 @@ type Server struct {
 	deliveries Deliveries
 	logger     *slog.Logger
 	router     *mux.Router
-	// keyHashes are the SHA-256 digests of the API keys: comparing digests of equal
-	// length keeps the comparison constant-time whatever the length of the keys.
-	keyHashes [][sha256.Size]byte
+	// platformKeys are the platform keys (Config.APIKeys), by digest.
+	platformKeys []platformKey
+	// limits holds each key's request rate limiter.
+	limits *limiters
 }
 
 // New returns a Server over st and the delivery service d (nil serves everything but
@@ -116,9 +126,10 @@ func New(cfg Config, st *store.Store, d Deliveries, logger *slog.Logger) *Server
 	}
 	for _, key := range cfg.APIKeys {
 		if key != "" {
-			s.keyHashes = append(s.keyHashes, sha256.Sum256([]byte(key)))
+			s.platformKeys = append(s.platformKeys, newPlatformKey(key))
 		}
 	}
+	s.limits = newLimiters(cfg.RateLimit, cfg.RateBurst)
 	s.instrument()
 	s.routes()
 	return s
@@ -141,11 +152,11 @@ func (s *Server) routes() {
 	r.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
 
 	api := r.PathPrefix("/api").Subrouter()
-	api.Use(s.authenticate, s.limitDuration)
+	api.Use(s.authenticate, s.limitRate, s.limitDuration)
+	s.registerAccountRoutes(api)
 	s.registerWebhookRoutes(api)
 	s.registerEventTypeRoutes(api)
 	s.registerEventRoutes(api)
-	s.registerDeliveryRoutes(api)
 }
 
 // limitDuration gives the request a deadline: every statement and Temporal call it makes
@@ -192,42 +203,6 @@ func (s *Server) recoverPanic(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// authenticate lets a request through when it carries "Authorization: Bearer <key>" with
-// one of the configured keys.
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := bearerToken(r.Header.Get("Authorization"))
-		if !ok || !s.validKey(key) {
-			s.writeError(w, r, Errorf(CodeUnauthorized,
-				"A valid API key is required: send Authorization: Bearer <key>."))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// bearerToken extracts the token of a Bearer authorization header; the scheme is
-// case-insensitive (RFC 9110).
-func bearerToken(header string) (string, bool) {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
-}
-
-// validKey compares key with every configured key in constant time: the time taken does
-// not depend on which key matched, nor on how much of one matched.
-func (s *Server) validKey(key string) bool {
-	sum := sha256.Sum256([]byte(key))
-	match := 0
-	for _, h := range s.keyHashes {
-		match |= subtle.ConstantTimeCompare(sum[:], h[:])
-	}
-	return match == 1
 }
 
 // allowedMethods lists the methods the router serves for r's path, for the Allow header

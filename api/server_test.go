@@ -41,7 +41,12 @@ type bundle struct {
 // setup starts a Server on a fresh database; opts adjust the Config.
 func setup(t testing.TB, opts ...func(*Config)) *bundle {
 	t.Helper()
-	db := testenv.Postgres(t)
+	return setupOn(t, testenv.Postgres(t), opts...)
+}
+
+// setupOn starts a Server on db.
+func setupOn(t testing.TB, db *sqlx.DB, opts ...func(*Config)) *bundle {
+	t.Helper()
 	cfg := Config{
 		APIKeys:   []string{testKey, otherKey},
 		URLPolicy: netguard.Policy{},
@@ -50,7 +55,7 @@ func setup(t testing.TB, opts ...func(*Config)) *bundle {
 		opt(&cfg)
 	}
 	logs := &syncBuffer{}
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	srv := New(cfg, st, nil, slog.New(slog.NewJSONHandler(logs, nil)))
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

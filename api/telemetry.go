@@ -83,6 +83,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		note := &requestNote{}
+		r = r.WithContext(context.WithValue(r.Context(), requestNoteKey{}, note))
 		next.ServeHTTP(sw, r)
 		level := slog.LevelInfo
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
@@ -97,8 +99,23 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}
 		s.logger.Log(r.Context(), level, "request",
 			"method", r.Method, "route", route, "path", path, "status", sw.statusOr200(),
-			"duration_ms", float64(time.Since(start).Microseconds())/1000)
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "key", note.key)
 	})
+}
+
+// requestNote is what the handlers below logRequests learn of a request for its log line:
+// the prefix of the key that sent it, once authenticated.
+type requestNote struct {
+	key string
+}
+
+type requestNoteKey struct{}
+
+// noteKey names the request's key in its log line.
+func noteKey(r *http.Request, prefix string) {
+	if n, ok := r.Context().Value(requestNoteKey{}).(*requestNote); ok {
+		n.key = prefix
+	}
 }
 
 // maxLoggedPath bounds the path a log line carries, in bytes. Anyone can send a path of

@@ -79,7 +79,7 @@ func setupObserved(t *testing.T, receivers propagation.TextMapPropagator) *obser
 	logger := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 
 	db := testenv.Postgres(t)
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	te := testenv.Temporal(t)
 	tracing, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{
 		Tracer:            tel.TracerProvider().Tracer("temporal-sdk-go"),

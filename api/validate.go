@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/netguard"
+
+	"github.com/surveyhooks/surveyhooks/store"
 )
 
 // Limits of webhook fields; the OpenAPI document states the same numbers.
@@ -44,6 +47,7 @@ func checkSurveyID(id string) error {
 // webhookInput is a create or update body, member by member.
 type webhookInput struct {
 	SurveyID    optional[string]
+	SurveyIDs   optional[[]string]
 	Name        optional[string]
 	URL         optional[string]
 	Events      optional[[]string]
@@ -56,6 +60,7 @@ type webhookInput struct {
 func decodeWebhookInput(m *members) webhookInput {
 	in := webhookInput{
 		SurveyID:    member[string](m, "surveyId", "a string"),
+		SurveyIDs:   member[[]string](m, "surveyIds", "an array of strings"),
 		Name:        member[string](m, "name", "a string"),
 		URL:         member[string](m, "url", "a string"),
 		Events:      member[[]string](m, "events", "an array of strings"),
@@ -67,10 +72,45 @@ func decodeWebhookInput(m *members) webhookInput {
 	return in
 }
 
-// checkSurveyIDMember accepts a body's surveyId only when it repeats the path's.
-func checkSurveyIDMember(m *members, in optional[string], pathSurveyID string) {
-	if in.Set && !in.Bad && (in.Null || in.Value != pathSurveyID) {
-		m.fail("surveyId", "must match the survey id in the path")
+// checkScopeMembers accepts a body's surveyId only when it repeats the path's, and
+// surveyIds only for an account-wide webhook: a webhook's scope is its path's.
+func checkScopeMembers(m *members, in webhookInput, scope store.Scope) {
+	if in.SurveyID.Set && !in.SurveyID.Bad && (in.SurveyID.Null || in.SurveyID.Value != scope.SurveyID) {
+		if scope.SurveyID == "" {
+			m.fail("surveyId", "is not taken by an account-wide webhook: use surveyIds to limit it to some surveys")
+		} else {
+			m.fail("surveyId", "must match the survey id in the path")
+		}
+	}
+	if in.SurveyIDs.Set && scope.SurveyID != "" {
+		m.fail("surveyIds", "is taken by account-wide webhooks only (/api/accounts/{accountId}/webhooks)")
+	}
+}
+
+// maxSurveyIDs bounds an account-wide webhook's survey filter.
+const maxSurveyIDs = 1000
+
+// checkSurveyIDs checks an account-wide webhook's survey filter: each a survey id, none
+// twice, at least one (null, not [], means every survey).
+func checkSurveyIDs(m *members, ids []string) {
+	switch {
+	case len(ids) == 0:
+		m.fail("surveyIds", "must list at least one survey id; send null for every survey of the account")
+		return
+	case len(ids) > maxSurveyIDs:
+		m.fail("surveyIds", fmt.Sprintf("must list at most %d survey ids", maxSurveyIDs))
+		return
+	}
+	seen := make(map[string]bool, len(ids))
+	for i, id := range ids {
+		field := fmt.Sprintf("surveyIds[%d]", i)
+		switch {
+		case !idPattern.MatchString(id):
+			m.fail(field, fmt.Sprintf("must be 1 to %d characters among A-Z a-z 0-9 . _ : -", maxSurveyIDLength))
+		case seen[id]:
+			m.fail(field, "repeats "+strconv.Quote(id))
+		}
+		seen[id] = true
 	}
 }
 

@@ -24,22 +24,43 @@ const (
 
 var errWebhookNotFound = Errorf(CodeNotFound, "Webhook not found.")
 
-// registerWebhookRoutes adds the webhook management routes to the authenticated /api router.
+// webhookBases are the three places webhooks live, each with the same routes below it:
+// a survey's webhooks in the caller's account (seed 001's paths: the default account for a
+// platform key), a survey's webhooks in a named account, and a named account's
+// account-wide webhooks.
+var webhookBases = []string{
+	"/surveys/{surveyId}/webhooks",
+	"/accounts/{accountId}/surveys/{surveyId}/webhooks",
+	"/accounts/{accountId}/webhooks",
+}
+
+// registerWebhookRoutes adds the webhook management and delivery routes to the
+// authenticated /api router, under each of webhookBases.
 func (s *Server) registerWebhookRoutes(r *mux.Router) {
-	r.HandleFunc("/surveys/{surveyId}/webhooks", s.handleWebhookCreate).Methods(http.MethodPost)
-	r.HandleFunc("/surveys/{surveyId}/webhooks", s.handleWebhookList).Methods(http.MethodGet)
-	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}", s.handleWebhookGet).Methods(http.MethodGet)
-	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}", s.handleWebhookUpdate).Methods(http.MethodPatch)
-	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}", s.handleWebhookDelete).Methods(http.MethodDelete)
-	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}/secret", s.handleWebhookSecretGet).Methods(http.MethodGet)
-	r.HandleFunc("/surveys/{surveyId}/webhooks/{id}/secret/rotate", s.handleWebhookSecretRotate).Methods(http.MethodPost)
+	for _, base := range webhookBases {
+		hook := base + "/{id}"
+		r.HandleFunc(base, s.handleWebhookCreate).Methods(http.MethodPost)
+		r.HandleFunc(base, s.handleWebhookList).Methods(http.MethodGet)
+		r.HandleFunc(hook, s.handleWebhookGet).Methods(http.MethodGet)
+		r.HandleFunc(hook, s.handleWebhookUpdate).Methods(http.MethodPatch)
+		r.HandleFunc(hook, s.handleWebhookDelete).Methods(http.MethodDelete)
+		r.HandleFunc(hook+"/secret", s.handleWebhookSecretGet).Methods(http.MethodGet)
+		r.HandleFunc(hook+"/secret/rotate", s.handleWebhookSecretRotate).Methods(http.MethodPost)
+		r.HandleFunc(hook+"/test", s.handleWebhookTest).Methods(http.MethodPost).Name(testRouteName)
+		r.HandleFunc(hook+"/deliveries", s.handleDeliveryList).Methods(http.MethodGet)
+		r.HandleFunc(hook+"/deliveries/{deliveryId}", s.handleDeliveryGet).Methods(http.MethodGet)
+		r.HandleFunc(hook+"/deliveries/{deliveryId}/retry", s.handleDeliveryRetry).Methods(http.MethodPost)
+	}
 }
 
 // webhookResponse is a webhook as the API shows it. Secret is only set in the create
-// answer: lists and gets never show it.
+// answer: lists and gets never show it. An account-wide webhook has no surveyId, and
+// surveyIds (null: every survey of the account); a survey's webhook has no surveyIds.
 type webhookResponse struct {
 	ID          uuid.UUID `json:"id"`
-	SurveyID    string    `json:"surveyId"`
+	AccountID   string    `json:"accountId"`
+	SurveyID    string    `json:"surveyId,omitempty"`
+	SurveyIDs   *[]string `json:"surveyIds,omitempty"`
 	Name        string    `json:"name"`
 	URL         string    `json:"url"`
 	Events      []string  `json:"events"`
@@ -51,9 +72,16 @@ type webhookResponse struct {
 }
 
 func newWebhookResponse(w store.Webhook) webhookResponse {
+	var surveyIDs *[]string
+	if w.SurveyID == "" {
+		ids := []string(w.SurveyIDs)
+		surveyIDs = &ids
+	}
 	return webhookResponse{
 		ID:          w.ID,
+		AccountID:   w.AccountID,
 		SurveyID:    w.SurveyID,
+		SurveyIDs:   surveyIDs,
 		Name:        w.Name,
 		URL:         w.URL,
 		Events:      w.Events,
@@ -86,26 +114,42 @@ type listResponse[T any] struct {
 	NextCursor *string `json:"nextCursor"`
 }
 
-// pathSurveyID returns the validated {surveyId} of the request.
-func pathSurveyID(r *http.Request) (string, error) {
-	surveyID := mux.Vars(r)["surveyId"]
-	return surveyID, checkSurveyID(surveyID)
+// pathScope returns the validated scope the request's path names: its account ({accountId},
+// or the caller's own when the path names none) and its survey ({surveyId}, or "" for the
+// account-wide webhooks).
+func pathScope(r *http.Request) (store.Scope, error) {
+	vars := mux.Vars(r)
+	scope := store.Scope{AccountID: callerOf(r).defaultAccount()}
+	if _, ok := vars["accountId"]; ok {
+		account, err := pathAccount(r)
+		if err != nil {
+			return store.Scope{}, err
+		}
+		scope.AccountID = account
+	}
+	if surveyID, ok := vars["surveyId"]; ok {
+		if err := checkSurveyID(surveyID); err != nil {
+			return store.Scope{}, err
+		}
+		scope.SurveyID = surveyID
+	}
+	return scope, nil
 }
 
-// pathWebhook returns the validated {surveyId} and {id} of the request. An id that is not
-// a UUID cannot name a webhook: it is a 404, like any other unknown id.
-func pathWebhook(r *http.Request) (string, uuid.UUID, error) {
-	surveyID, err := pathSurveyID(r)
+// pathWebhook returns the validated scope and {id} of the request. An id that is not a
+// UUID cannot name a webhook: it is a 404, like any other unknown id.
+func pathWebhook(r *http.Request) (store.Scope, uuid.UUID, error) {
+	scope, err := pathScope(r)
 	if err != nil {
-		return "", uuid.Nil, err
+		return store.Scope{}, uuid.Nil, err
 	}
 	raw := mux.Vars(r)["id"]
 	id, err := uuid.Parse(raw)
 	// uuid.Parse also takes braces, urn: and hex without dashes; one spelling per webhook.
 	if err != nil || !strings.EqualFold(id.String(), raw) {
-		return "", uuid.Nil, errWebhookNotFound
+		return store.Scope{}, uuid.Nil, errWebhookNotFound
 	}
-	return surveyID, id, nil
+	return scope, id, nil
 }
 
 // webhookError names the webhook in a not-found error from the store.
@@ -133,7 +177,7 @@ func (s *Server) readObject(w http.ResponseWriter, r *http.Request) (*members, e
 }
 
 func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
-	surveyID, err := pathSurveyID(r)
+	scope, err := pathScope(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -144,7 +188,7 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := decodeWebhookInput(m)
-	checkSurveyIDMember(m, in.SurveyID, surveyID)
+	checkScopeMembers(m, in, scope)
 	change := s.checkWebhookChange(m, in)
 	for _, f := range []struct {
 		name string
@@ -154,7 +198,7 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 			m.fail(f.name, "is required")
 		}
 	}
-	hook := store.Webhook{SurveyID: surveyID, IsActive: true}
+	hook := store.Webhook{AccountID: scope.AccountID, SurveyID: scope.SurveyID, IsActive: true}
 	change.Apply(&hook)
 	if in.Secret.usable() {
 		hook.Secret = in.Secret.Value
@@ -171,7 +215,13 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	created, err := s.store.CreateWebhook(r.Context(), hook)
+	var created store.Webhook
+	entry := s.auditEntry(r, scope.AccountID, "webhook.created", "", auditChanges(change))
+	err = s.store.Audited(r.Context(), entry, func(st *store.Store) (err error) {
+		created, err = st.CreateWebhook(r.Context(), hook)
+		entry.Resource = created.ID.String()
+		return err
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -199,6 +249,13 @@ func (s *Server) checkWebhookChange(m *members, in webhookInput) store.WebhookUp
 		checkEvents(m, in.Events.Value)
 		u.Events = &in.Events.Value
 	}
+	if in.SurveyIDs.Null {
+		var every []string
+		u.SurveyIDs = &every
+	} else if in.SurveyIDs.usable() {
+		checkSurveyIDs(m, in.SurveyIDs.Value)
+		u.SurveyIDs = &in.SurveyIDs.Value
+	}
 	if in.Description.Null {
 		empty := ""
 		u.Description = &empty
@@ -213,7 +270,7 @@ func (s *Server) checkWebhookChange(m *members, in webhookInput) store.WebhookUp
 }
 
 func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
-	surveyID, err := pathSurveyID(r)
+	scope, err := pathScope(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -223,7 +280,7 @@ func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	hooks, err := s.store.ListWebhooks(r.Context(), surveyID, oneMore(page))
+	hooks, err := s.store.ListWebhooks(r.Context(), scope, oneMore(page))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -255,20 +312,12 @@ func listPage[T, R any](rows []T, limit int, id func(T) uuid.UUID, view func(T) 
 
 // parsePage reads ?limit= (1..200, default 50) and ?cursor= (from a previous page).
 func parsePage(r *http.Request) (store.Page, error) {
-	q := r.URL.Query()
-	page := store.Page{Limit: defaultListLimit}
-	var fields []FieldError
-	if v := q.Get("limit"); v != "" || q.Has("limit") {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxListLimit {
-			fields = append(fields, FieldError{Field: "limit", Message: fmt.Sprintf("must be an integer from 1 to %d", maxListLimit)})
-		}
-		page.Limit = n
-	}
-	if q.Has("cursor") {
+	limit, fields := parseLimit(r)
+	page := store.Page{Limit: limit}
+	if q := r.URL.Query(); q.Has("cursor") {
 		id, err := decodeCursor(q.Get("cursor"))
 		if err != nil {
-			fields = append(fields, FieldError{Field: "cursor", Message: "is not a cursor from a previous page"})
+			fields = append(fields, errBadCursor)
 		}
 		page.After = &id
 	}
@@ -276,6 +325,21 @@ func parsePage(r *http.Request) (store.Page, error) {
 		return store.Page{}, invalidFields(fields)
 	}
 	return page, nil
+}
+
+var errBadCursor = FieldError{Field: "cursor", Message: "is not a cursor from a previous page"}
+
+// parseLimit reads ?limit= (1..200, default 50), for every list.
+func parseLimit(r *http.Request) (int, []FieldError) {
+	q := r.URL.Query()
+	if !q.Has("limit") {
+		return defaultListLimit, nil
+	}
+	n, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || n < 1 || n > maxListLimit {
+		return 0, []FieldError{{Field: "limit", Message: fmt.Sprintf("must be an integer from 1 to %d", maxListLimit)}}
+	}
+	return n, nil
 }
 
 // encodeCursor makes an opaque cursor of the last id of a page.
@@ -296,12 +360,12 @@ func decodeCursor(cursor string) (uuid.UUID, error) {
 }
 
 func (s *Server) handleWebhookGet(w http.ResponseWriter, r *http.Request) {
-	surveyID, id, err := pathWebhook(r)
+	scope, id, err := pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	hook, err := s.store.GetWebhook(r.Context(), surveyID, id)
+	hook, err := s.store.GetWebhook(r.Context(), scope, id)
 	if err != nil {
 		s.writeError(w, r, webhookError(err))
 		return
@@ -310,7 +374,7 @@ func (s *Server) handleWebhookGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {
-	surveyID, id, err := pathWebhook(r)
+	scope, id, err := pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -321,7 +385,7 @@ func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := decodeWebhookInput(m)
-	checkSurveyIDMember(m, in.SurveyID, surveyID)
+	checkScopeMembers(m, in, scope)
 
 	u := s.checkWebhookChange(m, in)
 	if in.Secret.Set {
@@ -334,7 +398,12 @@ func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	hook, err := s.store.UpdateWebhook(r.Context(), surveyID, id, u)
+	var hook store.Webhook
+	entry := s.auditEntry(r, scope.AccountID, "webhook.updated", id.String(), auditChanges(u))
+	err = s.store.Audited(r.Context(), entry, func(st *store.Store) (err error) {
+		hook, err = st.UpdateWebhook(r.Context(), scope, id, u)
+		return err
+	})
 	if err != nil {
 		s.writeError(w, r, webhookError(err))
 		return
@@ -358,12 +427,16 @@ func notNull[T any](m *members, field string, o optional[T]) bool {
 // nobody can reach through the API any more would only keep payloads (personal data from
 // survey answers) around with no way to read or remove them.
 func (s *Server) handleWebhookDelete(w http.ResponseWriter, r *http.Request) {
-	surveyID, id, err := pathWebhook(r)
+	scope, id, err := pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.store.DeleteWebhook(r.Context(), surveyID, id); err != nil {
+	entry := s.auditEntry(r, scope.AccountID, "webhook.deleted", id.String(), nil)
+	err = s.store.Audited(r.Context(), entry, func(st *store.Store) error {
+		return st.DeleteWebhook(r.Context(), scope, id)
+	})
+	if err != nil {
 		s.writeError(w, r, webhookError(err))
 		return
 	}
@@ -371,12 +444,18 @@ func (s *Server) handleWebhookDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleWebhookSecretGet(w http.ResponseWriter, r *http.Request) {
-	surveyID, id, err := pathWebhook(r)
+	scope, id, err := pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	hook, err := s.store.GetWebhook(r.Context(), surveyID, id)
+	// Showing a secret is recorded like a change: who saw it matters after a leak.
+	var hook store.Webhook
+	entry := s.auditEntry(r, scope.AccountID, "webhook.secret_shown", id.String(), nil)
+	err = s.store.Audited(r.Context(), entry, func(st *store.Store) (err error) {
+		hook, err = st.GetWebhook(r.Context(), scope, id)
+		return err
+	})
 	if err != nil {
 		s.writeError(w, r, webhookError(err))
 		return
@@ -387,7 +466,7 @@ func (s *Server) handleWebhookSecretGet(w http.ResponseWriter, r *http.Request) 
 // handleWebhookSecretRotate replaces the secret. The body is optional:
 // {"secret": own secret, "overlapSeconds": how long the old secret keeps signing}.
 func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Request) {
-	surveyID, id, err := pathWebhook(r)
+	scope, id, err := pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -427,13 +506,20 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 			return
 		}
 	}
+	own := secret != ""
 	if secret == "" {
 		if secret, err = signature.GenerateSecret(); err != nil {
 			s.writeError(w, r, fmt.Errorf("generate secret: %w", err))
 			return
 		}
 	}
-	hook, err := s.store.RotateWebhookSecret(r.Context(), surveyID, id, secret, overlap)
+	var hook store.Webhook
+	entry := s.auditEntry(r, scope.AccountID, "webhook.secret_rotated", id.String(),
+		map[string]any{"overlapSeconds": int64(overlap / time.Second), "ownSecret": own})
+	err = s.store.Audited(r.Context(), entry, func(st *store.Store) (err error) {
+		hook, err = st.RotateWebhookSecret(r.Context(), scope, id, secret, overlap)
+		return err
+	})
 	if err != nil {
 		s.writeError(w, r, webhookError(err))
 		return

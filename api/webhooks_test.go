@@ -141,7 +141,7 @@ func TestWebhookCreateGeneratesSecret(t *testing.T) {
 	require.False(t, created.IsActive)
 	require.Equal(t, "d", created.Description)
 
-	stored, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	stored, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 	require.Equal(t, created.Secret, stored.Secret)
 
@@ -318,7 +318,7 @@ func TestWebhookUpdateValidation(t *testing.T) {
 	b := setup(t)
 	created := createWebhook(t, b, "survey-1", `{"name":"n","url":"https://example.com/h","events":["*"],"description":"keep me"}`)
 	path := webhooksPath + "/" + created.ID.String()
-	before, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	before, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 
 	bad := func(name, body string, fields ...string) invalidCase {
@@ -350,7 +350,7 @@ func TestWebhookUpdateValidation(t *testing.T) {
 			resp := b.do(t, http.MethodPatch, path, tt.body, tt.edit...)
 			require.Equal(t, tt.status, resp.status, string(resp.body))
 			require.ElementsMatch(t, tt.fields, fieldNames(apiError(t, resp)), string(resp.body))
-			after, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+			after, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 			require.NoError(t, err)
 			require.Equal(t, before, after, "nothing written")
 		})
@@ -359,7 +359,7 @@ func TestWebhookUpdateValidation(t *testing.T) {
 	// An empty object is a valid PATCH that changes nothing.
 	resp := b.do(t, http.MethodPatch, path, `{}`)
 	require.Equal(t, http.StatusOK, resp.status)
-	after, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	after, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 	require.Equal(t, before, after)
 }
@@ -368,7 +368,7 @@ func TestWebhookCrossSurveyIsNotFound(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	created := createWebhook(t, b, "survey-1", validCreateBody)
-	before, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	before, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 
 	other := "/api/surveys/survey-2/webhooks/" + created.ID.String()
@@ -387,7 +387,7 @@ func TestWebhookCrossSurveyIsNotFound(t *testing.T) {
 	resp := b.do(t, http.MethodGet, "/api/surveys/survey-2/webhooks", "")
 	require.JSONEq(t, `{"data":[],"nextCursor":null}`, string(resp.body))
 
-	after, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	after, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 	require.Equal(t, before, after)
 }
@@ -452,7 +452,7 @@ func TestWebhookListDefaultLimit(t *testing.T) {
 	b := setup(t)
 	for i := range defaultListLimit + 1 {
 		_, err := b.store.CreateWebhook(t.Context(), store.Webhook{
-			SurveyID: "survey-1", Name: fmt.Sprint(i), URL: "https://example.com/h",
+			AccountID: store.DefaultAccount, SurveyID: "survey-1", Name: fmt.Sprint(i), URL: "https://example.com/h",
 			Events: []string{"*"}, IsActive: true, Secret: "whsec_x",
 		})
 		require.NoError(t, err)
@@ -521,7 +521,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	require.NotNil(t, rotated.PreviousSecretExpiresAt)
 	require.WithinDuration(t, time.Now().Add(24*time.Hour), *rotated.PreviousSecretExpiresAt, time.Minute)
 
-	stored, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	stored, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 	require.Equal(t, rotated.Secret, stored.Secret)
 	require.Equal(t, "your-webhook-secret", *stored.PreviousSecret)
@@ -544,7 +544,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	own := decode[secretResponse](t, resp)
 	require.Equal(t, "my-own-secret-0123456789", own.Secret)
 	require.WithinDuration(t, time.Now().Add(time.Minute), *own.PreviousSecretExpiresAt, 30*time.Second)
-	stored, err = b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	stored, err = b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 	require.Equal(t, rotated.Secret, *stored.PreviousSecret)
 
@@ -573,7 +573,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	}
 	resp = b.do(t, http.MethodPost, path+"/secret/rotate", `{}`, withHeader("Content-Type", "text/plain"))
 	require.Equal(t, http.StatusUnsupportedMediaType, resp.status)
-	after, err := b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	after, err := b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 	require.Equal(t, stored, after)
 
@@ -581,7 +581,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	resp = b.do(t, http.MethodPost, path+"/secret/rotate", `{"overlapSeconds":0}`)
 	require.Equal(t, http.StatusOK, resp.status)
 	require.NotContains(t, string(resp.body), "previousSecretExpiresAt")
-	stored, err = b.store.GetWebhook(t.Context(), "survey-1", created.ID)
+	stored, err = b.store.GetWebhook(t.Context(), store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}, created.ID)
 	require.NoError(t, err)
 	require.Nil(t, stored.PreviousSecret)
 	require.Len(t, stored.SigningSecrets(time.Now()), 1)
@@ -605,11 +605,11 @@ func TestWebhookDeleteRemovesHistory(t *testing.T) {
 
 	ctx := t.Context()
 	eventID := "evt-1"
-	_, err := b.db.ExecContext(ctx, `INSERT INTO events (id, event_type, survey_id, body) VALUES ($1, 'survey.response.completed', 'survey-1', '{}')`, eventID)
+	_, err := b.db.ExecContext(ctx, `INSERT INTO events (id, account_id, event_type, survey_id, body) VALUES ($1, 'default', 'survey.response.completed', 'survey-1', '{}')`, eventID)
 	require.NoError(t, err)
 	for _, hook := range []uuid.UUID{doomed.ID, kept.ID} {
 		deliveryID := uuid.New()
-		_, err = b.db.ExecContext(ctx, `INSERT INTO deliveries (id, event_id, webhook_id) VALUES ($1, $2, $3)`, deliveryID, eventID, hook)
+		_, err = b.db.ExecContext(ctx, `INSERT INTO deliveries (id, account_id, event_id, webhook_id) VALUES ($1, 'default', $2, $3)`, deliveryID, eventID, hook)
 		require.NoError(t, err)
 		_, err = b.db.ExecContext(ctx, `INSERT INTO delivery_attempts
 			(id, delivery_id, number, trigger, started_at, duration_ms, request_url, request_headers, request_body)

@@ -38,7 +38,8 @@ var (
 )
 
 // ConflictError answers a publish whose event id is taken by an event with other content:
-// Fields names what differs (event_type, survey_id, data). Nothing is stored.
+// Fields names what differs (event_type, survey_id, data), or only event_id when the event
+// belongs to another account. Nothing is stored.
 type ConflictError struct {
 	EventID string
 	Fields  []string
@@ -92,10 +93,12 @@ const startTimeout = 5 * time.Second
 // NewEvent is what a publisher sends: the service adds the envelope.
 type NewEvent struct {
 	// ID is the publisher's event id, or "" for a generated one.
-	ID       string
-	Type     string
-	SurveyID string
-	Data     json.RawMessage
+	ID string
+	// AccountID is the account the event belongs to; its webhooks hear it.
+	AccountID string
+	Type      string
+	SurveyID  string
+	Data      json.RawMessage
 }
 
 // Published is the answer to a publish.
@@ -148,6 +151,10 @@ func (s *Service) publish(ctx context.Context, ev NewEvent) (Published, error) {
 // differences names what a republished event changes of the stored one with its id. The
 // envelope's timestamp is the time of each publish, so bodies are compared by their data.
 func differences(stored, again store.Event) []string {
+	if stored.AccountID != again.AccountID {
+		// Another account's event: nothing of it may show, not even which fields differ.
+		return []string{"event_id"}
+	}
 	var fields []string
 	if stored.EventType != again.EventType {
 		fields = append(fields, "event_type")
@@ -189,7 +196,7 @@ func (s *Service) newEvent(ev NewEvent, target *uuid.UUID) (store.Event, error) 
 	if err != nil {
 		return store.Event{}, fmt.Errorf("encode the envelope of event %s: %w", id, err)
 	}
-	return store.Event{ID: id, EventType: ev.Type, SurveyID: ev.SurveyID, Body: body, TargetWebhookID: target}, nil
+	return store.Event{ID: id, AccountID: ev.AccountID, EventType: ev.Type, SurveyID: ev.SurveyID, Body: body, TargetWebhookID: target}, nil
 }
 
 // dispatch starts the workflow of an event stored with its deliveries and marks the event
@@ -307,7 +314,9 @@ func (s *Service) Test(ctx context.Context, hook store.Webhook) (Tested, error) 
 	if err != nil {
 		return Tested{}, fmt.Errorf("encode test data: %w", err)
 	}
-	ev, err := s.newEvent(NewEvent{ID: "test-" + uuid.NewString(), Type: eventtype.WebhookTest, SurveyID: hook.SurveyID, Data: data}, &hook.ID)
+	// An account-wide webhook's test event has no survey ("").
+	ev, err := s.newEvent(NewEvent{ID: "test-" + uuid.NewString(), AccountID: hook.AccountID,
+		Type: eventtype.WebhookTest, SurveyID: hook.SurveyID, Data: data}, &hook.ID)
 	if err != nil {
 		return Tested{}, err
 	}

@@ -34,13 +34,13 @@ var schedule = delivery.Schedule{Delays: []time.Duration{time.Second}, AttemptTi
 // and a service over a Temporal server; no worker runs until startWorker.
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{st: store.New(testenv.Postgres(t)), te: testenv.Temporal(t)}
+	b := &bundle{st: store.New(testenv.Postgres(t), testenv.Keyring()), te: testenv.Temporal(t)}
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.requests.Add(1)
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(receiver.Close)
-	hook, err := b.st.CreateWebhook(t.Context(), store.Webhook{SurveyID: "survey-1", Name: "hook", URL: receiver.URL,
+	hook, err := b.st.CreateWebhook(t.Context(), store.Webhook{AccountID: store.DefaultAccount, SurveyID: "survey-1", Name: "hook", URL: receiver.URL,
 		Events: []string{"*"}, IsActive: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
 	require.NoError(t, err)
 	b.hook = hook
@@ -58,7 +58,7 @@ func (b *bundle) startWorker(t *testing.T) {
 func (b *bundle) deactivate(t *testing.T) {
 	t.Helper()
 	inactive := false
-	_, err := b.st.UpdateWebhook(t.Context(), b.hook.SurveyID, b.hook.ID, store.WebhookUpdate{IsActive: &inactive})
+	_, err := b.st.UpdateWebhook(t.Context(), b.hook.Scope(), b.hook.ID, store.WebhookUpdate{IsActive: &inactive})
 	require.NoError(t, err)
 }
 
@@ -75,7 +75,7 @@ func (b *bundle) wait(t *testing.T, eventID string) delivery.EventResult {
 func TestFirstAttemptSeesChangesAfterPublish(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	p, err := b.svc.Publish(t.Context(), delivery.NewEvent{ID: "e-1", Type: "survey.response.completed", SurveyID: "survey-1", Data: []byte(`{}`)})
+	p, err := b.svc.Publish(t.Context(), delivery.NewEvent{ID: "e-1", AccountID: store.DefaultAccount, Type: "survey.response.completed", SurveyID: "survey-1", Data: []byte(`{}`)})
 	require.NoError(t, err)
 	require.True(t, p.Created)
 	require.True(t, p.Dispatched)
@@ -95,7 +95,7 @@ func TestRetryAppliesTheRule(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startWorker(t)
-	_, err := b.svc.Publish(t.Context(), delivery.NewEvent{ID: "e-2", Type: "survey.response.completed", SurveyID: "survey-1", Data: []byte(`{}`)})
+	_, err := b.svc.Publish(t.Context(), delivery.NewEvent{ID: "e-2", AccountID: store.DefaultAccount, Type: "survey.response.completed", SurveyID: "survey-1", Data: []byte(`{}`)})
 	require.NoError(t, err)
 	res := b.wait(t, "e-2")
 	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
@@ -108,7 +108,7 @@ func TestRetryAppliesTheRule(t *testing.T) {
 	require.Equal(t, delivery.WorkflowID("e-2"), workflowID)
 	require.Eventually(t, func() bool { return b.requests.Load() == 2 }, 20*time.Second, 20*time.Millisecond)
 
-	other, err := b.st.CreateWebhook(t.Context(), store.Webhook{SurveyID: "survey-2", Name: "other", URL: b.hook.URL,
+	other, err := b.st.CreateWebhook(t.Context(), store.Webhook{AccountID: store.DefaultAccount, SurveyID: "survey-2", Name: "other", URL: b.hook.URL,
 		Events: []string{"*"}, IsActive: true, Secret: b.hook.Secret})
 	require.NoError(t, err)
 	_, err = b.svc.Retry(t.Context(), other.ID, id, true)

@@ -25,7 +25,7 @@ import (
 func TestOutboxTemporalDown(t *testing.T) {
 	t.Parallel()
 	const events = 30
-	st := store.New(testenv.Postgres(t))
+	st := store.New(testenv.Postgres(t), testenv.Keyring())
 	opts := temporalOptions(t)
 	server := startTemporal(t, opts)
 	tc := dialTemporal(t, opts.FrontendAddr)

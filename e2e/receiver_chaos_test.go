@@ -75,7 +75,7 @@ func TestReceiverChaos(t *testing.T) {
 		panic("weights do not add up to 100")
 	}
 
-	st := store.New(testenv.Postgres(t))
+	st := store.New(testenv.Postgres(t), testenv.Keyring())
 	te := testenv.Temporal(t)
 	acts := activities.New(st, loopbackPolicy.Client(), activities.Config{
 		Schedule: delivery.Schedule{Delays: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, AttemptTimeout: attemptTimeout},

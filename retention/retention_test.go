@@ -34,7 +34,7 @@ type bundle struct {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	db := testenv.Postgres(t)
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	te := testenv.Temporal(t)
 	te.StartWorker(t, func(r worker.Registry) { retention.Register(r, retention.NewActivities(st, nil)) })
 	b := &bundle{db: db, te: te, now: time.Now()}
@@ -51,8 +51,8 @@ func (b *bundle) event(t *testing.T, created time.Time, dispatched bool) string 
 	if dispatched {
 		dispatchedAt = &created
 	}
-	_, err := b.db.Exec(`INSERT INTO events (id, event_type, survey_id, body, created_at, dispatched_at)
-		VALUES ($1, 'survey.response.completed', 'survey-1', '{}', $2, $3)`, id, created, dispatchedAt)
+	_, err := b.db.Exec(`INSERT INTO events (id, account_id, event_type, survey_id, body, created_at, dispatched_at)
+		VALUES ($1, 'default', 'survey.response.completed', 'survey-1', '{}', $2, $3)`, id, created, dispatchedAt)
 	require.NoError(t, err)
 	return id
 }
@@ -63,12 +63,12 @@ func (b *bundle) delivery(t *testing.T, eventID, status string, updated time.Tim
 	t.Helper()
 	// Each delivery gets its own webhook: an event has one delivery per webhook.
 	webhook := uuid.New()
-	_, err := b.db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
-		VALUES ($1, 'survey-1', 'hook', 'https://example.com/hook', '{*}', 'secret')`, webhook)
+	_, err := b.db.Exec(`INSERT INTO webhooks (id, account_id, survey_id, name, url, events, secret_sealed)
+		VALUES ($1, 'default', 'survey-1', 'hook', 'https://example.com/hook', '{*}', '\x01')`, webhook)
 	require.NoError(t, err)
 	id := uuid.New()
-	_, err = b.db.Exec(`INSERT INTO deliveries (id, event_id, webhook_id, status, attempt_count, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $6)`, id, eventID, webhook, status, len(attempts), updated)
+	_, err = b.db.Exec(`INSERT INTO deliveries (id, account_id, event_id, webhook_id, status, attempt_count, created_at, updated_at)
+		VALUES ($1, 'default', $2, $3, $4, $5, $6, $6)`, id, eventID, webhook, status, len(attempts), updated)
 	require.NoError(t, err)
 	for i, started := range attempts {
 		_, err := b.db.Exec(`INSERT INTO delivery_attempts (id, delivery_id, number, trigger, started_at,

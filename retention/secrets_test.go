@@ -17,9 +17,9 @@ func TestRetentionClearsExpiredSecrets(t *testing.T) {
 	b := setup(t)
 	insert := func(expires time.Time) uuid.UUID {
 		id := uuid.New()
-		_, err := b.db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret, previous_secret,
-			previous_secret_expires_at) VALUES ($1, 'survey-1', 'hook', 'https://example.com/hook', '{*}',
-			'secret', 'previous', $2)`, id, expires)
+		_, err := b.db.Exec(`INSERT INTO webhooks (id, account_id, survey_id, name, url, events, secret_sealed,
+			previous_secret_sealed, previous_secret_expires_at) VALUES ($1, 'default', 'survey-1', 'hook',
+			'https://example.com/hook', '{*}', '\x01', '\x02', $2)`, id, expires)
 		require.NoError(t, err)
 		return id
 	}
@@ -31,7 +31,7 @@ func TestRetentionClearsExpiredSecrets(t *testing.T) {
 	require.Equal(t, retention.Result{Secrets: 2}, res)
 	previous := func(id uuid.UUID) *string {
 		var s *string
-		require.NoError(t, b.db.Get(&s, `SELECT previous_secret FROM webhooks WHERE id = $1`, id))
+		require.NoError(t, b.db.Get(&s, `SELECT previous_secret_sealed FROM webhooks WHERE id = $1`, id))
 		return s
 	}
 	require.Nil(t, previous(longAgo))

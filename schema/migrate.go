@@ -1,5 +1,7 @@
 // Package schema owns surveyhooks' database schema: the numbered SQL migrations embedded
-// in the binary, and the code that applies and reverts them.
+// in the binary, and the code that applies and reverts them. A migration that must change
+// rows in a way SQL cannot (encrypting them under the application's keys) has a Go step,
+// which the caller passes in (store.Migrate passes the store's).
 package schema
 
 import (
@@ -32,6 +34,13 @@ type Migration struct {
 	Up, Down string
 }
 
+// Step is Go code belonging to one migration. It runs in the migration's transaction,
+// after the migration's SQL, both going up and going down.
+type Step func(ctx context.Context, tx *sql.Tx) error
+
+// Steps are the Go steps of the migrations that have one, by version.
+type Steps map[int]struct{ Up, Down Step }
+
 // lockKey is the pg_advisory_lock key every migrating process takes, so that processes
 // starting together apply each migration once. Any fixed number works; this one spells
 // "shookmig" in ASCII.
@@ -60,16 +69,16 @@ func Versions() ([]Migration, error) {
 }
 
 // Migrate applies every pending migration in version order, each in its own transaction
-// together with its row in schema_migrations. Several processes may run it at once: they
-// take turns on an advisory lock.
-func Migrate(ctx context.Context, db *sql.DB) error {
-	return migrateFS(ctx, db, embedded())
+// together with its Go step and its row in schema_migrations. Several processes may run it
+// at once: they take turns on an advisory lock.
+func Migrate(ctx context.Context, db *sql.DB, steps Steps) error {
+	return migrateFS(ctx, db, embedded(), steps)
 }
 
 // Rollback reverts applied migrations, newest first, until only versions <= target remain;
 // target 0 reverts them all. Each revert runs in its own transaction.
-func Rollback(ctx context.Context, db *sql.DB, target int) error {
-	return rollbackFS(ctx, db, embedded(), target)
+func Rollback(ctx context.Context, db *sql.DB, steps Steps, target int) error {
+	return rollbackFS(ctx, db, embedded(), steps, target)
 }
 
 func embedded() fs.FS {
@@ -80,7 +89,7 @@ func embedded() fs.FS {
 	return sub
 }
 
-func migrateFS(ctx context.Context, db *sql.DB, fsys fs.FS) error {
+func migrateFS(ctx context.Context, db *sql.DB, fsys fs.FS, steps Steps) error {
 	all, err := load(fsys)
 	if err != nil {
 		return err
@@ -98,6 +107,11 @@ func migrateFS(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 				if _, err := tx.ExecContext(ctx, m.Up); err != nil {
 					return err
 				}
+				if step := steps[m.Version].Up; step != nil {
+					if err := step(ctx, tx); err != nil {
+						return err
+					}
+				}
 				_, err := tx.ExecContext(ctx, recordApplied, m.Version, m.Name)
 				return err
 			})
@@ -109,7 +123,7 @@ func migrateFS(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 	})
 }
 
-func rollbackFS(ctx context.Context, db *sql.DB, fsys fs.FS, target int) error {
+func rollbackFS(ctx context.Context, db *sql.DB, fsys fs.FS, steps Steps, target int) error {
 	if target < 0 {
 		return fmt.Errorf("roll back to version %d: versions start at 1, 0 reverts all", target)
 	}
@@ -135,6 +149,11 @@ func rollbackFS(ctx context.Context, db *sql.DB, fsys fs.FS, target int) error {
 			err := inTx(ctx, conn, func(tx *sql.Tx) error {
 				if _, err := tx.ExecContext(ctx, m.Down); err != nil {
 					return err
+				}
+				if step := steps[m.Version].Down; step != nil {
+					if err := step(ctx, tx); err != nil {
+						return err
+					}
 				}
 				_, err := tx.ExecContext(ctx, deleteApplied, m.Version)
 				return err

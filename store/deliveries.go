@@ -13,7 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const deliveryColumns = `d.id, d.event_id, d.webhook_id, d.status, d.attempt_count, d.next_attempt_at,
+const deliveryColumns = `d.id, d.account_id, d.event_id, d.webhook_id, d.status, d.attempt_count, d.next_attempt_at,
 	d.last_status_code, d.last_error, d.created_at, d.updated_at, d.delivered_at, e.event_type`
 
 const listEventDeliveriesQuery = `
@@ -22,12 +22,23 @@ FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.event_id = $1
 ORDER BY d.id`
 
-// Newest first; $2 = ” means every status; $3 is the cursor (the last id of the previous
+// Newest first; an empty $2 means every status; $3 is the cursor (the last id of the previous
 // page) or NULL. Served by deliveries_webhook_status_idx / deliveries_webhook_id_idx.
 const listWebhookDeliveriesQuery = `
 SELECT ` + deliveryColumns + `
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.webhook_id = $1
+  AND ($2 = '' OR d.status = $2)
+  AND ($3::uuid IS NULL OR d.id < $3::uuid)
+ORDER BY d.id DESC
+LIMIT $4`
+
+// The account's deliveries, newest first, like listWebhookDeliveriesQuery; served by
+// deliveries_account_status_idx / deliveries_account_idx.
+const listAccountDeliveriesQuery = `
+SELECT ` + deliveryColumns + `
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.account_id = $1
   AND ($2 = '' OR d.status = $2)
   AND ($3::uuid IS NULL OR d.id < $3::uuid)
 ORDER BY d.id DESC
@@ -50,7 +61,7 @@ SELECT ` + attemptColumns + ` FROM delivery_attempts WHERE delivery_id = $1 ORDE
 // ListEventDeliveries returns every delivery of an event, oldest first.
 func (s *Store) ListEventDeliveries(ctx context.Context, eventID string) ([]Delivery, error) {
 	deliveries := []Delivery{}
-	if err := s.db.SelectContext(ctx, &deliveries, listEventDeliveriesQuery, eventID); err != nil {
+	if err := s.q.SelectContext(ctx, &deliveries, listEventDeliveriesQuery, eventID); err != nil {
 		return nil, fmt.Errorf("list deliveries of event %s: %w", eventID, err)
 	}
 	return deliveries, nil
@@ -60,9 +71,20 @@ func (s *Store) ListEventDeliveries(ctx context.Context, eventID string) ([]Deli
 // given status ("" for all).
 func (s *Store) ListWebhookDeliveries(ctx context.Context, webhookID uuid.UUID, status string, page Page) ([]Delivery, error) {
 	deliveries := []Delivery{}
-	err := s.db.SelectContext(ctx, &deliveries, listWebhookDeliveriesQuery, webhookID, status, page.After, page.Limit)
+	err := s.q.SelectContext(ctx, &deliveries, listWebhookDeliveriesQuery, webhookID, status, page.After, page.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, err)
+	}
+	return deliveries, nil
+}
+
+// ListAccountDeliveries returns one page of an account's deliveries to all its webhooks,
+// newest first, with the given status ("" for all).
+func (s *Store) ListAccountDeliveries(ctx context.Context, accountID, status string, page Page) ([]Delivery, error) {
+	deliveries := []Delivery{}
+	err := s.q.SelectContext(ctx, &deliveries, listAccountDeliveriesQuery, accountID, status, page.After, page.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of account %s: %w", accountID, err)
 	}
 	return deliveries, nil
 }
@@ -70,7 +92,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, webhookID uuid.UUID, 
 // GetDelivery returns a delivery of the webhook, or ErrNotFound.
 func (s *Store) GetDelivery(ctx context.Context, webhookID, deliveryID uuid.UUID) (Delivery, error) {
 	var d Delivery
-	if err := s.db.GetContext(ctx, &d, getDeliveryQuery, webhookID, deliveryID); err != nil {
+	if err := s.q.GetContext(ctx, &d, getDeliveryQuery, webhookID, deliveryID); err != nil {
 		return Delivery{}, fmt.Errorf("get delivery %s: %w", deliveryID, mapError(err))
 	}
 	return d, nil
@@ -79,7 +101,7 @@ func (s *Store) GetDelivery(ctx context.Context, webhookID, deliveryID uuid.UUID
 // ListAttempts returns a delivery's attempts in order.
 func (s *Store) ListAttempts(ctx context.Context, deliveryID uuid.UUID) ([]Attempt, error) {
 	attempts := []Attempt{}
-	if err := s.db.SelectContext(ctx, &attempts, listAttemptsQuery, deliveryID); err != nil {
+	if err := s.q.SelectContext(ctx, &attempts, listAttemptsQuery, deliveryID); err != nil {
 		return nil, fmt.Errorf("list attempts of delivery %s: %w", deliveryID, err)
 	}
 	return attempts, nil
@@ -94,15 +116,22 @@ type Target struct {
 	EventID       string     `db:"event_id"`
 	EventType     string     `db:"event_type"`
 	Body          []byte     `db:"body"`
-	Webhook       Webhook    `db:"webhook"`
+	Webhook       Webhook    `db:"-"`
+}
+
+// targetRow is a Target as read, with its webhook's secrets sealed.
+type targetRow struct {
+	Target
+	Hook webhookRow `db:"webhook"`
 }
 
 const getTargetQuery = `
 SELECT d.id AS delivery_id, d.status, d.attempt_count, d.next_attempt_at, e.id AS event_id, e.event_type, e.body,
-	w.id AS "webhook.id", w.survey_id AS "webhook.survey_id", w.name AS "webhook.name",
+	w.id AS "webhook.id", w.account_id AS "webhook.account_id",
+	coalesce(w.survey_id, '') AS "webhook.survey_id", w.survey_ids AS "webhook.survey_ids", w.name AS "webhook.name",
 	w.url AS "webhook.url", w.events AS "webhook.events", w.description AS "webhook.description",
-	w.is_active AS "webhook.is_active", w.secret AS "webhook.secret",
-	w.previous_secret AS "webhook.previous_secret",
+	w.is_active AS "webhook.is_active", w.secret_sealed AS "webhook.secret_sealed",
+	w.previous_secret_sealed AS "webhook.previous_secret_sealed",
 	w.previous_secret_expires_at AS "webhook.previous_secret_expires_at",
 	w.created_at AS "webhook.created_at", w.updated_at AS "webhook.updated_at"
 FROM deliveries d
@@ -113,10 +142,16 @@ WHERE d.id = $1`
 // GetTarget loads what an attempt of the delivery needs in one round trip. ErrNotFound means
 // the delivery is gone (its webhook was deleted).
 func (s *Store) GetTarget(ctx context.Context, deliveryID uuid.UUID) (Target, error) {
-	var t Target
-	if err := s.db.GetContext(ctx, &t, getTargetQuery, deliveryID); err != nil {
+	var row targetRow
+	if err := s.q.GetContext(ctx, &row, getTargetQuery, deliveryID); err != nil {
 		return Target{}, fmt.Errorf("get delivery target %s: %w", deliveryID, mapError(err))
 	}
+	t := row.Target
+	hook, err := s.open(row.Hook)
+	if err != nil {
+		return Target{}, fmt.Errorf("get delivery target %s: %w", deliveryID, err)
+	}
+	t.Webhook = hook
 	return t, nil
 }
 
@@ -254,7 +289,7 @@ RETURNING id`
 // did. Numbers count every attempt of the delivery, manual ones included, so the schedule
 // goes on from the real count.
 func (s *Store) RecordAttempt(ctx context.Context, r AttemptRecord) (bool, error) {
-	return recordAttempt(ctx, s.db, r)
+	return recordAttempt(ctx, s.q, r)
 }
 
 func recordAttempt(ctx context.Context, q sqlx.ExtContext, r AttemptRecord) (bool, error) {
@@ -283,7 +318,7 @@ func (s *Store) RecordAttempts(ctx context.Context, records []AttemptRecord) (ma
 		return nil, fmt.Errorf("encode %d attempts: %w", len(rows), err)
 	}
 	var stored []uuid.UUID
-	if err := s.db.SelectContext(ctx, &stored, recordAttemptsQuery, string(doc)); err != nil {
+	if err := s.q.SelectContext(ctx, &stored, recordAttemptsQuery, string(doc)); err != nil {
 		return nil, fmt.Errorf("record %d attempts: %w", len(rows), mapError(err))
 	}
 	recorded := make(map[uuid.UUID]bool, len(stored))
@@ -324,7 +359,7 @@ WHERE id = $1 AND status <> 'delivered'`
 // FailDelivery ends a delivery that will get no further attempt (its webhook was
 // deactivated), recording why.
 func (s *Store) FailDelivery(ctx context.Context, deliveryID uuid.UUID, reason string) error {
-	if _, err := s.db.ExecContext(ctx, failDeliveryQuery, deliveryID, reason); err != nil {
+	if _, err := s.q.ExecContext(ctx, failDeliveryQuery, deliveryID, reason); err != nil {
 		return fmt.Errorf("fail delivery %s: %w", deliveryID, err)
 	}
 	return nil

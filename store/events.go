@@ -8,7 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const eventColumns = `id, event_type, survey_id, body, target_webhook_id, created_at, dispatched_at`
+const eventColumns = `id, account_id, event_type, survey_id, body, target_webhook_id, created_at, dispatched_at, seq`
 
 const getEventQuery = `SELECT ` + eventColumns + ` FROM events WHERE id = $1`
 
@@ -32,7 +32,7 @@ FOR UPDATE SKIP LOCKED`
 // GetEvent returns the event with id, or ErrNotFound.
 func (s *Store) GetEvent(ctx context.Context, id string) (Event, error) {
 	var ev Event
-	if err := s.db.GetContext(ctx, &ev, getEventQuery, id); err != nil {
+	if err := s.q.GetContext(ctx, &ev, getEventQuery, id); err != nil {
 		return Event{}, fmt.Errorf("get event %s: %w", id, mapError(err))
 	}
 	return ev, nil
@@ -76,7 +76,7 @@ ORDER BY d.id`
 
 // ListEventTargets returns every delivery of an event with its webhook's URL, in id order.
 func (s *Store) ListEventTargets(ctx context.Context, eventID string) ([]EventDelivery, error) {
-	return listEventTargets(ctx, s.db, eventID)
+	return listEventTargets(ctx, s.q, eventID)
 }
 
 func listEventTargets(ctx context.Context, q sqlx.QueryerContext, eventID string) ([]EventDelivery, error) {

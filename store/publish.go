@@ -22,30 +22,39 @@ const uuidV7SQL = `encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
 	FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid`
 
 // publishEventQuery stores an event with one delivery per webhook it goes to, in one
-// statement: a test event ($5, the webhook under test) to that webhook, active or not;
-// any other event to its survey's active webhooks subscribed to its type ($6:
-// eventtype.MatchingPatterns), as they are at this moment. It stores nothing when an event
+// statement: a test event ($5, the webhook under test) to that webhook, active or not,
+// when it is of the event's account (else nothing is stored);
+// any other event to the active webhooks of its account ($7) subscribed to its type ($6:
+// eventtype.MatchingPatterns), as they are at this moment: those of its survey, and the
+// account-wide ones whose filter lets its survey through. It stores nothing when an event
 // with its id exists (no row comes back). Each branch of the webhook pick keeps its own
-// index (the primary key, webhooks_survey_id_idx) whatever the plan.
+// index (the primary key, webhooks_scope_idx twice) whatever the plan.
 const publishEventQuery = `
 WITH e AS (
-	INSERT INTO events (id, event_type, survey_id, body, target_webhook_id)
-	VALUES ($1, $2, $3, $4, $5)
+	INSERT INTO events (id, account_id, event_type, survey_id, body, target_webhook_id)
+	SELECT $1, $7, $2, $3, $4, $5
+	WHERE $5::uuid IS NULL OR EXISTS (SELECT FROM webhooks WHERE id = $5::uuid AND account_id = $7)
 	ON CONFLICT (id) DO NOTHING
 	RETURNING ` + eventColumns + `
 ), picked AS (
-	SELECT w.id, w.url FROM webhooks w WHERE w.id = $5::uuid
+	SELECT w.id, w.url FROM webhooks w WHERE w.id = $5::uuid AND w.account_id = $7
 	UNION ALL
 	SELECT w.id, w.url FROM webhooks w
-	WHERE $5::uuid IS NULL AND w.survey_id = $3 AND w.is_active AND w.events && $6::text[]
+	WHERE $5::uuid IS NULL AND $3 <> '' AND w.account_id = $7 AND coalesce(w.survey_id, '') = $3
+	  AND w.is_active AND w.events && $6::text[]
+	UNION ALL
+	SELECT w.id, w.url FROM webhooks w
+	WHERE $5::uuid IS NULL AND w.account_id = $7 AND coalesce(w.survey_id, '') = ''
+	  AND (w.survey_ids IS NULL OR $3 = ANY (w.survey_ids))
+	  AND w.is_active AND w.events && $6::text[]
 ), d AS (
-	INSERT INTO deliveries (id, event_id, webhook_id)
-	SELECT ` + uuidV7SQL + `, e.id, picked.id
+	INSERT INTO deliveries (id, account_id, event_id, webhook_id)
+	SELECT ` + uuidV7SQL + `, e.account_id, e.id, picked.id
 	FROM e, picked
 	RETURNING id, webhook_id, status
 )
-SELECT e.id, e.event_type, e.survey_id, e.body, e.target_webhook_id, e.created_at, e.dispatched_at,
-	d.id, d.webhook_id, picked.url, d.status
+SELECT e.id, e.account_id, e.event_type, e.survey_id, e.body, e.target_webhook_id, e.created_at,
+	e.dispatched_at, e.seq, d.id, d.webhook_id, picked.url, d.status
 FROM e LEFT JOIN (d JOIN picked ON picked.id = d.webhook_id) ON true
 ORDER BY d.id`
 
@@ -69,8 +78,9 @@ type EventDelivery struct {
 
 // PublishEvent stores ev with its deliveries, in one statement, unless an event with its id
 // exists (publishers retry, and the same event_id is one event). A test event (with a
-// TargetWebhookID) goes to that webhook; any other to the survey's active webhooks
-// subscribed to its type. The event is not marked dispatched (MarkDispatched).
+// TargetWebhookID) goes to that webhook of its account; any other to the active webhooks
+// of its account subscribed to its type: its survey's and the account-wide ones whose
+// filter lets its survey through. The event is not marked dispatched (MarkDispatched).
 func (s *Store) PublishEvent(ctx context.Context, ev Event) (Published, error) {
 	p, err := s.publishOnce(ctx, ev)
 	if ev.TargetWebhookID != nil && isForeignKeyViolation(err, eventsTargetWebhookFK, deliveriesWebhookFK) {
@@ -92,8 +102,12 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event) (Published, error) {
 		}
 		return p, nil
 	}
-	// The insert did nothing: the event exists.
+	// The insert did nothing: the event exists, or a test event names no webhook of its
+	// account.
 	existing, err := s.GetEvent(ctx, ev.ID)
+	if ev.TargetWebhookID != nil && errors.Is(err, ErrNotFound) {
+		return Published{}, fmt.Errorf("publish event %s: webhook %s: %w", ev.ID, *ev.TargetWebhookID, ErrNotFound)
+	}
 	if err != nil {
 		return Published{}, err
 	}
@@ -112,8 +126,8 @@ const (
 
 // publishOnce runs the publish statement once.
 func (s *Store) publishOnce(ctx context.Context, ev Event) (Published, error) {
-	rows, err := s.db.QueryContext(ctx, publishEventQuery, ev.ID, ev.EventType, ev.SurveyID, ev.Body,
-		ev.TargetWebhookID, pq.Array(eventtype.MatchingPatterns(ev.EventType)))
+	rows, err := s.q.QueryContext(ctx, publishEventQuery, ev.ID, ev.EventType, ev.SurveyID, ev.Body,
+		ev.TargetWebhookID, pq.Array(eventtype.MatchingPatterns(ev.EventType)), ev.AccountID)
 	if err != nil {
 		return Published{}, err
 	}
@@ -125,8 +139,8 @@ func (s *Store) publishOnce(ctx context.Context, ev Event) (Published, error) {
 			id, hook  *uuid.UUID
 			url, stat *string
 		)
-		err := rows.Scan(&ev.ID, &ev.EventType, &ev.SurveyID, &ev.Body, &ev.TargetWebhookID, &ev.CreatedAt,
-			&ev.DispatchedAt, &id, &hook, &url, &stat)
+		err := rows.Scan(&ev.ID, &ev.AccountID, &ev.EventType, &ev.SurveyID, &ev.Body, &ev.TargetWebhookID,
+			&ev.CreatedAt, &ev.DispatchedAt, &ev.Seq, &id, &hook, &url, &stat)
 		if err != nil {
 			return Published{}, fmt.Errorf("scan: %w", err)
 		}
@@ -164,9 +178,9 @@ UPDATE events SET dispatched_at = now() WHERE id = ANY($1) AND (dispatched_at IS
 func (s *Store) MarkDispatched(ctx context.Context, eventIDs ...string) error {
 	var err error
 	if len(eventIDs) == 1 {
-		_, err = s.db.ExecContext(ctx, markEventDispatchedQuery, eventIDs[0])
+		_, err = s.q.ExecContext(ctx, markEventDispatchedQuery, eventIDs[0])
 	} else {
-		_, err = s.db.ExecContext(ctx, markEventsDispatchedQuery, eventIDs)
+		_, err = s.q.ExecContext(ctx, markEventsDispatchedQuery, eventIDs)
 	}
 	if err != nil {
 		return fmt.Errorf("mark %d events dispatched: %w", len(eventIDs), err)

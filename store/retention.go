@@ -56,7 +56,7 @@ func (s *Store) DeleteExpiredAttempts(ctx context.Context, cutoff time.Time, lim
 	if limit <= 0 {
 		return 0, fmt.Errorf("delete expired attempts: batch size %d is not positive", limit)
 	}
-	res, err := s.db.ExecContext(ctx, deleteExpiredAttemptsQuery, cutoff, limit)
+	res, err := s.q.ExecContext(ctx, deleteExpiredAttemptsQuery, cutoff, limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired attempts: %w", err)
 	}
@@ -75,7 +75,7 @@ func (s *Store) DeleteExpiredEvents(ctx context.Context, cutoff time.Time, limit
 	if limit <= 0 {
 		return 0, 0, fmt.Errorf("delete expired events: batch size %d is not positive", limit)
 	}
-	row := s.db.QueryRowxContext(ctx, deleteExpiredEventsQuery, cutoff, limit)
+	row := s.q.QueryRowxContext(ctx, deleteExpiredEventsQuery, cutoff, limit)
 	if err := row.Scan(&events, &deliveries); err != nil {
 		return 0, 0, fmt.Errorf("delete expired events: %w", err)
 	}
@@ -86,13 +86,13 @@ func (s *Store) DeleteExpiredEvents(ctx context.Context, cutoff time.Time, limit
 // hide them; this keeps them from staying in the table, its backups and its dumps. It leaves
 // updated_at alone: nothing the user set has changed.
 const clearExpiredSecretsQuery = `UPDATE webhooks
-	SET previous_secret = NULL, previous_secret_expires_at = NULL
+	SET previous_secret_sealed = NULL, previous_secret_expires_at = NULL
 	WHERE previous_secret_expires_at <= now()`
 
 // ClearExpiredSecrets deletes every previous secret past its overlap and returns how many
 // it deleted.
 func (s *Store) ClearExpiredSecrets(ctx context.Context) (int, error) {
-	res, err := s.db.ExecContext(ctx, clearExpiredSecretsQuery)
+	res, err := s.q.ExecContext(ctx, clearExpiredSecretsQuery)
 	if err != nil {
 		return 0, fmt.Errorf("clear expired secrets: %w", err)
 	}

@@ -97,6 +97,24 @@ func TestPublishTestEventToAnotherAccountsWebhook(t *testing.T) {
 	deliveries, err := st.ListWebhookDeliveries(ctx, theirs.ID, "", store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, deliveries)
+	_, err = st.GetEvent(ctx, "test-foreign")
+	require.ErrorIs(t, err, store.ErrNotFound, "a refused test event is not stored")
+	_, err = st.PublishEvent(ctx, ev)
+	require.ErrorIs(t, err, store.ErrNotFound, "nor taken when published again")
+}
+
+// TestPublishEventWithoutSurvey publishes an event of no survey (the test event of an
+// account-wide webhook has none): each account-wide webhook gets it once.
+func TestPublishEventWithoutSurvey(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	wide := scopedHook(t, st, store.Scope{AccountID: "acct-a"}, "wide")
+	ev := completedEvent("no-survey", "")
+	ev.AccountID = "acct-a"
+	p, err := st.PublishEvent(t.Context(), ev)
+	require.NoError(t, err)
+	require.Len(t, p.Deliveries, 1)
+	require.Equal(t, wide.ID, p.Deliveries[0].WebhookID)
 }
 
 // requireOutOfScope checks that w cannot be read, listed, updated, rotated or deleted

@@ -1,5 +1,5 @@
-// Package store keeps surveyhooks' state in PostgreSQL: webhooks, events, deliveries and
-// delivery attempts. It maps database errors to the domain errors below; only the API layer
+// Package store keeps surveyhooks' state in PostgreSQL: webhooks, events, deliveries,
+// delivery attempts, account keys and the audit log. It maps database errors to the domain errors below; only the API layer
 // turns those into HTTP statuses.
 package store
 
@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers DriverName
 	"github.com/jmoiron/sqlx"
+
+	"github.com/surveyhooks/surveyhooks/keyring"
 )
 
 // DriverName is the database/sql driver a Store's pool is opened with: pgx, whose statement
@@ -24,7 +26,7 @@ import (
 const DriverName = "pgx"
 
 var (
-	// ErrNotFound means the row does not exist (or belongs to another survey).
+	// ErrNotFound means the row does not exist (or belongs to another scope).
 	ErrNotFound = errors.New("not found")
 	// ErrDuplicate means a unique constraint refused the row.
 	ErrDuplicate = errors.New("duplicate")
@@ -35,11 +37,23 @@ var (
 // attempt records, the delivery service's dispatch marks) own that decision.
 type Store struct {
 	db *sqlx.DB
+	// q runs the statements: the pool, or the transaction of an Audited change.
+	q queryer
+	// keys seal and open webhook secrets.
+	keys *keyring.Keyring
 }
 
-// New returns a Store over db, which must be opened with DriverName.
-func New(db *sqlx.DB) *Store {
-	return &Store{db: db}
+// queryer is what both the pool and a transaction run statements with.
+type queryer interface {
+	sqlx.ExtContext
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+// New returns a Store over db, which must be opened with DriverName, sealing secrets with
+// keys.
+func New(db *sqlx.DB, keys *keyring.Keyring) *Store {
+	return &Store{db: db, q: db, keys: keys}
 }
 
 // DB returns the underlying pool (for readiness checks and tests).

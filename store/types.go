@@ -8,24 +8,46 @@ import (
 	"github.com/lib/pq"
 )
 
-// Webhook is a URL subscribed to some event types of one survey.
+// DefaultAccount is the account of everything published or created without naming one (a
+// platform key on seed 001's paths), and of everything stored before accounts existed.
+const DefaultAccount = "default"
+
+// Scope is where a webhook lives: an account, and a survey of it, or no survey for an
+// account-wide webhook.
+type Scope struct {
+	AccountID string
+	// SurveyID is "" for the account-wide webhooks.
+	SurveyID string
+}
+
+// Webhook is a URL subscribed to some event types of one survey, or of every survey (or
+// some surveys) of its account.
 type Webhook struct {
-	ID       uuid.UUID `db:"id"`
-	SurveyID string    `db:"survey_id"`
-	Name     string    `db:"name"`
-	URL      string    `db:"url"`
+	ID        uuid.UUID `db:"id"`
+	AccountID string    `db:"account_id"`
+	// SurveyID is "" for an account-wide webhook.
+	SurveyID string `db:"survey_id"`
+	// SurveyIDs limits an account-wide webhook to these surveys; nil means every survey.
+	SurveyIDs pq.StringArray `db:"survey_ids"`
+	Name      string         `db:"name"`
+	URL       string         `db:"url"`
 	// Events are the subscribed event types and wildcards (a []string; pq.StringArray
 	// scans PostgreSQL's text[]).
 	Events      pq.StringArray `db:"events"`
 	Description string         `db:"description"`
 	IsActive    bool           `db:"is_active"`
-	// Secret signs every request; never log it.
-	Secret string `db:"secret"`
+	// Secret signs every request; never log it. It is sealed in the database.
+	Secret string `db:"-"`
 	// PreviousSecret keeps signing until PreviousSecretExpiresAt after a rotation.
-	PreviousSecret          *string    `db:"previous_secret"`
+	PreviousSecret          *string    `db:"-"`
 	PreviousSecretExpiresAt *time.Time `db:"previous_secret_expires_at"`
 	CreatedAt               time.Time  `db:"created_at"`
 	UpdatedAt               time.Time  `db:"updated_at"`
+}
+
+// Scope returns where the webhook lives.
+func (w *Webhook) Scope() Scope {
+	return Scope{AccountID: w.AccountID, SurveyID: w.SurveyID}
 }
 
 // PreviousSecretLive reports whether the previous secret of a rotation still signs at now.
@@ -47,17 +69,21 @@ func (w *Webhook) SigningSecrets(now time.Time) []string {
 // Event is what a publisher sent, with the exact envelope bytes every attempt POSTs.
 type Event struct {
 	ID              string     `db:"id"`
+	AccountID       string     `db:"account_id"`
 	EventType       string     `db:"event_type"`
 	SurveyID        string     `db:"survey_id"`
 	Body            []byte     `db:"body"`
 	TargetWebhookID *uuid.UUID `db:"target_webhook_id"`
 	CreatedAt       time.Time  `db:"created_at"`
 	DispatchedAt    *time.Time `db:"dispatched_at"`
+	// Seq orders the account's events; their listing pages by it.
+	Seq int64 `db:"seq"`
 }
 
 // Delivery is one event on its way to one webhook.
 type Delivery struct {
 	ID             uuid.UUID  `db:"id"`
+	AccountID      string     `db:"account_id"`
 	EventID        string     `db:"event_id"`
 	WebhookID      uuid.UUID  `db:"webhook_id"`
 	Status         string     `db:"status"`

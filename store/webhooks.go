@@ -11,67 +11,71 @@ import (
 	"github.com/lib/pq"
 )
 
-// webhookColumns lists the columns every webhook query reads into a Webhook. A previous
+// webhookColumns lists the columns every webhook query reads into a webhookRow. A previous
 // secret past its expiry reads as none: it signs nothing any more, and no caller should hold
-// it (retention and every write to the row clear it for good).
-const webhookColumns = `id, survey_id, name, url, events, description, is_active, secret,
-	CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret,
+// it (retention and every write to the row clear it for good). An account-wide webhook's
+// survey_id reads as "".
+const webhookColumns = `id, account_id, coalesce(survey_id, '') AS survey_id, survey_ids, name, url, events,
+	description, is_active, secret_sealed,
+	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_sealed END AS previous_secret_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_expires_at,
 	created_at, updated_at`
+
+// inScope is how every webhook query names the scope it acts in ($1 the account, $2 the
+// survey, or the empty string for account-wide), through webhooks_scope_idx.
+const inScope = `account_id = $1 AND coalesce(survey_id, '') = $2`
 
 // keepLivePreviousSecret is the SET clause of every write to a webhook: it clears a previous
 // secret whose overlap has ended.
 const keepLivePreviousSecret = `
-	previous_secret = CASE WHEN previous_secret_expires_at > now() THEN previous_secret END,
+	previous_secret_sealed = CASE WHEN previous_secret_expires_at > now() THEN previous_secret_sealed END,
 	previous_secret_expires_at = CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END`
 
 const insertWebhookQuery = `INSERT INTO webhooks
-	(id, survey_id, name, url, events, description, is_active, secret)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	(id, account_id, survey_id, survey_ids, name, url, events, description, is_active, secret_sealed)
+	VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8, $9, $10)
 	RETURNING ` + webhookColumns
 
 const getWebhookQuery = `SELECT ` + webhookColumns + ` FROM webhooks
-	WHERE survey_id = $1 AND id = $2`
+	WHERE ` + inScope + ` AND id = $3`
 
 // listWebhooksQuery pages by id: ids are UUIDv7, so id order is creation order.
 const listWebhooksQuery = `SELECT ` + webhookColumns + ` FROM webhooks
-	WHERE survey_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid)
+	WHERE ` + inScope + ` AND ($3::uuid IS NULL OR id > $3::uuid)
 	ORDER BY id
-	LIMIT $3`
+	LIMIT $4`
 
-const listActiveWebhooksQuery = `SELECT ` + webhookColumns + ` FROM webhooks
-	WHERE survey_id = $1 AND is_active
-	ORDER BY id`
-
-// updateWebhookQuery changes only the columns whose argument is not NULL.
+// updateWebhookQuery changes only the columns whose argument is not NULL; survey_ids is
+// set when $10 is true (to $9, NULL meaning every survey).
 const updateWebhookQuery = `UPDATE webhooks SET
-	name = COALESCE($3, name),
-	url = COALESCE($4, url),
-	events = COALESCE($5::text[], events),
-	description = COALESCE($6, description),
-	is_active = COALESCE($7, is_active),
+	name = COALESCE($4, name),
+	url = COALESCE($5, url),
+	events = COALESCE($6::text[], events),
+	description = COALESCE($7, description),
+	is_active = COALESCE($8, is_active),
+	survey_ids = CASE WHEN $10::boolean THEN $9::text[] ELSE survey_ids END,
 	updated_at = now(),` + keepLivePreviousSecret + `
-	WHERE survey_id = $1 AND id = $2
+	WHERE ` + inScope + ` AND id = $3
 	RETURNING ` + webhookColumns
 
 const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
 
-const deleteWebhookQuery = `DELETE FROM webhooks WHERE survey_id = $1 AND id = $2`
+const deleteWebhookQuery = `DELETE FROM webhooks WHERE ` + inScope + ` AND id = $3`
 
 // rotateWebhookSecretQuery keeps the current secret as the previous one for the overlap
-// ($4, in microseconds); with no overlap the old secret is dropped at once. It changes
-// nothing while an earlier rotation's overlap runs, unless $4 is 0: a second rotation would
+// ($5, in microseconds); with no overlap the old secret is dropped at once. It changes
+// nothing while an earlier rotation's overlap runs, unless $5 is 0: a second rotation would
 // push out the secret receivers may still be using, and tell its caller that its own secret
 // is current when a concurrent one has replaced it. A concurrent rotation waits for the row
 // lock, then finds the overlap and changes nothing. An overlap of 0 always applies: it drops
 // every older secret, which is what a leaked secret calls for.
 const rotateWebhookSecretQuery = `UPDATE webhooks SET
-	previous_secret = CASE WHEN $4::bigint > 0 THEN secret END,
-	previous_secret_expires_at = CASE WHEN $4::bigint > 0 THEN now() + $4::bigint * interval '1 microsecond' END,
-	secret = $3,
+	previous_secret_sealed = CASE WHEN $5::bigint > 0 THEN secret_sealed END,
+	previous_secret_expires_at = CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END,
+	secret_sealed = $4,
 	updated_at = now()
-	WHERE survey_id = $1 AND id = $2
-	  AND ($4::bigint = 0 OR previous_secret_expires_at IS NULL OR previous_secret_expires_at <= now())
+	WHERE ` + inScope + ` AND id = $3
+	  AND ($5::bigint = 0 OR previous_secret_expires_at IS NULL OR previous_secret_expires_at <= now())
 	RETURNING ` + webhookColumns
 
 // RotationOverlapError refuses a rotation while the previous rotation's overlap runs.
@@ -85,14 +89,6 @@ func (e *RotationOverlapError) Error() string {
 	return "previous secret still in its overlap until " + e.Until.UTC().Format(time.RFC3339)
 }
 
-// nonNilEvents makes an empty events array encode as [] rather than null.
-func nonNilEvents(w Webhook) Webhook {
-	if w.Events == nil {
-		w.Events = pq.StringArray{}
-	}
-	return w
-}
-
 // CreateWebhook stores w under a new UUIDv7 id and returns the stored row. ID, timestamps
 // and the previous-secret fields of w are ignored; the caller has validated the rest.
 func (s *Store) CreateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
@@ -100,46 +96,48 @@ func (s *Store) CreateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 	if err != nil {
 		return Webhook{}, fmt.Errorf("new webhook id: %w", err)
 	}
-	var row Webhook
-	err = s.db.GetContext(ctx, &row, insertWebhookQuery,
-		id, w.SurveyID, w.Name, w.URL, w.Events, w.Description, w.IsActive, w.Secret)
+	secret, err := s.seal(id, w.Secret)
+	if err != nil {
+		return Webhook{}, err
+	}
+	var row webhookRow
+	err = s.q.GetContext(ctx, &row, insertWebhookQuery,
+		id, w.AccountID, w.SurveyID, surveyIDsArg(w.SurveyIDs), w.Name, w.URL, w.Events, w.Description, w.IsActive, secret)
 	if err != nil {
 		return Webhook{}, fmt.Errorf("insert webhook: %w", mapError(err))
 	}
-	return nonNilEvents(row), nil
+	return s.open(row)
 }
 
-// GetWebhook returns the webhook id of survey surveyID, or ErrNotFound (also when the id
-// belongs to another survey).
-func (s *Store) GetWebhook(ctx context.Context, surveyID string, id uuid.UUID) (Webhook, error) {
-	var row Webhook
-	if err := s.db.GetContext(ctx, &row, getWebhookQuery, surveyID, id); err != nil {
+// surveyIDsArg sends a nil filter (every survey) as NULL.
+func surveyIDsArg(ids []string) any {
+	if ids == nil {
+		return nil
+	}
+	return pq.StringArray(ids)
+}
+
+// GetWebhook returns the webhook id in scope, or ErrNotFound (also when the id belongs to
+// another scope).
+func (s *Store) GetWebhook(ctx context.Context, scope Scope, id uuid.UUID) (Webhook, error) {
+	var row webhookRow
+	if err := s.q.GetContext(ctx, &row, getWebhookQuery, scope.AccountID, scope.SurveyID, id); err != nil {
 		return Webhook{}, fmt.Errorf("get webhook: %w", mapError(err))
 	}
-	return nonNilEvents(row), nil
+	return s.open(row)
 }
 
-// ListWebhooks returns up to page.Limit webhooks of surveyID in creation order, starting
+// ListWebhooks returns up to page.Limit webhooks of the scope in creation order, starting
 // after page.After. The caller caps the limit.
-func (s *Store) ListWebhooks(ctx context.Context, surveyID string, page Page) ([]Webhook, error) {
+func (s *Store) ListWebhooks(ctx context.Context, scope Scope, page Page) ([]Webhook, error) {
 	if page.Limit <= 0 {
 		return nil, fmt.Errorf("list webhooks: limit %d is not positive", page.Limit)
 	}
-	rows := []Webhook{}
-	if err := s.db.SelectContext(ctx, &rows, listWebhooksQuery, surveyID, page.After, page.Limit); err != nil {
+	var rows []webhookRow
+	if err := s.q.SelectContext(ctx, &rows, listWebhooksQuery, scope.AccountID, scope.SurveyID, page.After, page.Limit); err != nil {
 		return nil, fmt.Errorf("list webhooks: %w", mapError(err))
 	}
-	return rows, nil
-}
-
-// ListActiveForSurvey returns every active webhook of surveyID in creation order, for the
-// delivery engine to match against an event type.
-func (s *Store) ListActiveForSurvey(ctx context.Context, surveyID string) ([]Webhook, error) {
-	rows := []Webhook{}
-	if err := s.db.SelectContext(ctx, &rows, listActiveWebhooksQuery, surveyID); err != nil {
-		return nil, fmt.Errorf("list active webhooks: %w", mapError(err))
-	}
-	return rows, nil
+	return s.openAll(rows)
 }
 
 // WebhookUpdate lists the fields a partial update changes; a nil field is left as it is.
@@ -149,6 +147,9 @@ type WebhookUpdate struct {
 	Events      *[]string
 	Description *string
 	IsActive    *bool
+	// SurveyIDs sets an account-wide webhook's filter; a nil filter in it means every
+	// survey.
+	SurveyIDs *[]string
 }
 
 // Apply makes u's changes to w.
@@ -168,39 +169,46 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 	if u.IsActive != nil {
 		w.IsActive = *u.IsActive
 	}
+	if u.SurveyIDs != nil {
+		w.SurveyIDs = *u.SurveyIDs
+	}
 }
 
 // IsZero reports whether u changes nothing.
 func (u WebhookUpdate) IsZero() bool {
-	return u.Name == nil && u.URL == nil && u.Events == nil && u.Description == nil && u.IsActive == nil
+	return u.Name == nil && u.URL == nil && u.Events == nil && u.Description == nil && u.IsActive == nil &&
+		u.SurveyIDs == nil
 }
 
-// UpdateWebhook applies u to the webhook id of surveyID and returns the stored row, or
+// UpdateWebhook applies u to the webhook id in scope and returns the stored row, or
 // ErrNotFound. An empty update changes nothing, not even updated_at.
-func (s *Store) UpdateWebhook(ctx context.Context, surveyID string, id uuid.UUID, u WebhookUpdate) (Webhook, error) {
+func (s *Store) UpdateWebhook(ctx context.Context, scope Scope, id uuid.UUID, u WebhookUpdate) (Webhook, error) {
 	if u.IsZero() {
-		return s.GetWebhook(ctx, surveyID, id)
+		return s.GetWebhook(ctx, scope, id)
 	}
 	// A nil any is sent as NULL, which COALESCE turns into "keep the column".
-	var events any
+	var events, surveyIDs any
 	if u.Events != nil {
 		events = pq.StringArray(*u.Events)
 	}
-	var row Webhook
-	err := s.db.GetContext(ctx, &row, updateWebhookQuery,
-		surveyID, id, u.Name, u.URL, events, u.Description, u.IsActive)
+	if u.SurveyIDs != nil {
+		surveyIDs = surveyIDsArg(*u.SurveyIDs)
+	}
+	var row webhookRow
+	err := s.q.GetContext(ctx, &row, updateWebhookQuery,
+		scope.AccountID, scope.SurveyID, id, u.Name, u.URL, events, u.Description, u.IsActive, surveyIDs, u.SurveyIDs != nil)
 	if err != nil {
 		return Webhook{}, fmt.Errorf("update webhook: %w", mapError(err))
 	}
-	return nonNilEvents(row), nil
+	return s.open(row)
 }
 
-// DeleteWebhook deletes the webhook id of surveyID, or returns ErrNotFound. The schema
+// DeleteWebhook deletes the webhook id in scope, or returns ErrNotFound. The schema
 // cascades the delete to the webhook's deliveries, their attempts and its test events:
 // the history goes with the webhook, and the delivery engine, finding the webhook gone,
 // stops sending to it.
-func (s *Store) DeleteWebhook(ctx context.Context, surveyID string, id uuid.UUID) error {
-	res, err := s.db.ExecContext(ctx, deleteWebhookQuery, surveyID, id)
+func (s *Store) DeleteWebhook(ctx context.Context, scope Scope, id uuid.UUID) error {
+	res, err := s.q.ExecContext(ctx, deleteWebhookQuery, scope.AccountID, scope.SurveyID, id)
 	if err != nil {
 		return fmt.Errorf("delete webhook: %w", mapError(err))
 	}
@@ -219,19 +227,23 @@ func (s *Store) DeleteWebhook(ctx context.Context, surveyID string, id uuid.UUID
 // drops it, and any previous secret, at once. While an earlier overlap runs, a rotation with
 // an overlap returns a *RotationOverlapError and changes nothing. Returns the stored row or
 // ErrNotFound.
-func (s *Store) RotateWebhookSecret(ctx context.Context, surveyID string, id uuid.UUID, newSecret string, overlap time.Duration) (Webhook, error) {
+func (s *Store) RotateWebhookSecret(ctx context.Context, scope Scope, id uuid.UUID, newSecret string, overlap time.Duration) (Webhook, error) {
+	sealed, err := s.seal(id, newSecret)
+	if err != nil {
+		return Webhook{}, err
+	}
 	// Twice at most: an overlap that ends between the two statements lets the second try in.
 	for range 2 {
-		var row Webhook
-		err := s.db.GetContext(ctx, &row, rotateWebhookSecretQuery, surveyID, id, newSecret, max(overlap, 0).Microseconds())
+		var row webhookRow
+		err := s.q.GetContext(ctx, &row, rotateWebhookSecretQuery, scope.AccountID, scope.SurveyID, id, sealed, max(overlap, 0).Microseconds())
 		if err == nil {
-			return nonNilEvents(row), nil
+			return s.open(row)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return Webhook{}, fmt.Errorf("rotate webhook secret: %w", mapError(err))
 		}
 		// No such webhook, or an overlap running: the row says which.
-		current, err := s.GetWebhook(ctx, surveyID, id)
+		current, err := s.GetWebhook(ctx, scope, id)
 		if err != nil {
 			return Webhook{}, fmt.Errorf("rotate webhook secret: %w", err)
 		}
@@ -242,10 +254,10 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, surveyID string, id uui
 	return Webhook{}, errors.New("rotate webhook secret: overlap ended, yet the rotation found it running")
 }
 
-// CountActiveWebhooks returns how many webhooks receive events, across all surveys.
+// CountActiveWebhooks returns how many webhooks receive events, across all accounts.
 func (s *Store) CountActiveWebhooks(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.db.GetContext(ctx, &n, countActiveWebhooksQuery); err != nil {
+	if err := s.q.GetContext(ctx, &n, countActiveWebhooksQuery); err != nil {
 		return 0, fmt.Errorf("count active webhooks: %w", err)
 	}
 	return n, nil

@@ -215,7 +215,7 @@ func (s *pgServer) ensureTemplate(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("open template database: %w", err)
 	}
-	err = schema.Migrate(ctx, db)
+	err = store.Migrate(ctx, db, Keyring())
 	// Close before renaming and cloning, which both refuse a database in use.
 	db.Close()
 	if err != nil {

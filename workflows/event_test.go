@@ -39,15 +39,15 @@ type scheduleBundle struct {
 func setupSchedule(t *testing.T, receiver http.HandlerFunc) *scheduleBundle {
 	t.Helper()
 	db := testenv.Postgres(t)
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	srv := httptest.NewServer(receiver)
 	t.Cleanup(srv.Close)
 
 	policy := netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	b := &scheduleBundle{db: db, st: st, client: policy.Client()}
-	seedWebhook(t, db, srv.URL)
+	seedWebhook(t, st, srv.URL)
 	eventID := uuid.NewString()
-	b.publish(t, store.Event{ID: eventID, EventType: "survey.response.completed", SurveyID: "survey-1",
+	b.publish(t, store.Event{ID: eventID, AccountID: store.DefaultAccount, EventType: "survey.response.completed", SurveyID: "survey-1",
 		Body: []byte(`{"event_id":"` + eventID + `"}`)}, delivery.TriggerAuto)
 	return b
 }
@@ -95,10 +95,10 @@ func (b *scheduleBundle) newRun() {
 }
 
 // seedWebhook stores one active webhook of survey-1 at url subscribed to survey responses.
-func seedWebhook(t *testing.T, db *sqlx.DB, url string) {
+func seedWebhook(t *testing.T, st *store.Store, url string) {
 	t.Helper()
-	_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
-		VALUES ($1, 'survey-1', 'hook', $2, '{survey.response.*}', 'a-secret-of-16-chars')`, uuid.Must(uuid.NewV7()), url)
+	_, err := st.CreateWebhook(t.Context(), store.Webhook{AccountID: store.DefaultAccount, SurveyID: "survey-1",
+		Name: "hook", URL: url, Events: []string{"survey.response.*"}, IsActive: true, Secret: "a-secret-of-16-chars"})
 	require.NoError(t, err)
 }
 
@@ -308,7 +308,7 @@ func TestTestEventRetryAfterCloseMakesOneAttempt(t *testing.T) {
 	var webhookID uuid.UUID
 	require.NoError(t, b.db.Get(&webhookID, `SELECT id FROM webhooks`))
 	eventID := "test-" + uuid.NewString()
-	b.publish(t, store.Event{ID: eventID, EventType: "webhook.test", SurveyID: "survey-1",
+	b.publish(t, store.Event{ID: eventID, AccountID: store.DefaultAccount, EventType: "webhook.test", SurveyID: "survey-1",
 		Body: []byte(`{"event_id":"` + eventID + `"}`), TargetWebhookID: &webhookID}, delivery.TriggerTest)
 
 	res := b.run(t)

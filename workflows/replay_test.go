@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -59,18 +58,17 @@ var recordSchedule = delivery.Schedule{Delays: []time.Duration{300 * time.Millis
 // workflow has closed, and writes the history of that second run to file.
 func recordTestRetryHistory(t *testing.T, file string) {
 	db := testenv.Postgres(t)
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	te := testenv.Temporal(t)
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	defer receiver.Close()
 	startRecordingWorker(t, st, te)
 
-	webhookID := uuid.Must(uuid.NewV7())
-	_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
-		VALUES ($1, 'survey-1', 'hook', $2, '{*}', 'a-secret-of-16-chars')`, webhookID, receiver.URL)
+	hook, err := st.CreateWebhook(t.Context(), recordedWebhook(receiver.URL))
 	require.NoError(t, err)
+	webhookID := hook.ID
 	ctx := context.Background()
-	ev := store.Event{ID: "test-recorded", EventType: "webhook.test", SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &webhookID}
+	ev := store.Event{ID: "test-recorded", AccountID: store.DefaultAccount, EventType: "webhook.test", SurveyID: "survey-1", Body: []byte(`{}`), TargetWebhookID: &webhookID}
 	p, err := st.PublishEvent(ctx, ev)
 	require.NoError(t, err)
 	in := recordInput(ev, delivery.TriggerTest, p.Deliveries)
@@ -101,7 +99,7 @@ func recordInput(ev store.Event, trigger string, ds []store.EventDelivery) deliv
 // recordHistory records a run of an event published to two webhooks.
 func recordHistory(t *testing.T, file string) {
 	db := testenv.Postgres(t)
-	st := store.New(db)
+	st := store.New(db, testenv.Keyring())
 	te := testenv.Temporal(t)
 	var calls atomic.Int32
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -125,12 +123,11 @@ func recordHistory(t *testing.T, file string) {
 	startRecordingWorker(t, st, te)
 
 	for _, url := range []string{flaky.URL, refusing.URL} {
-		_, err := db.Exec(`INSERT INTO webhooks (id, survey_id, name, url, events, secret)
-			VALUES ($1, 'survey-1', 'hook', $2, '{*}', 'a-secret-of-16-chars')`, uuid.Must(uuid.NewV7()), url)
+		_, err := st.CreateWebhook(t.Context(), recordedWebhook(url))
 		require.NoError(t, err)
 	}
 	ctx := context.Background()
-	ev := store.Event{ID: "evt-recorded", EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)}
+	ev := store.Event{ID: "evt-recorded", AccountID: store.DefaultAccount, EventType: "survey.response.completed", SurveyID: "survey-1", Body: []byte(`{}`)}
 	p, err := st.PublishEvent(ctx, ev)
 	require.NoError(t, err)
 	require.Len(t, p.Deliveries, 2)
@@ -180,4 +177,10 @@ func writeHistory(t *testing.T, te *testenv.TemporalEnv, workflowID, runID, file
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll("testdata", 0o755))
 	require.NoError(t, os.WriteFile(file, b, 0o644))
+}
+
+// recordedWebhook is an active webhook of survey-1 at url hearing every event.
+func recordedWebhook(url string) store.Webhook {
+	return store.Webhook{AccountID: store.DefaultAccount, SurveyID: "survey-1", Name: "hook", URL: url,
+		Events: []string{"*"}, IsActive: true, Secret: "a-secret-of-16-chars"}
 }

@@ -1,0 +1,339 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/surveyhooks/surveyhooks/netguard"
+)
+
+// tenant is one account's fixtures: an account-wide webhook, a webhook of survey s1, a
+// delivery to each, an event, and account keys (one to call with, one spare to revoke).
+type tenant struct {
+	account            string
+	wide, scoped       string
+	wideDel, scopedDel string
+	event              string
+	key, spareKey      string
+	// marks are the strings of the tenant that no other account's answer may hold: ids,
+	// names, URLs, key prefixes.
+	marks []string
+}
+
+// newTenant creates an account's fixtures through the API with the platform key; the
+// names and URLs carry tag, so that every fixture has its own.
+func (e *engine) newTenant(t *testing.T, account, tag string, rc *receiver) tenant {
+	t.Helper()
+	tn := tenant{account: account}
+	create := func(path, kind string) string {
+		name := fmt.Sprintf("%s-%s-%s-hook", account, tag, kind)
+		url := fmt.Sprintf("%s/%s-%s-%s-path", rc.URL, account, tag, kind)
+		status, out := e.do(t, http.MethodPost, path, map[string]any{"name": name, "url": url, "events": []string{"*"}})
+		require.Equal(t, http.StatusCreated, status, out)
+		id := out["id"].(string)
+		tn.marks = append(tn.marks, id, name, url[len(rc.URL):])
+		return id
+	}
+	tn.wide = create("/api/accounts/"+account+"/webhooks", "wide")
+	tn.scoped = create("/api/accounts/"+account+"/surveys/s1/webhooks", "scoped")
+	tn.event = fmt.Sprintf("%s-%s-event", account, tag)
+	status, out := e.do(t, http.MethodPost, "/api/events", map[string]any{"account_id": account, "event_id": tn.event,
+		"event_type": "survey.response.completed", "survey_id": "s1", "data": map[string]any{}})
+	require.Contains(t, []int{http.StatusCreated, http.StatusAccepted}, status, out)
+	tn.marks = append(tn.marks, tn.event)
+	// The event also reaches the account-wide webhooks of the account's earlier fixtures.
+	require.Eventually(t, func() bool {
+		_, out := e.do(t, http.MethodGet, "/api/events/"+tn.event, nil)
+		for _, d := range out["deliveries"].([]any) {
+			d := d.(map[string]any)
+			switch d["webhookId"] {
+			case tn.wide:
+				tn.wideDel = d["id"].(string)
+			case tn.scoped:
+				tn.scopedDel = d["id"].(string)
+			}
+		}
+		return tn.wideDel != "" && tn.scopedDel != ""
+	}, 10*time.Second, 20*time.Millisecond)
+	tn.marks = append(tn.marks, tn.wideDel, tn.scopedDel)
+	newKey := func(name string) (string, string) {
+		status, out := e.do(t, http.MethodPost, "/api/accounts/"+account+"/keys", map[string]any{"name": name})
+		require.Equal(t, http.StatusCreated, status, out)
+		tn.marks = append(tn.marks, out["id"].(string), out["prefix"].(string))
+		return out["key"].(string), out["id"].(string)
+	}
+	tn.key, _ = newKey("caller")
+	_, tn.spareKey = newKey("spare")
+	return tn
+}
+
+// leaks returns the marks of tn found in body.
+func (tn tenant) leaks(body []byte) []string {
+	var found []string
+	for _, m := range tn.marks {
+		if strings.Contains(string(body), m) {
+			found = append(found, m)
+		}
+	}
+	return found
+}
+
+// isolationRoute is one route of the table: its path with placeholders, and what
+// success looks like.
+type isolationRoute struct {
+	method, path string
+	body         any
+	// ok is the status of success.
+	ok int
+	// platformOnly routes refuse account keys (403).
+	platformOnly bool
+	// collection routes name no resource of the tenant: in an account with nothing they
+	// still succeed.
+	collection bool
+	// fresh routes destroy what they act on: each call gets new fixtures.
+	fresh bool
+}
+
+// isolationRoutes lists every route that acts in an account. {a} is the account in the
+// path; {wide}, {scoped}, {wd}, {sd}, {ev}, {spare} are the tenant's fixtures.
+func isolationRoutes() []isolationRoute {
+	var routes []isolationRoute
+	hookRoutes := func(base, hook, del string) {
+		h := base + "/" + hook
+		routes = append(routes,
+			isolationRoute{method: "GET", path: base, ok: 200, collection: true},
+			isolationRoute{method: "POST", path: base, body: map[string]any{"name": "new", "url": "https://example.com/new", "events": []string{"survey.response.disqualified"}}, ok: 201, collection: true},
+			isolationRoute{method: "GET", path: h, ok: 200},
+			isolationRoute{method: "PATCH", path: h, body: map[string]any{"description": "changed"}, ok: 200},
+			isolationRoute{method: "GET", path: h + "/secret", ok: 200},
+			isolationRoute{method: "POST", path: h + "/secret/rotate", body: map[string]any{"overlapSeconds": 0}, ok: 200},
+			isolationRoute{method: "POST", path: h + "/test", ok: 200},
+			isolationRoute{method: "GET", path: h + "/deliveries", ok: 200},
+			isolationRoute{method: "GET", path: h + "/deliveries/" + del, ok: 200},
+			isolationRoute{method: "POST", path: h + "/deliveries/" + del + "/retry?force=true", ok: 202},
+			isolationRoute{method: "DELETE", path: h, ok: 204, fresh: true},
+		)
+	}
+	hookRoutes("/api/accounts/{a}/webhooks", "{wide}", "{wd}")
+	hookRoutes("/api/accounts/{a}/surveys/s1/webhooks", "{scoped}", "{sd}")
+	routes = append(routes,
+		isolationRoute{method: "GET", path: "/api/accounts/{a}/events", ok: 200, collection: true},
+		isolationRoute{method: "GET", path: "/api/accounts/{a}/events?surveyId=s1&type=survey.response.completed", ok: 200, collection: true},
+		isolationRoute{method: "GET", path: "/api/accounts/{a}/events/{ev}", ok: 200},
+		isolationRoute{method: "GET", path: "/api/accounts/{a}/deliveries", ok: 200, collection: true},
+		isolationRoute{method: "GET", path: "/api/accounts/{a}/audit", ok: 200, collection: true},
+		isolationRoute{method: "GET", path: "/api/accounts/{a}/keys", ok: 200, collection: true, platformOnly: true},
+		isolationRoute{method: "POST", path: "/api/accounts/{a}/keys", body: map[string]any{"name": "k"}, ok: 201, collection: true, platformOnly: true},
+		isolationRoute{method: "DELETE", path: "/api/accounts/{a}/keys/{spare}", ok: 200, platformOnly: true},
+	)
+	return routes
+}
+
+// accountDelete removes acme with everything it has: the table runs it last, with the
+// platform key's exact call last of all.
+var accountDelete = isolationRoute{method: "DELETE", path: "/api/accounts/{a}", ok: 200, collection: true, platformOnly: true}
+
+// accountFreeRoutes name no account in their path: seed 001's paths act in the caller's
+// account, and events are found by id.
+func accountFreeRoutes() []isolationRoute {
+	var routes []isolationRoute
+	h := "/api/surveys/s1/webhooks/{scoped}"
+	routes = append(routes,
+		isolationRoute{method: "GET", path: "/api/surveys/s1/webhooks", ok: 200, collection: true},
+		isolationRoute{method: "GET", path: h, ok: 200},
+		isolationRoute{method: "PATCH", path: h, body: map[string]any{"description": "changed"}, ok: 200},
+		isolationRoute{method: "GET", path: h + "/secret", ok: 200},
+		isolationRoute{method: "POST", path: h + "/secret/rotate", body: map[string]any{"overlapSeconds": 0}, ok: 200},
+		isolationRoute{method: "POST", path: h + "/test", ok: 200},
+		isolationRoute{method: "GET", path: h + "/deliveries", ok: 200},
+		isolationRoute{method: "GET", path: h + "/deliveries/{sd}", ok: 200},
+		isolationRoute{method: "POST", path: h + "/deliveries/{sd}/retry?force=true", ok: 202},
+		isolationRoute{method: "DELETE", path: h, ok: 204, fresh: true},
+		isolationRoute{method: "GET", path: "/api/events/{ev}", ok: 200},
+	)
+	return routes
+}
+
+func (r isolationRoute) fill(tn tenant, account string) string {
+	return strings.NewReplacer("{a}", account, "{wide}", tn.wide, "{scoped}", tn.scoped, "{wd}", tn.wideDel,
+		"{sd}", tn.scopedDel, "{ev}", tn.event, "{spare}", tn.spareKey).Replace(r.path)
+}
+
+// TestAccountIsolation calls every route that acts in an account with each kind of
+// caller, on account A's fixtures, and with spellings of A's id that name another
+// account (case), no valid account (trailing space) or no route (%2F). An account key of
+// A succeeds in A; B's key gets 404 (403 on platform-only routes), exactly as for
+// something missing; no key, a revoked key and an expired key get 401; a platform key
+// reaches every account. No answer to an account key ever holds the other account's ids,
+// names or URLs.
+func TestAccountIsolation(t *testing.T) {
+	t.Parallel()
+	e := setupEngine(t, netguard.Policy{AllowHTTP: true, Allowed: loopback})
+	rc := newReceiver(t)
+	a := e.newTenant(t, "acme", "main", rc)
+	b := e.newTenant(t, "globex", "main", rc)
+
+	revoked := e.newTenant(t, "acme", "revoked", rc).key
+	status, _ := e.request(t, a.key, http.MethodGet, "/api/accounts/acme/keys", nil)
+	require.Equal(t, http.StatusForbidden, status, "account keys do not manage keys")
+	revokeKey(t, e, "acme", revoked)
+	expired := expiringKey(t, e, "acme")
+
+	callers := []struct {
+		name, key string
+		own       bool // the key belongs to acme
+		platform  bool
+	}{
+		{name: "own key", key: a.key, own: true},
+		{name: "other account's key", key: b.key},
+		{name: "no key"},
+		{name: "revoked key", key: revoked},
+		{name: "expired key", key: expired},
+		{name: "platform key", key: engineKey, platform: true},
+	}
+	variants := []struct {
+		name, account string
+	}{
+		{"exact", "acme"},
+		{"other case", "ACME"},
+		{"trailing space", "acme%20"},
+		{"encoded slash", "acme%2Fx"},
+	}
+	type row struct {
+		route   isolationRoute
+		variant string
+		account string
+	}
+	var rows []row
+	for _, r := range accountFreeRoutes() {
+		rows = append(rows, row{r, "exact", "acme"})
+	}
+	for _, r := range isolationRoutes() {
+		for _, v := range variants {
+			rows = append(rows, row{r, v.name, v.account})
+		}
+	}
+	for _, v := range slices.Backward(variants) {
+		rows = append(rows, row{accountDelete, v.name, v.account})
+	}
+
+	n := 0
+	for _, rw := range rows {
+		for _, c := range callers {
+			want := expectedStatus(rw.route, rw.variant, c.key != "" && c.key != revoked && c.key != expired, c.own, c.platform,
+				strings.HasPrefix(rw.route.path, "/api/surveys/"))
+			tn := a
+			if rw.route.fresh && slices.Contains(want, rw.route.ok) {
+				tn = e.newTenant(t, "acme", fmt.Sprintf("fresh%d", n), rc)
+				n++
+			}
+			path := rw.route.fill(tn, rw.account)
+			label := fmt.Sprintf("%s %s (%s, %s)", rw.route.method, path, rw.variant, c.name)
+			status, body := e.request(t, c.key, rw.route.method, path, rw.route.body)
+			require.Contains(t, want, status, "%s: %s", label, body)
+			if c.own {
+				require.Empty(t, b.leaks(body), label)
+			}
+			if !c.own && !(c.platform && rw.variant == "exact") {
+				require.Empty(t, tn.leaks(body), label)
+			}
+			if rw.route.fresh && !slices.Contains(want, rw.route.ok) {
+				// Refused: the fixture is still there.
+				st, _ := e.request(t, engineKey, http.MethodGet, "/api/accounts/acme/webhooks/"+tn.wide, nil)
+				require.Equal(t, http.StatusOK, st, label)
+			}
+		}
+	}
+
+	// The platform key's delete of acme, last, took everything of acme and nothing else.
+	status, raw := e.request(t, engineKey, http.MethodGet, "/api/accounts", nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Empty(t, a.leaks(raw))
+	require.NotContains(t, string(raw), `"acme"`)
+	require.Contains(t, string(raw), `"globex"`)
+	status, _ = e.request(t, b.key, http.MethodGet, "/api/accounts/globex/webhooks/"+b.wide, nil)
+	require.Equal(t, http.StatusOK, status)
+	status, _ = e.request(t, a.key, http.MethodGet, "/api/accounts/acme/webhooks", nil)
+	require.Equal(t, http.StatusUnauthorized, status, "the account's keys went with it")
+}
+
+// expectedStatus is the table's rule: the statuses a caller may get on a route.
+func expectedStatus(r isolationRoute, variant string, authenticated, own, platform, seed001 bool) []int {
+	switch {
+	case variant == "encoded slash":
+		return []int{http.StatusNotFound} // no route matches, before any key is read
+	case !authenticated:
+		return []int{http.StatusUnauthorized}
+	case r.platformOnly && !platform:
+		return []int{http.StatusForbidden}
+	case variant == "trailing space":
+		return []int{http.StatusBadRequest}
+	case seed001:
+		// Seed 001's paths act in the caller's account: the platform key's is the
+		// default account, where acme's webhooks are not.
+		if own || r.collection || (r.path == "/api/events/{ev}" && platform) {
+			return okStatuses(r)
+		}
+		return []int{http.StatusNotFound}
+	case variant == "other case":
+		if platform && r.collection {
+			return okStatuses(r)
+		}
+		return []int{http.StatusNotFound}
+	case own || platform:
+		return okStatuses(r)
+	}
+	return []int{http.StatusNotFound}
+}
+
+func okStatuses(r isolationRoute) []int {
+	if r.ok == http.StatusCreated && r.method == http.MethodPost && strings.HasSuffix(r.path, "/events") {
+		return []int{http.StatusCreated, http.StatusAccepted}
+	}
+	return []int{r.ok}
+}
+
+// revokeKey revokes an account key, found by the prefix it starts with.
+func revokeKey(t *testing.T, e *engine, account, key string) {
+	t.Helper()
+	status, out := e.do(t, http.MethodGet, "/api/accounts/"+account+"/keys?limit=200", nil)
+	require.Equal(t, http.StatusOK, status)
+	for _, k := range out["data"].([]any) {
+		k := k.(map[string]any)
+		if strings.HasPrefix(key, k["prefix"].(string)+"_") {
+			status, out := e.do(t, http.MethodDelete, "/api/accounts/"+account+"/keys/"+k["id"].(string), nil)
+			require.Equal(t, http.StatusOK, status, out)
+			require.NotNil(t, out["revokedAt"])
+			return
+		}
+	}
+	t.Fatalf("key not listed")
+}
+
+// expiringKey makes a key that expires in a second and waits until it has.
+func expiringKey(t *testing.T, e *engine, account string) string {
+	t.Helper()
+	expires := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	status, out := e.do(t, http.MethodPost, "/api/accounts/"+account+"/keys", map[string]any{"name": "short", "expiresAt": expires})
+	require.Equal(t, http.StatusCreated, status, out)
+	key := out["key"].(string)
+	st, _ := e.request(t, key, http.MethodGet, "/api/accounts/"+account+"/webhooks", nil)
+	require.Equal(t, http.StatusOK, st, "the key works before it expires")
+	time.Sleep(time.Until(time.Now().Add(1600 * time.Millisecond)))
+	return key
+}
+
+// decodeJSON decodes a raw answer.
+func decodeJSON(t *testing.T, raw []byte) map[string]any {
+	t.Helper()
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(raw, &out), string(raw))
+	return out
+}

@@ -1,0 +1,22 @@
+DROP TABLE IF EXISTS audit_log;
+DROP TABLE IF EXISTS api_keys;
+DROP INDEX IF EXISTS deliveries_account_status_idx;
+DROP INDEX IF EXISTS deliveries_account_idx;
+-- The old schema has no accounts: only the default account's rows go back into it.
+DELETE FROM events WHERE account_id <> 'default';
+DELETE FROM webhooks WHERE account_id <> 'default' OR survey_id IS NULL;
+ALTER TABLE deliveries DROP COLUMN account_id;
+DROP INDEX IF EXISTS events_account_survey_idx;
+DROP INDEX IF EXISTS events_account_idx;
+ALTER TABLE events DROP COLUMN seq;
+ALTER TABLE events DROP COLUMN account_id;
+DROP INDEX IF EXISTS webhooks_scope_idx;
+CREATE INDEX webhooks_survey_id_idx ON webhooks (survey_id, id);
+ALTER TABLE webhooks DROP COLUMN previous_secret_sealed;
+ALTER TABLE webhooks DROP COLUMN secret_sealed;
+ALTER TABLE webhooks DROP CONSTRAINT webhooks_survey_ids_check;
+ALTER TABLE webhooks DROP CONSTRAINT webhooks_scope_check;
+ALTER TABLE webhooks DROP COLUMN survey_ids;
+ALTER TABLE webhooks ALTER COLUMN survey_id SET NOT NULL;
+ALTER TABLE webhooks ALTER COLUMN secret SET NOT NULL;
+ALTER TABLE webhooks DROP COLUMN account_id;
