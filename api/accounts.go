@@ -300,13 +300,9 @@ func (s *Server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	keys, err := s.store.ListAPIKeys(r.Context(), account, oneMore(page))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listPage(keys, page.Limit,
-		func(k store.APIKey) uuid.UUID { return k.ID }, newKeyResponse))
+	writePage(s, w, r, page, func(ctx context.Context, p store.Page) ([]store.APIKey, error) {
+		return s.store.ListAPIKeys(ctx, account, p)
+	}, func(k store.APIKey) uuid.UUID { return k.ID }, newKeyResponse)
 }
 
 // handleKeyRevoke revokes a key for good: from this answer on it opens nothing.
@@ -366,13 +362,9 @@ func (s *Server) handleAuditList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	entries, err := s.store.ListAudit(r.Context(), account, oneMore(page))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listPage(entries, page.Limit,
-		func(e store.AuditEntry) uuid.UUID { return e.ID }, newAuditResponse))
+	writePage(s, w, r, page, func(ctx context.Context, p store.Page) ([]store.AuditEntry, error) {
+		return s.store.ListAudit(ctx, account, p)
+	}, func(e store.AuditEntry) uuid.UUID { return e.ID }, newAuditResponse)
 }
 
 // handleAccountDeliveryList lists the account's deliveries to all its webhooks, newest
@@ -388,13 +380,9 @@ func (s *Server) handleAccountDeliveryList(w http.ResponseWriter, r *http.Reques
 		s.writeError(w, r, err)
 		return
 	}
-	ds, err := s.store.ListAccountDeliveries(r.Context(), account, status, oneMore(page))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listPage(ds, page.Limit,
-		func(d store.Delivery) uuid.UUID { return d.ID }, newDeliveryResponse))
+	writePage(s, w, r, page, func(ctx context.Context, p store.Page) ([]store.Delivery, error) {
+		return s.store.ListAccountDeliveries(ctx, account, status, p)
+	}, deliveryID, newDeliveryResponse)
 }
 
 // handleAccountEventList lists the account's events, newest first, by ?surveyId=, ?type=,

@@ -337,3 +337,74 @@ func decodeJSON(t *testing.T, raw []byte) map[string]any {
 	require.NoError(t, json.Unmarshal(raw, &out), string(raw))
 	return out
 }
+
+// TestAccountWideWebhooks delivers events of two accounts that share a survey id: account
+// A's webhook with no filter gets A's events of surveys s1 and s2 and nothing of B's s1;
+// limited to s2 (by PATCH) it gets only s2's, and a survey's webhook only its survey's.
+func TestAccountWideWebhooks(t *testing.T) {
+	t.Parallel()
+	e := setupEngine(t, netguard.Policy{AllowHTTP: true, Allowed: loopback})
+	wideRc, filteredRc, scopedRc, otherRc := newReceiver(t), newReceiver(t), newReceiver(t), newReceiver(t)
+	hook := func(path string, rc *receiver) string {
+		status, out := e.do(t, http.MethodPost, path, map[string]any{"name": "h", "url": rc.URL, "events": []string{"survey.response.*"}})
+		require.Equal(t, http.StatusCreated, status, out)
+		return out["id"].(string)
+	}
+	hook("/api/accounts/acme/webhooks", wideRc)
+	filtered := hook("/api/accounts/acme/webhooks", filteredRc)
+	hook("/api/accounts/acme/surveys/s1/webhooks", scopedRc)
+	hook("/api/accounts/globex/webhooks", otherRc)
+
+	status, out := e.do(t, http.MethodPatch, "/api/accounts/acme/webhooks/"+filtered, map[string]any{"surveyIds": []string{"s2"}})
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, []any{"s2"}, out["surveyIds"])
+
+	publish := func(account, survey, id string) {
+		status, out := e.do(t, http.MethodPost, "/api/events", map[string]any{"account_id": account, "event_id": id,
+			"event_type": "survey.response.completed", "survey_id": survey, "data": map[string]any{"survey": survey}})
+		require.Contains(t, []int{http.StatusCreated, http.StatusAccepted}, status, out)
+	}
+	publish("acme", "s1", "a-s1")
+	publish("acme", "s2", "a-s2")
+	publish("globex", "s1", "b-s1")
+	e.deliveriesOf(t, "a-s1", 2)
+	e.deliveriesOf(t, "a-s2", 2)
+	e.deliveriesOf(t, "b-s1", 1)
+
+	eventIDs := func(rc *receiver) []string {
+		var ids []string
+		for _, r := range rc.got() {
+			ids = append(ids, decodeJSON(t, r.body)["event_id"].(string))
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	require.Equal(t, []string{"a-s1", "a-s2"}, eventIDs(wideRc))
+	require.Equal(t, []string{"a-s2"}, eventIDs(filteredRc))
+	require.Equal(t, []string{"a-s1"}, eventIDs(scopedRc))
+	require.Equal(t, []string{"b-s1"}, eventIDs(otherRc))
+
+	// The account's event list, by survey, and an account key that sees only its own.
+	status, out = e.do(t, http.MethodGet, "/api/accounts/acme/events?surveyId=s2", nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, out["data"], 1)
+	require.Equal(t, "a-s2", out["data"].([]any)[0].(map[string]any)["eventId"])
+	status, out = e.do(t, http.MethodPost, "/api/accounts/globex/keys", map[string]any{"name": "globex"})
+	require.Equal(t, http.StatusCreated, status)
+	key := out["key"].(string)
+	status, _ = e.request(t, key, http.MethodGet, "/api/events/a-s1", nil)
+	require.Equal(t, http.StatusNotFound, status)
+	status, raw := e.request(t, key, http.MethodPost, "/api/events", map[string]any{"account_id": "acme",
+		"event_type": "survey.response.completed", "survey_id": "s1", "data": map[string]any{}})
+	require.Equal(t, http.StatusForbidden, status, "an account key publishes for its own account only")
+	require.NotContains(t, string(raw), "a-s1")
+	status, raw = e.request(t, key, http.MethodPost, "/api/events", map[string]any{
+		"event_type": "survey.response.completed", "survey_id": "s1", "data": map[string]any{}})
+	require.Contains(t, []int{http.StatusCreated, http.StatusAccepted}, status)
+	require.Equal(t, "globex", decodeJSON(t, raw)["accountId"], "an account key's events are its account's")
+	status, raw = e.request(t, key, http.MethodPost, "/api/events", map[string]any{"event_id": "a-s1",
+		"event_type": "survey.response.completed", "survey_id": "s1", "data": map[string]any{"survey": "s1"}})
+	require.Equal(t, http.StatusConflict, status, "another account's event id is taken")
+	require.Equal(t, []any{map[string]any{"field": "event_id", "message": "differs from the stored event with this event_id"}},
+		decodeJSON(t, raw)["fields"], "and nothing of that event shows")
+}

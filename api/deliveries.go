@@ -135,14 +135,12 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ds, err := s.store.ListWebhookDeliveries(r.Context(), hook.ID, status, oneMore(page))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listPage(ds, page.Limit,
-		func(d store.Delivery) uuid.UUID { return d.ID }, newDeliveryResponse))
+	writePage(s, w, r, page, func(ctx context.Context, p store.Page) ([]store.Delivery, error) {
+		return s.store.ListWebhookDeliveries(ctx, hook.ID, status, p)
+	}, deliveryID, newDeliveryResponse)
 }
+
+func deliveryID(d store.Delivery) uuid.UUID { return d.ID }
 
 // parseDeliveryFilter reads a delivery list's page and ?status= ("" for all).
 func parseDeliveryFilter(r *http.Request) (store.Page, string, error) {

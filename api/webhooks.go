@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -280,13 +281,21 @@ func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	hooks, err := s.store.ListWebhooks(r.Context(), scope, oneMore(page))
+	writePage(s, w, r, page, func(ctx context.Context, p store.Page) ([]store.Webhook, error) {
+		return s.store.ListWebhooks(ctx, scope, p)
+	}, func(h store.Webhook) uuid.UUID { return h.ID }, newWebhookResponse)
+}
+
+// writePage answers one page of a list: list reads the rows of the page asked for
+// (oneMore), and they become the answer's items with the next page's cursor.
+func writePage[T, R any](s *Server, w http.ResponseWriter, r *http.Request, page store.Page,
+	list func(context.Context, store.Page) ([]T, error), id func(T) uuid.UUID, view func(T) R) {
+	rows, err := list(r.Context(), oneMore(page))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, listPage(hooks, page.Limit,
-		func(h store.Webhook) uuid.UUID { return h.ID }, newWebhookResponse))
+	s.writeJSON(w, r, http.StatusOK, listPage(rows, page.Limit, id, view))
 }
 
 // oneMore asks for one row more than the page holds: its presence tells whether another
