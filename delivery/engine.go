@@ -35,6 +35,7 @@ const RetrySignal = "retry"
 // EventInput starts an event's workflow.
 type EventInput struct {
 	EventID   string
+	AccountID string
 	EventType string
 	SurveyID  string
 	// Trigger is the trigger of each delivery's first attempt: auto, or test for the
@@ -91,6 +92,8 @@ func WorkflowID(eventID string) string {
 //
 //	SurveyId = "survey-1" AND DeliveryStatus = "failed"
 var (
+	// AccountIDKey holds the account the event belongs to.
+	AccountIDKey = temporal.NewSearchAttributeKeyKeyword("AccountId")
 	// SurveyIDKey holds the survey the event belongs to.
 	SurveyIDKey = temporal.NewSearchAttributeKeyKeyword("SurveyId")
 	// EventTypeKey holds the event type, e.g. survey.response.completed.
@@ -106,6 +109,7 @@ var (
 // Temporal namespace, by name and type.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	return map[string]enumspb.IndexedValueType{
+		AccountIDKey.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SurveyIDKey.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		EventTypeKey.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		WebhookIDsKey.GetName():     enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
@@ -185,6 +189,7 @@ func StartOptions(in EventInput, taskQueue string) client.StartWorkflowOptions {
 	}
 	slices.Sort(statuses)
 	attrs := []temporal.SearchAttributeUpdate{
+		AccountIDKey.ValueSet(in.AccountID),
 		SurveyIDKey.ValueSet(in.SurveyID),
 		EventTypeKey.ValueSet(in.EventType),
 		WebhookIDsKey.ValueSet(webhookIDs),

@@ -222,7 +222,7 @@ func (s *Service) dispatch(ctx context.Context, p store.Published) (client.Workf
 // input is the workflow input of ev with its deliveries.
 func (s *Service) input(ev store.Event, deliveries []store.EventDelivery) EventInput {
 	in := EventInput{
-		EventID: ev.ID, EventType: ev.EventType, SurveyID: ev.SurveyID,
+		EventID: ev.ID, AccountID: ev.AccountID, EventType: ev.EventType, SurveyID: ev.SurveyID,
 		Trigger: triggerOf(ev), Schedule: s.cfg.Schedule,
 		Deliveries: make([]Target, 0, len(deliveries)),
 	}
