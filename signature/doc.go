@@ -20,6 +20,18 @@
 // always have this form). Otherwise the key is the raw bytes of the whole
 // secret (the official libraries' NewWebhookRaw).
 //
+// The first header is the platform's profile (Profile): its name and format
+// may be changed so that receivers written against a platform's own docs keep
+// working, for example "X-SmartSurvey-Signature: <bare hex>" (FormatHex, which
+// carries the newest secret's HMAC only, as its receivers compare the whole
+// header with one value). Its HMAC key is always the secret's own bytes.
+//
+// A webhook may sign with ed25519 instead (the Standard Webhooks asymmetric
+// scheme): webhook-signature then carries "v1a,<base64 ed25519 signature of
+// "<id>.<timestamp>.<body>">" values, the key pair is in the "whsk_" (private,
+// never shown) and "whpk_" (public) forms as Svix uses them, receivers verify
+// with the public key alone (VerifyAsymmetric), and no profile header is sent.
+//
 // During a secret rotation a request is signed with every active secret,
 // newest first, and each header holds the signatures separated by a single
 // space: "sha256=<a> sha256=<b>" and "v1,<a> v1,<b>". A receiver accepts the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -23,11 +24,16 @@ type scriptRequest struct {
 
 // runScript runs a verifier in testdata with the request's secret and
 // headers as arguments and the body on stdin, and reports whether it exited 0.
-// It skips the test when the interpreter is not installed.
+// It skips the test when the interpreter is not installed, and fails it under
+// CI=true.
 func runScript(t *testing.T, interpreter, script string, args []string, body []byte) bool {
 	t.Helper()
 	path, err := exec.LookPath(interpreter)
 	if err != nil {
+		// CI installs every interpreter (.ci/run): there a missing one is a failure.
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed: cannot run testdata/%s (.ci/run installs it)", interpreter, script)
+		}
 		t.Skipf("%s is not installed: cannot run testdata/%s; install it to check the %s snippet of docs/receivers.md", interpreter, script, interpreter)
 	}
 	cmd := exec.CommandContext(t.Context(), path, append([]string{"testdata/" + script}, args...)...)

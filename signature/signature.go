@@ -16,7 +16,8 @@ import (
 
 // Header names and defaults shared by the sender and receivers.
 const (
-	// HeaderSignature carries "sha256=<hex>" values, one per active secret.
+	// HeaderSignature carries "sha256=<hex>" values, one per active secret,
+	// under DefaultProfile; a Profile may name another header.
 	HeaderSignature = "X-Webhook-Signature"
 	// HeaderWebhookID is the Standard Webhooks message ID; it stays the same
 	// across retries of one delivery, so receivers can deduplicate on it.
@@ -86,34 +87,20 @@ func SignStandard(secret, msgID string, ts time.Time, body []byte) string {
 	return "v1," + string(standardMAC(standardKey(secret), msgID, strconv.FormatInt(ts.Unix(), 10), body))
 }
 
-// Headers returns every signature header for one request: X-Webhook-Signature,
-// webhook-id, webhook-timestamp and webhook-signature. Each signature header
-// holds one value per secret, in the order given (newest first by
-// convention), separated by a single space. With no secrets only webhook-id
-// and webhook-timestamp are set.
+// Headers returns every signature header for one request signed with HMAC
+// secrets under DefaultProfile: X-Webhook-Signature, webhook-id,
+// webhook-timestamp and webhook-signature. Each signature header holds one
+// value per secret, in the order given (newest first by convention),
+// separated by a single space. With no secrets only webhook-id and
+// webhook-timestamp are set. Profile.Headers signs under another profile or
+// with ed25519 keys.
 func Headers(secrets []string, msgID string, ts time.Time, body []byte) http.Header {
-	unix := strconv.FormatInt(ts.Unix(), 10)
-	h := make(http.Header, 4)
-	h[canonicalWebhookID] = []string{msgID}
-	h[canonicalWebhookTimestamp] = []string{unix}
-	if len(secrets) == 0 {
-		return h
-	}
-	sigs := make([]string, len(secrets))
-	std := make([]string, len(secrets))
-	for i, secret := range secrets {
-		sigs[i] = Sign(secret, body)
-		std[i] = "v1," + string(standardMAC(standardKey(secret), msgID, unix, body))
-	}
-	h[canonicalSignature] = []string{strings.Join(sigs, " ")}
-	h[canonicalWebhookSignature] = []string{strings.Join(std, " ")}
-	return h
+	return DefaultProfile.Headers(Keys{Secrets: secrets}, msgID, ts, body)
 }
 
 // Canonical header keys, computed once because Headers runs for every
 // delivery attempt.
 var (
-	canonicalSignature        = http.CanonicalHeaderKey(HeaderSignature)
 	canonicalWebhookID        = http.CanonicalHeaderKey(HeaderWebhookID)
 	canonicalWebhookTimestamp = http.CanonicalHeaderKey(HeaderWebhookTimestamp)
 	canonicalWebhookSignature = http.CanonicalHeaderKey(HeaderWebhookSignature)

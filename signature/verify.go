@@ -80,36 +80,16 @@ func VerifyStandard(secret string, h http.Header, body []byte, now time.Time, to
 // verifyStandardAny is VerifyStandard for a receiver that accepts several
 // secrets.
 func verifyStandardAny(secrets []string, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
-	msgID := h.Get(HeaderWebhookID)
-	rawTS := h.Get(HeaderWebhookTimestamp)
-	sigHeader := h.Get(HeaderWebhookSignature)
-	if msgID == "" || rawTS == "" || strings.TrimSpace(sigHeader) == "" {
-		return ErrMissingHeaders
-	}
-	unix, err := strconv.ParseInt(rawTS, 10, 64)
+	msgID, unixText, values, err := standardHeaders(h, now, tolerance)
 	if err != nil {
-		return fmt.Errorf("parse %s: %w", HeaderWebhookTimestamp, ErrInvalidSignature)
+		return err
 	}
-	if tolerance <= 0 {
-		tolerance = DefaultTolerance
-	}
-	ts := time.Unix(unix, 0)
-	if now.Sub(ts) > tolerance {
-		return ErrTimestampTooOld
-	}
-	if ts.Sub(now) > tolerance {
-		return ErrTimestampTooNew
-	}
-	// Sign over the re-formatted number, like the official libraries, so
-	// "0123" and "123" mean the same message.
-	unixText := strconv.FormatInt(unix, 10)
-	values := strings.Fields(sigHeader)
 	for _, secret := range secrets {
 		expected := standardMAC(standardKey(secret), msgID, unixText, body)
 		for _, v := range values {
 			sig, ok := strings.CutPrefix(v, "v1,")
 			if !ok {
-				// Other versions (such as v1a, asymmetric) are not ours to check.
+				// Other versions (such as v1a, asymmetric) are checked with a public key.
 				continue
 			}
 			if hmac.Equal([]byte(sig), expected) {
@@ -118,4 +98,35 @@ func verifyStandardAny(secrets []string, h http.Header, body []byte, now time.Ti
 		}
 	}
 	return ErrInvalidSignature
+}
+
+// standardHeaders reads the Standard Webhooks headers of a request whose
+// timestamp lies within tolerance of now: the message id, the timestamp as
+// signed and the signature header's values. The timestamp is checked first
+// because a signature over a stale timestamp proves nothing about this
+// request.
+func standardHeaders(h http.Header, now time.Time, tolerance time.Duration) (msgID, unixText string, values []string, err error) {
+	msgID = h.Get(HeaderWebhookID)
+	rawTS := h.Get(HeaderWebhookTimestamp)
+	sigHeader := h.Get(HeaderWebhookSignature)
+	if msgID == "" || rawTS == "" || strings.TrimSpace(sigHeader) == "" {
+		return "", "", nil, ErrMissingHeaders
+	}
+	unix, err := strconv.ParseInt(rawTS, 10, 64)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("parse %s: %w", HeaderWebhookTimestamp, ErrInvalidSignature)
+	}
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	ts := time.Unix(unix, 0)
+	if now.Sub(ts) > tolerance {
+		return "", "", nil, ErrTimestampTooOld
+	}
+	if ts.Sub(now) > tolerance {
+		return "", "", nil, ErrTimestampTooNew
+	}
+	// Sign over the re-formatted number, like the official libraries, so
+	// "0123" and "123" mean the same message.
+	return msgID, strconv.FormatInt(unix, 10), strings.Fields(sigHeader), nil
 }
