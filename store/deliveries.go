@@ -119,7 +119,7 @@ type Target struct {
 	Webhook       Webhook    `db:"-"`
 }
 
-// targetRow is a Target as read, with its webhook's secrets sealed.
+// targetRow is a Target as read, with its webhook's secrets and signing keys sealed.
 type targetRow struct {
 	Target
 	Hook webhookRow `db:"webhook"`
@@ -130,8 +130,9 @@ SELECT d.id AS delivery_id, d.status, d.attempt_count, d.next_attempt_at, e.id A
 	w.id AS "webhook.id", w.account_id AS "webhook.account_id",
 	coalesce(w.survey_id, '') AS "webhook.survey_id", w.survey_ids AS "webhook.survey_ids", w.name AS "webhook.name",
 	w.url AS "webhook.url", w.events AS "webhook.events", w.description AS "webhook.description",
-	w.is_active AS "webhook.is_active", w.secret_sealed AS "webhook.secret_sealed",
-	w.previous_secret_sealed AS "webhook.previous_secret_sealed",
+	w.is_active AS "webhook.is_active", w.signing AS "webhook.signing", w.secret_sealed AS "webhook.secret_sealed",
+	w.previous_secret_sealed AS "webhook.previous_secret_sealed", w.signing_key_sealed AS "webhook.signing_key_sealed",
+	w.previous_signing_key_sealed AS "webhook.previous_signing_key_sealed",
 	w.previous_secret_expires_at AS "webhook.previous_secret_expires_at",
 	w.created_at AS "webhook.created_at", w.updated_at AS "webhook.updated_at"
 FROM deliveries d

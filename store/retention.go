@@ -82,11 +82,11 @@ func (s *Store) DeleteExpiredEvents(ctx context.Context, cutoff time.Time, limit
 	return events, deliveries, nil
 }
 
-// clearExpiredSecretsQuery forgets previous secrets whose overlap has ended. Reads already
+// clearExpiredSecretsQuery forgets previous secrets and signing keys whose overlap has ended. Reads already
 // hide them; this keeps them from staying in the table, its backups and its dumps. It leaves
 // updated_at alone: nothing the user set has changed.
 const clearExpiredSecretsQuery = `UPDATE webhooks
-	SET previous_secret_sealed = NULL, previous_secret_expires_at = NULL
+	SET previous_secret_sealed = NULL, previous_signing_key_sealed = NULL, previous_secret_expires_at = NULL
 	WHERE previous_secret_expires_at <= now()`
 
 // ClearExpiredSecrets deletes every previous secret past its overlap and returns how many

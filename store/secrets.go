@@ -22,6 +22,12 @@ func secretAAD(webhookID uuid.UUID) []byte {
 	return []byte("surveyhooks webhook secret " + webhookID.String())
 }
 
+// signingKeyAAD binds an ed25519 webhook's sealed private keys to its row, apart from
+// secrets: a sealed secret copied into a key column does not open there, nor the reverse.
+func signingKeyAAD(webhookID uuid.UUID) []byte {
+	return []byte("surveyhooks webhook signing key " + webhookID.String())
+}
+
 // seal encrypts a webhook's secret for its row.
 func (s *Store) seal(webhookID uuid.UUID, secret string) ([]byte, error) {
 	sealed, err := s.keys.Seal([]byte(secret), secretAAD(webhookID))
@@ -31,34 +37,80 @@ func (s *Store) seal(webhookID uuid.UUID, secret string) ([]byte, error) {
 	return sealed, nil
 }
 
-// webhookRow is a webhook as stored, with its secrets sealed.
-type webhookRow struct {
-	Webhook
-	SecretSealed         []byte `db:"secret_sealed"`
-	PreviousSecretSealed []byte `db:"previous_secret_sealed"`
+// sealSigningKey encrypts an ed25519 webhook's private key for its row.
+func (s *Store) sealSigningKey(webhookID uuid.UUID, key string) ([]byte, error) {
+	sealed, err := s.keys.Seal([]byte(key), signingKeyAAD(webhookID))
+	if err != nil {
+		return nil, fmt.Errorf("seal signing key of webhook %s: %w", webhookID, err)
+	}
+	return sealed, nil
 }
 
-// open returns the webhook of a row with its secrets opened.
+// sealCredential seals what signs w's requests, for the column of its kind: the secret of
+// an HMAC webhook or the private key of an ed25519 one; the other is nil.
+func (s *Store) sealCredential(id uuid.UUID, signing, credential string) (secret, key []byte, err error) {
+	if signing == SigningEd25519 {
+		key, err = s.sealSigningKey(id, credential)
+		return nil, key, err
+	}
+	secret, err = s.seal(id, credential)
+	return secret, nil, err
+}
+
+// webhookRow is a webhook as stored, with its secrets and signing keys sealed.
+type webhookRow struct {
+	Webhook
+	SecretSealed             []byte `db:"secret_sealed"`
+	PreviousSecretSealed     []byte `db:"previous_secret_sealed"`
+	SigningKeySealed         []byte `db:"signing_key_sealed"`
+	PreviousSigningKeySealed []byte `db:"previous_signing_key_sealed"`
+}
+
+// open returns the webhook of a row with its secrets and signing keys opened.
 func (s *Store) open(row webhookRow) (Webhook, error) {
 	w := row.Webhook
 	if w.Events == nil {
 		w.Events = []string{}
 	}
-	secret, err := s.keys.Open(row.SecretSealed, secretAAD(w.ID))
-	if err != nil {
-		return Webhook{}, fmt.Errorf("open secret of webhook %s: %w", w.ID, err)
+	if w.Signing == "" {
+		w.Signing = SigningHMAC // rows read by the migrations' steps, before 0004
 	}
-	w.Secret = string(secret)
-	w.PreviousSecret = nil
-	if row.PreviousSecretSealed != nil {
-		previous, err := s.keys.Open(row.PreviousSecretSealed, secretAAD(w.ID))
-		if err != nil {
-			return Webhook{}, fmt.Errorf("open previous secret of webhook %s: %w", w.ID, err)
-		}
-		p := string(previous)
-		w.PreviousSecret = &p
+	var err error
+	var secret, key *string
+	if secret, err = s.openSealed(w.ID, row.SecretSealed, secretAAD(w.ID), "secret"); err != nil {
+		return Webhook{}, err
 	}
+	if w.PreviousSecret, err = s.openSealed(w.ID, row.PreviousSecretSealed, secretAAD(w.ID), "previous secret"); err != nil {
+		return Webhook{}, err
+	}
+	if key, err = s.openSealed(w.ID, row.SigningKeySealed, signingKeyAAD(w.ID), "signing key"); err != nil {
+		return Webhook{}, err
+	}
+	if w.PreviousSigningKey, err = s.openSealed(w.ID, row.PreviousSigningKeySealed, signingKeyAAD(w.ID), "previous signing key"); err != nil {
+		return Webhook{}, err
+	}
+	w.Secret, w.SigningKey = deref(secret), deref(key)
 	return w, nil
+}
+
+// openSealed opens one sealed value of webhook id's row; nil stays nil.
+func (s *Store) openSealed(id uuid.UUID, sealed, aad []byte, what string) (*string, error) {
+	if sealed == nil {
+		return nil, nil
+	}
+	opened, err := s.keys.Open(sealed, aad)
+	if err != nil {
+		return nil, fmt.Errorf("open %s of webhook %s: %w", what, id, err)
+	}
+	v := string(opened)
+	return &v, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func (s *Store) openAll(rows []webhookRow) ([]Webhook, error) {
@@ -181,16 +233,51 @@ func openSealedSecrets(ctx context.Context, tx *sql.Tx, keys *keyring.Keyring) e
 const rekeyBatch = 500
 
 const rekeyPageQuery = `
-SELECT id, secret_sealed, previous_secret_sealed FROM webhooks
+SELECT id, signing, secret_sealed, previous_secret_sealed, signing_key_sealed, previous_signing_key_sealed
+FROM webhooks
 WHERE id > $1 ORDER BY id LIMIT $2`
 
 // A row is re-sealed only if its sealed values are still the ones read: a rotation that
-// came in between already sealed its new secret under the current key.
+// came in between already sealed its new secret or key under the current key.
 const rekeyQuery = `
-UPDATE webhooks SET secret_sealed = $4, previous_secret_sealed = $5
-WHERE id = $1 AND secret_sealed = $2 AND previous_secret_sealed IS NOT DISTINCT FROM $3`
+UPDATE webhooks SET secret_sealed = $6, previous_secret_sealed = $7,
+	signing_key_sealed = $8, previous_signing_key_sealed = $9
+WHERE id = $1 AND secret_sealed IS NOT DISTINCT FROM $2 AND previous_secret_sealed IS NOT DISTINCT FROM $3
+	AND signing_key_sealed IS NOT DISTINCT FROM $4 AND previous_signing_key_sealed IS NOT DISTINCT FROM $5`
 
-// Rekey re-seals every webhook secret not sealed under the keyring's first key, in
+// current reports whether every sealed value given is sealed under the keyring's first
+// key; nil values count as current.
+func (s *Store) current(sealed ...[]byte) bool {
+	for _, v := range sealed {
+		if v != nil && !s.keys.Current(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// reseal seals w's secrets and signing keys under the keyring's first key.
+func (s *Store) reseal(w Webhook) (webhookRow, error) {
+	var r webhookRow
+	var err error
+	seal := func(dst *[]byte, v *string, aad func(uuid.UUID) []byte) {
+		if err == nil && v != nil {
+			if *dst, err = s.keys.Seal([]byte(*v), aad(w.ID)); err != nil {
+				err = fmt.Errorf("rekey webhook %s: %w", w.ID, err)
+			}
+		}
+	}
+	if w.Signing == SigningEd25519 {
+		seal(&r.SigningKeySealed, &w.SigningKey, signingKeyAAD)
+	} else {
+		seal(&r.SecretSealed, &w.Secret, secretAAD)
+	}
+	seal(&r.PreviousSecretSealed, w.PreviousSecret, secretAAD)
+	seal(&r.PreviousSigningKeySealed, w.PreviousSigningKey, signingKeyAAD)
+	return r, err
+}
+
+// Rekey re-seals every webhook secret and signing key not sealed under the keyring's first key, in
 // batches, while everything else runs. A row that changed between its read and its write
 // (a rotation moves the current secret, perhaps under an old key, into the previous one)
 // is read again by another pass. It returns how many webhooks it re-sealed.
@@ -219,24 +306,20 @@ func (s *Store) rekeyPass(ctx context.Context) (done, changed int, err error) {
 		}
 		for _, r := range rows {
 			after = r.ID
-			if s.keys.Current(r.SecretSealed) && (r.PreviousSecretSealed == nil || s.keys.Current(r.PreviousSecretSealed)) {
+			if s.current(r.SecretSealed, r.PreviousSecretSealed, r.SigningKeySealed, r.PreviousSigningKeySealed) {
 				continue
 			}
 			w, err := s.open(r)
 			if err != nil {
 				return done, changed, fmt.Errorf("rekey: %w", err)
 			}
-			secret, err := s.seal(w.ID, w.Secret)
+			resealed, err := s.reseal(w)
 			if err != nil {
 				return done, changed, err
 			}
-			var previous []byte
-			if w.PreviousSecret != nil {
-				if previous, err = s.seal(w.ID, *w.PreviousSecret); err != nil {
-					return done, changed, err
-				}
-			}
-			res, err := s.q.ExecContext(ctx, rekeyQuery, w.ID, r.SecretSealed, r.PreviousSecretSealed, secret, previous)
+			res, err := s.q.ExecContext(ctx, rekeyQuery, w.ID,
+				r.SecretSealed, r.PreviousSecretSealed, r.SigningKeySealed, r.PreviousSigningKeySealed,
+				resealed.SecretSealed, resealed.PreviousSecretSealed, resealed.SigningKeySealed, resealed.PreviousSigningKeySealed)
 			if err != nil {
 				return done, changed, fmt.Errorf("rekey webhook %s: %w", w.ID, err)
 			}

@@ -20,6 +20,16 @@ type Scope struct {
 	SurveyID string
 }
 
+// How a webhook's requests are signed (Webhook.Signing).
+const (
+	// SigningHMAC signs with a shared secret: HMAC-SHA256 in the profile header and in
+	// Standard Webhooks' v1 signatures.
+	SigningHMAC = "hmac"
+	// SigningEd25519 signs with an ed25519 key pair: Standard Webhooks' v1a signatures,
+	// which receivers verify with the public key alone.
+	SigningEd25519 = "ed25519"
+)
+
 // Webhook is a URL subscribed to some event types of one survey, or of every survey (or
 // some surveys) of its account.
 type Webhook struct {
@@ -36,10 +46,20 @@ type Webhook struct {
 	Events      pq.StringArray `db:"events"`
 	Description string         `db:"description"`
 	IsActive    bool           `db:"is_active"`
-	// Secret signs every request; never log it. It is sealed in the database.
+	// Signing is SigningHMAC (with Secret) or SigningEd25519 (with SigningKey); it never
+	// changes. CreateWebhook takes "" as SigningHMAC.
+	Signing string `db:"signing"`
+	// Secret signs every request of an HMAC webhook ("" for an ed25519 one); never log it.
+	// It is sealed in the database.
 	Secret string `db:"-"`
 	// PreviousSecret keeps signing until PreviousSecretExpiresAt after a rotation.
-	PreviousSecret          *string    `db:"-"`
+	PreviousSecret *string `db:"-"`
+	// SigningKey is an ed25519 webhook's private key in the "whsk_" form ("" for an HMAC
+	// one); it is never shown, never logged, and sealed in the database as secrets are.
+	SigningKey string `db:"-"`
+	// PreviousSigningKey keeps signing until PreviousSecretExpiresAt after a rotation.
+	PreviousSigningKey *string `db:"-"`
+	// PreviousSecretExpiresAt ends a rotation's overlap, of the secret or the signing key.
 	PreviousSecretExpiresAt *time.Time `db:"previous_secret_expires_at"`
 	CreatedAt               time.Time  `db:"created_at"`
 	UpdatedAt               time.Time  `db:"updated_at"`
@@ -50,20 +70,37 @@ func (w *Webhook) Scope() Scope {
 	return Scope{AccountID: w.AccountID, SurveyID: w.SurveyID}
 }
 
-// PreviousSecretLive reports whether the previous secret of a rotation still signs at now.
-// Reads already leave out a previous secret past its expiry; a webhook read before may be
-// used after it.
+// PreviousSecretLive reports whether the previous secret or signing key of a rotation still
+// signs at now. Reads already leave out a previous one past its expiry; a webhook read
+// before may be used after it.
 func (w *Webhook) PreviousSecretLive(now time.Time) bool {
-	return w.PreviousSecret != nil && w.PreviousSecretExpiresAt != nil && now.Before(*w.PreviousSecretExpiresAt)
+	return (w.PreviousSecret != nil || w.PreviousSigningKey != nil) &&
+		w.PreviousSecretExpiresAt != nil && now.Before(*w.PreviousSecretExpiresAt)
 }
 
-// SigningSecrets returns the secrets that sign a request sent at now, newest first.
+// SigningSecrets returns the secrets that sign a request sent at now, newest first: none
+// for an ed25519 webhook.
 func (w *Webhook) SigningSecrets(now time.Time) []string {
-	secrets := []string{w.Secret}
-	if w.PreviousSecretLive(now) {
-		secrets = append(secrets, *w.PreviousSecret)
+	if w.Signing == SigningEd25519 {
+		return nil
 	}
-	return secrets
+	return current(w.Secret, w.PreviousSecret, w.PreviousSecretLive(now))
+}
+
+// SigningKeys returns the "whsk_" keys that sign a request sent at now, newest first: none
+// for an HMAC webhook.
+func (w *Webhook) SigningKeys(now time.Time) []string {
+	if w.Signing != SigningEd25519 {
+		return nil
+	}
+	return current(w.SigningKey, w.PreviousSigningKey, w.PreviousSecretLive(now))
+}
+
+func current(newest string, previous *string, live bool) []string {
+	if live && previous != nil {
+		return []string{newest, *previous}
+	}
+	return []string{newest}
 }
 
 // Event is what a publisher sent, with the exact envelope bytes every attempt POSTs.

@@ -12,12 +12,13 @@ import (
 )
 
 // webhookColumns lists the columns every webhook query reads into a webhookRow. A previous
-// secret past its expiry reads as none: it signs nothing any more, and no caller should hold
-// it (retention and every write to the row clear it for good). An account-wide webhook's
-// survey_id reads as "".
+// secret or signing key past its expiry reads as none: it signs nothing any more, and no
+// caller should hold it (retention and every write to the row clear it for good). An
+// account-wide webhook's survey_id reads as "".
 const webhookColumns = `id, account_id, coalesce(survey_id, '') AS survey_id, survey_ids, name, url, events,
-	description, is_active, secret_sealed,
+	description, is_active, signing, secret_sealed, signing_key_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_sealed END AS previous_secret_sealed,
+	CASE WHEN previous_secret_expires_at > now() THEN previous_signing_key_sealed END AS previous_signing_key_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_expires_at,
 	created_at, updated_at`
 
@@ -26,14 +27,16 @@ const webhookColumns = `id, account_id, coalesce(survey_id, '') AS survey_id, su
 const inScope = `account_id = $1 AND coalesce(survey_id, '') = $2`
 
 // keepLivePreviousSecret is the SET clause of every write to a webhook: it clears a previous
-// secret whose overlap has ended.
+// secret or signing key whose overlap has ended.
 const keepLivePreviousSecret = `
 	previous_secret_sealed = CASE WHEN previous_secret_expires_at > now() THEN previous_secret_sealed END,
+	previous_signing_key_sealed = CASE WHEN previous_secret_expires_at > now() THEN previous_signing_key_sealed END,
 	previous_secret_expires_at = CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END`
 
 const insertWebhookQuery = `INSERT INTO webhooks
-	(id, account_id, survey_id, survey_ids, name, url, events, description, is_active, secret_sealed)
-	VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8, $9, $10)
+	(id, account_id, survey_id, survey_ids, name, url, events, description, is_active, signing, secret_sealed,
+	 signing_key_sealed)
+	VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $12)
 	RETURNING ` + webhookColumns
 
 const getWebhookQuery = `SELECT ` + webhookColumns + ` FROM webhooks
@@ -62,8 +65,10 @@ const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
 
 const deleteWebhookQuery = `DELETE FROM webhooks WHERE ` + inScope + ` AND id = $3`
 
-// rotateWebhookSecretQuery keeps the current secret as the previous one for the overlap
-// ($5, in microseconds); with no overlap the old secret is dropped at once. It changes
+// rotateWebhookSecretQuery keeps the current secret, or an ed25519 webhook's signing key, as
+// the previous one for the overlap ($5, in microseconds); with no overlap the old one is
+// dropped at once. $4 is the new sealed secret and $6 the new sealed key, one of them NULL
+// as the webhook's signing ($7) has it. It changes
 // nothing while an earlier rotation's overlap runs, unless $5 is 0: a second rotation would
 // push out the secret receivers may still be using, and tell its caller that its own secret
 // is current when a concurrent one has replaced it. A concurrent rotation waits for the row
@@ -71,10 +76,12 @@ const deleteWebhookQuery = `DELETE FROM webhooks WHERE ` + inScope + ` AND id = 
 // every older secret, which is what a leaked secret calls for.
 const rotateWebhookSecretQuery = `UPDATE webhooks SET
 	previous_secret_sealed = CASE WHEN $5::bigint > 0 THEN secret_sealed END,
+	previous_signing_key_sealed = CASE WHEN $5::bigint > 0 THEN signing_key_sealed END,
 	previous_secret_expires_at = CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END,
 	secret_sealed = $4,
+	signing_key_sealed = $6,
 	updated_at = now()
-	WHERE ` + inScope + ` AND id = $3
+	WHERE ` + inScope + ` AND id = $3 AND signing = $7
 	  AND ($5::bigint = 0 OR previous_secret_expires_at IS NULL OR previous_secret_expires_at <= now())
 	RETURNING ` + webhookColumns
 
@@ -90,19 +97,28 @@ func (e *RotationOverlapError) Error() string {
 }
 
 // CreateWebhook stores w under a new UUIDv7 id and returns the stored row. ID, timestamps
-// and the previous-secret fields of w are ignored; the caller has validated the rest.
+// and the previous-secret fields of w are ignored; the caller has validated the rest. An
+// HMAC webhook (Signing "" or SigningHMAC) needs its Secret, an ed25519 one its SigningKey.
 func (s *Store) CreateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Webhook{}, fmt.Errorf("new webhook id: %w", err)
 	}
-	secret, err := s.seal(id, w.Secret)
+	if w.Signing == "" {
+		w.Signing = SigningHMAC
+	}
+	credential := w.Secret
+	if w.Signing == SigningEd25519 {
+		credential = w.SigningKey
+	}
+	secret, key, err := s.sealCredential(id, w.Signing, credential)
 	if err != nil {
 		return Webhook{}, err
 	}
 	var row webhookRow
 	err = s.q.GetContext(ctx, &row, insertWebhookQuery,
-		id, w.AccountID, w.SurveyID, surveyIDsArg(w.SurveyIDs), w.Name, w.URL, w.Events, w.Description, w.IsActive, secret)
+		id, w.AccountID, w.SurveyID, surveyIDsArg(w.SurveyIDs), w.Name, w.URL, w.Events, w.Description, w.IsActive,
+		w.Signing, secret, key)
 	if err != nil {
 		return Webhook{}, fmt.Errorf("insert webhook: %w", mapError(err))
 	}
@@ -222,20 +238,33 @@ func (s *Store) DeleteWebhook(ctx context.Context, scope Scope, id uuid.UUID) er
 	return nil
 }
 
-// RotateWebhookSecret makes newSecret the webhook's secret. The old secret stays valid as
-// the previous secret for overlap (so receivers can switch without a gap); overlap <= 0
+// RotateWebhookSecret makes newSecret the HMAC webhook's secret. The old secret stays valid
+// as the previous secret for overlap (so receivers can switch without a gap); overlap <= 0
 // drops it, and any previous secret, at once. While an earlier overlap runs, a rotation with
-// an overlap returns a *RotationOverlapError and changes nothing. Returns the stored row or
-// ErrNotFound.
+// an overlap returns a *RotationOverlapError and changes nothing. Returns the stored row, or
+// ErrNotFound (also for an ed25519 webhook).
 func (s *Store) RotateWebhookSecret(ctx context.Context, scope Scope, id uuid.UUID, newSecret string, overlap time.Duration) (Webhook, error) {
-	sealed, err := s.seal(id, newSecret)
+	return s.rotate(ctx, scope, id, SigningHMAC, newSecret, overlap)
+}
+
+// RotateWebhookSigningKey makes newKey ("whsk_") the ed25519 webhook's signing key, with the
+// overlap rules of RotateWebhookSecret: the old key keeps signing for overlap. Returns the
+// stored row, or ErrNotFound (also for an HMAC webhook).
+func (s *Store) RotateWebhookSigningKey(ctx context.Context, scope Scope, id uuid.UUID, newKey string, overlap time.Duration) (Webhook, error) {
+	return s.rotate(ctx, scope, id, SigningEd25519, newKey, overlap)
+}
+
+// rotate replaces what signs a webhook of the given signing, which must be the webhook's.
+func (s *Store) rotate(ctx context.Context, scope Scope, id uuid.UUID, signing, credential string, overlap time.Duration) (Webhook, error) {
+	secret, key, err := s.sealCredential(id, signing, credential)
 	if err != nil {
 		return Webhook{}, err
 	}
 	// Twice at most: an overlap that ends between the two statements lets the second try in.
 	for range 2 {
 		var row webhookRow
-		err := s.q.GetContext(ctx, &row, rotateWebhookSecretQuery, scope.AccountID, scope.SurveyID, id, sealed, max(overlap, 0).Microseconds())
+		err := s.q.GetContext(ctx, &row, rotateWebhookSecretQuery, scope.AccountID, scope.SurveyID, id, secret,
+			max(overlap, 0).Microseconds(), key, signing)
 		if err == nil {
 			return s.open(row)
 		}
@@ -246,6 +275,9 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, scope Scope, id uuid.UU
 		current, err := s.GetWebhook(ctx, scope, id)
 		if err != nil {
 			return Webhook{}, fmt.Errorf("rotate webhook secret: %w", err)
+		}
+		if current.Signing != signing {
+			return Webhook{}, fmt.Errorf("rotate webhook secret: the webhook signs with %s, not %s: %w", current.Signing, signing, ErrNotFound)
 		}
 		if current.PreviousSecretExpiresAt != nil {
 			return Webhook{}, fmt.Errorf("rotate webhook secret: %w", &RotationOverlapError{Until: *current.PreviousSecretExpiresAt})
