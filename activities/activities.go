@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/signature"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -30,6 +31,10 @@ type Config struct {
 	Schedule delivery.Schedule
 	// MaxLoggedBody caps each stored body; 0 means DefaultMaxLoggedBody.
 	MaxLoggedBody int
+	// Signature names the header that carries the HMAC of an HMAC webhook's requests and
+	// says how it is written (the platform's profile); the zero value means
+	// signature.DefaultProfile. The Standard Webhooks headers are sent whatever it is.
+	Signature signature.Profile
 }
 
 // Activities are the activities' implementations with their dependencies. Register the
@@ -85,6 +90,9 @@ func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, 
 	}
 	if cfg.MaxLoggedBody <= 0 {
 		cfg.MaxLoggedBody = DefaultMaxLoggedBody
+	}
+	if cfg.Signature == (signature.Profile{}) {
+		cfg.Signature = signature.DefaultProfile
 	}
 	if logger == nil {
 		logger = slog.Default()

@@ -183,7 +183,8 @@ func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
 	ctx, span := a.startSendSpan(ctx, t)
 	// Deferred first, so it runs last: the span sees the final s, duration included.
 	defer func() { endSendSpan(span, &s) }()
-	headers := signature.Headers(t.Webhook.SigningSecrets(started), t.DeliveryID.String(), started, t.Body)
+	keys, keyErr := signingKeys(t.Webhook, started)
+	headers := a.cfg.Signature.Headers(keys, t.DeliveryID.String(), started, t.Body)
 	headers.Set("Content-Type", "application/json")
 	headers.Set("User-Agent", UserAgent)
 	headers.Set(signature.HeaderEvent, t.EventType)
@@ -200,6 +201,11 @@ func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
 		RequestHeaders: headersJSON(headers),
 		RequestBody:    a.loggable(t.Body),
 	}}
+	if keyErr != nil {
+		// Only a damaged row gets here: nothing unsigned is sent, and retrying cannot help.
+		s.attempt.Error, s.permanent = "the webhook's signing key cannot be read; rotate it (POST .../secret/rotate)", true
+		return s
+	}
 	attemptCtx, cancel := context.WithTimeout(ctx, a.cfg.Schedule.AttemptTimeout)
 	defer cancel()
 	clock := time.Now() // duration by the monotonic clock, whatever a.now is
@@ -245,6 +251,19 @@ func (a *Activities) send(ctx context.Context, t store.Target) (s sentAttempt) {
 		s.attempt.Error = fmt.Sprintf("receiver answered %d %s; not retried", status, http.StatusText(status))
 	}
 	return s
+}
+
+// signingKeys are what signs a request of w sent at now: its secrets, or its ed25519 keys.
+func signingKeys(w store.Webhook, now time.Time) (signature.Keys, error) {
+	keys := signature.Keys{Secrets: w.SigningSecrets(now)}
+	for _, k := range w.SigningKeys(now) {
+		private, err := signature.ParseSigningKey(k)
+		if err != nil {
+			return signature.Keys{}, fmt.Errorf("signing key of webhook %s: %w", w.ID, err)
+		}
+		keys.SigningKeys = append(keys.SigningKeys, private)
+	}
+	return keys, nil
 }
 
 // decide turns attempt number's result into the delivery's new state.

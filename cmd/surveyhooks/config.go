@@ -16,6 +16,7 @@ import (
 	"github.com/surveyhooks/surveyhooks/keyring"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/retention"
+	"github.com/surveyhooks/surveyhooks/signature"
 )
 
 // config is every setting of every subcommand, read from the environment here and nowhere
@@ -67,6 +68,10 @@ type config struct {
 	// RateBurst is how many requests a key may send at once above its rate; 0 leaves it
 	// to the API (twice the rate).
 	RateBurst int
+	// Signature is the header that carries the HMAC of HMAC webhooks' requests and its
+	// format (SURVEYHOOKS_SIGNATURE_HEADER, SURVEYHOOKS_SIGNATURE_FORMAT): the platform keeps
+	// the header its customers' receivers already verify.
+	Signature signature.Profile
 	// ExportTraces is set when an OTLP endpoint is (OTEL_EXPORTER_OTLP_ENDPOINT or
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); the exporter reads the OTEL_* variables itself.
 	ExportTraces bool
@@ -108,6 +113,8 @@ var knownVariables = []string{
 	"SURVEYHOOKS_SHUTDOWN_TIMEOUT",
 	"SURVEYHOOKS_REQUEST_TIMEOUT",
 	"SURVEYHOOKS_TRACE_RECEIVERS",
+	"SURVEYHOOKS_SIGNATURE_HEADER",
+	"SURVEYHOOKS_SIGNATURE_FORMAT",
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 }
@@ -246,6 +253,13 @@ func loadConfig(lookup envLookup) (config, error) {
 			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_TRACE_RECEIVERS=%q must be true or false", v))
 		}
 		cfg.TraceReceivers = b
+	}
+	sigHeader, _ := lookup("SURVEYHOOKS_SIGNATURE_HEADER")
+	sigFormat, _ := lookup("SURVEYHOOKS_SIGNATURE_FORMAT")
+	if profile, err := signature.ParseProfile(sigHeader, sigFormat); err != nil {
+		problems = append(problems, fmt.Sprintf("SURVEYHOOKS_SIGNATURE_HEADER/SURVEYHOOKS_SIGNATURE_FORMAT: %v", err))
+	} else {
+		cfg.Signature = profile
 	}
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
 		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {

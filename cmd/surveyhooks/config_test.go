@@ -20,6 +20,7 @@ import (
 	"github.com/surveyhooks/surveyhooks/api"
 	"github.com/surveyhooks/surveyhooks/keyring"
 	"github.com/surveyhooks/surveyhooks/retention"
+	"github.com/surveyhooks/surveyhooks/signature"
 )
 
 // mapLookup serves loadConfig from a map.
@@ -200,6 +201,35 @@ func TestLoadConfigAPIRateLimit(t *testing.T) {
 	_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_API_RATE_LIMIT": "fast", "SURVEYHOOKS_API_RATE_BURST": "many"}))
 	require.ErrorContains(t, err, "SURVEYHOOKS_API_RATE_LIMIT=")
 	require.ErrorContains(t, err, "SURVEYHOOKS_API_RATE_BURST=")
+}
+
+func TestLoadConfigSignatureProfile(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, signature.DefaultProfile, cfg.Signature)
+	require.Equal(t, signature.Profile{Header: "X-Webhook-Signature", Format: "sha256=hex"}, cfg.Signature)
+
+	cfg, err = loadConfig(mapLookup(map[string]string{
+		"SURVEYHOOKS_SIGNATURE_HEADER": " X-SmartSurvey-Signature ", "SURVEYHOOKS_SIGNATURE_FORMAT": "hex"}))
+	require.NoError(t, err)
+	require.Equal(t, signature.Profile{Header: "X-Smartsurvey-Signature", Format: signature.FormatHex}, cfg.Signature)
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_SIGNATURE_FORMAT": "hex"}))
+	require.NoError(t, err)
+	require.Equal(t, signature.Profile{Header: "X-Webhook-Signature", Format: signature.FormatHex}, cfg.Signature, "seed 003's receivers")
+
+	for env, want := range map[[2]string]string{
+		{"X Signature", ""}:        "not a valid HTTP header name",
+		{"webhook-signature", ""}:  "sets for another purpose",
+		{"Webhook-Timestamp", ""}:  "sets for another purpose",
+		{"", "base64"}:             `"base64" is not one of`,
+		{"X-Sig:", "sha256=hex "}:  "not a valid HTTP header name",
+		{"X-Webhook-Delivery", ""}: "sets for another purpose",
+	} {
+		_, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_SIGNATURE_HEADER": env[0], "SURVEYHOOKS_SIGNATURE_FORMAT": env[1]}))
+		require.ErrorContains(t, err, "SURVEYHOOKS_SIGNATURE_HEADER/SURVEYHOOKS_SIGNATURE_FORMAT", env)
+		require.ErrorContains(t, err, want, env)
+	}
 }
 
 func TestWarnUnknownVariablesNamesTyposButNotValues(t *testing.T) {
