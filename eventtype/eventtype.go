@@ -1,34 +1,141 @@
-// Package eventtype is the catalog of event types surveyhooks delivers and the rules for the
-// patterns a webhook subscribes with.
+// Package eventtype holds the rules of event types: what a type's name may be, the
+// patterns a webhook subscribes with, each type's JSON Schema for the data it carries, and
+// the registry that serves the types stored in PostgreSQL (table event_types, filled with
+// the survey types by migration 0005) to the publish path from a cache.
 package eventtype
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
+	"time"
 )
 
-// Known event types.
+// Names of the types surveyhooks ships: the survey types are migration 0005's defaults,
+// which an operator may change (PATCH /api/event-types/{name}); WebhookTest is built in.
 const (
 	SurveyResponseCompleted    = "survey.response.completed"
 	SurveyResponseUpdated      = "survey.response.updated"
 	SurveyResponseDisqualified = "survey.response.disqualified"
 	FormSubmissionCreated      = "form.submission.created"
-	// WebhookTest is sent by the test endpoint to one webhook; no subscription asks for it.
+	// WebhookTest is sent by the test endpoint to one webhook; no subscription asks for it
+	// and no publisher may send it.
 	WebhookTest = "webhook.test"
 )
 
 // Wildcard subscribes to every event type (except WebhookTest).
 const Wildcard = "*"
 
-// Type describes one event type for the catalog.
+// Type is one event type: its name, what it means, the JSON Schema (draft 2020-12) its
+// events' data must match, and an example of that data, which matches the schema.
 type Type struct {
 	Name        string
 	Description string
-	// Example is an example of the envelope's `data` object for this type.
+	// Schema is a JSON Schema (draft 2020-12) for the envelope's `data` object.
+	Schema json.RawMessage
+	// Example is an example of the envelope's `data` object; it matches Schema.
 	Example json.RawMessage
+	// ArchivedAt is when the type was archived: no webhook may newly subscribe to it by
+	// name, and the webhooks subscribed already keep receiving it.
+	ArchivedAt *time.Time
+	// CreatedAt and UpdatedAt are zero for the built-in WebhookTest.
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
+
+// Archived reports whether the type is archived.
+func (t Type) Archived() bool {
+	return t.ArchivedAt != nil
+}
+
+// BuiltIn reports whether the type is part of surveyhooks rather than of the registry: it
+// cannot be changed, archived or published.
+func (t Type) BuiltIn() bool {
+	return t.Name == WebhookTest
+}
+
+// webhookTest is the built-in type of the test endpoint's events (delivery.Service.Test
+// builds their data).
+var webhookTest = Type{
+	Name:        WebhookTest,
+	Description: "A test event sent to one webhook by its test endpoint; it cannot be subscribed to or published.",
+	Schema: json.RawMessage(`{"type":"object","required":["webhook","message"],"properties":{` +
+		`"webhook":{"type":"object","required":["id"],"properties":{"id":{"type":"string","format":"uuid"},"name":{"type":"string"}}},` +
+		`"message":{"type":"string"}}}`),
+	Example: json.RawMessage(`{"webhook":{"id":"0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80","name":"CRM sync"},` +
+		`"message":"This is a test event from surveyhooks."}`),
+}
+
+// MaxNameLength is the longest event type name, and so the longest subscription pattern.
+const MaxNameLength = 128
+
+// namePattern is dot notation: 2 to 10 segments of lower-case letters, digits and '_'.
+var namePattern = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+){1,9}$`)
+
+// ErrInvalidName is wrapped by every error of CheckName.
+var ErrInvalidName = errors.New("invalid event type name")
+
+// CheckName reports whether name may be registered: dot notation (2 to 10 segments of
+// a-z, 0-9 and '_'), at most MaxNameLength characters, outside the reserved webhook.*
+// names. '*' never appears in a name, so that a name is never mistaken for a pattern.
+func CheckName(name string) error {
+	switch {
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("%w: longer than %d characters", ErrInvalidName, MaxNameLength)
+	case !namePattern.MatchString(name):
+		return fmt.Errorf("%w: %q is not 2 to 10 dot-separated segments of a-z, 0-9 and _", ErrInvalidName, name)
+	case strings.HasPrefix(name, "webhook."):
+		return fmt.Errorf("%w: webhook.* names are reserved for surveyhooks", ErrInvalidName)
+	}
+	return nil
+}
+
+// ErrInvalidPattern is wrapped by every error of Set.ValidPattern.
+var ErrInvalidPattern = errors.New("invalid event pattern")
+
+// ErrArchived is wrapped by Set.ValidPattern's error for an archived type named exactly.
+var ErrArchived = errors.New("archived event type")
+
+// Matches reports whether a subscription pattern selects eventType. WebhookTest matches no
+// pattern, not even Wildcard: test events go to the one webhook they target.
+func Matches(pattern, eventType string) bool {
+	if eventType == WebhookTest || eventType == "" {
+		return false
+	}
+	switch {
+	case pattern == Wildcard:
+		return true
+	case strings.HasSuffix(pattern, ".*"):
+		// Keep the dot so that "survey.*" does not match "surveys.x".
+		prefix := strings.TrimSuffix(pattern, "*")
+		return len(prefix) > 1 && !strings.Contains(prefix[:len(prefix)-1], "*") &&
+			strings.HasPrefix(eventType, prefix)
+	default:
+		return pattern == eventType
+	}
+}
+
+// MatchingPatterns returns every pattern that selects eventType: Wildcard, each prefix
+// wildcard ending at one of its dots, and the type itself. A subscription matches eventType
+// exactly when one of its patterns is in the list, so that the database can pick subscribed
+// webhooks with an array overlap instead of returning every webhook of the survey. It is nil
+// for WebhookTest, which no pattern selects.
+func MatchingPatterns(eventType string) []string {
+	if eventType == WebhookTest || eventType == "" {
+		return nil
+	}
+	patterns := []string{Wildcard}
+	for i := 1; i < len(eventType); i++ {
+		if eventType[i] == '.' && !strings.Contains(eventType[:i], "*") {
+			patterns = append(patterns, eventType[:i+1]+"*")
+		}
+	}
+	return append(patterns, eventType)
+}
+
+// The static catalog stays until the API and the delivery service read the registry.
 
 // catalog is kept in a fixed order so that the API answers the same list every time.
 var catalog = []Type{
@@ -85,9 +192,6 @@ func IsKnown(name string) bool {
 	return false
 }
 
-// ErrInvalidPattern is wrapped by every error of ValidPattern.
-var ErrInvalidPattern = errors.New("invalid event pattern")
-
 // ValidPattern reports whether a webhook may subscribe with p: a known event type other than
 // WebhookTest, Wildcard, or a prefix wildcard such as "survey.response.*" or "survey.*" that
 // matches at least one subscribable type. Wildcards that match nothing are refused so that
@@ -113,39 +217,3 @@ func ValidPattern(p string) error {
 	}
 }
 
-// Matches reports whether a subscription pattern selects eventType. WebhookTest matches no
-// pattern, not even Wildcard: test events go to the one webhook they target.
-func Matches(pattern, eventType string) bool {
-	if eventType == WebhookTest || eventType == "" {
-		return false
-	}
-	switch {
-	case pattern == Wildcard:
-		return true
-	case strings.HasSuffix(pattern, ".*"):
-		// Keep the dot so that "survey.*" does not match "surveys.x".
-		prefix := strings.TrimSuffix(pattern, "*")
-		return len(prefix) > 1 && !strings.Contains(prefix[:len(prefix)-1], "*") &&
-			strings.HasPrefix(eventType, prefix)
-	default:
-		return pattern == eventType
-	}
-}
-
-// MatchingPatterns returns every pattern that selects eventType: Wildcard, each prefix
-// wildcard ending at one of its dots, and the type itself. A subscription matches eventType
-// exactly when one of its patterns is in the list, so that the database can pick subscribed
-// webhooks with an array overlap instead of returning every webhook of the survey. It is nil
-// for WebhookTest, which no pattern selects.
-func MatchingPatterns(eventType string) []string {
-	if eventType == WebhookTest || eventType == "" {
-		return nil
-	}
-	patterns := []string{Wildcard}
-	for i := 1; i < len(eventType); i++ {
-		if eventType[i] == '.' && !strings.Contains(eventType[:i], "*") {
-			patterns = append(patterns, eventType[:i+1]+"*")
-		}
-	}
-	return append(patterns, eventType)
-}

@@ -1,90 +1,137 @@
 package eventtype_test
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/surveyhooks/surveyhooks/eventtype"
 )
 
-func TestAll(t *testing.T) {
+// source is an in-memory eventtype.Source: the registry's own tests need no database (the
+// store's tests read the real table).
+type source struct {
+	mu    sync.Mutex
+	types []eventtype.Type
+	reads int
+	err   error
+}
+
+func (s *source) ListEventTypes(context.Context) ([]eventtype.Type, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	return slices.Clone(s.types), s.err
+}
+
+func (s *source) set(types ...eventtype.Type) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.types = types
+}
+
+// anyObject is a schema every object matches.
+const anyObject = `{"type":"object"}`
+
+func typeOf(name string) eventtype.Type {
+	return eventtype.Type{Name: name, Description: name, Schema: json.RawMessage(anyObject), Example: json.RawMessage(`{}`)}
+}
+
+// surveyTypes are the names of migration 0005's defaults.
+var surveyTypes = []string{
+	eventtype.SurveyResponseCompleted,
+	eventtype.SurveyResponseUpdated,
+	eventtype.SurveyResponseDisqualified,
+	eventtype.FormSubmissionCreated,
+}
+
+// defaults returns a Set of the survey types, one archived type (survey.legacy.done) and
+// WebhookTest.
+func defaults(t *testing.T) *eventtype.Set {
+	t.Helper()
+	var types []eventtype.Type
+	for _, name := range surveyTypes {
+		types = append(types, typeOf(name))
+	}
+	archived := typeOf("legacy.response.done")
+	at := time.Now()
+	archived.ArchivedAt = &at
+	src := &source{types: append(types, archived)}
+	set, err := eventtype.NewRegistry(src, 0).Set(t.Context())
+	require.NoError(t, err)
+	return set
+}
+
+func TestCheckName(t *testing.T) {
 	t.Parallel()
 
-	all := eventtype.All()
-	names := make([]string, 0, len(all))
-	for _, typ := range all {
+	for _, name := range []string{
+		"survey.response.created",
+		"form.submission.created",
+		"survey.response_completed", // seed 001's spelling
+		"a.b",
+		"a1.b_2.c3",
+		"a.b.c.d.e.f.g.h.i.j",
+		strings.Repeat("a", 63) + "." + strings.Repeat("b", 64),
+	} {
+		require.NoError(t, eventtype.CheckName(name), name)
+	}
+	for _, name := range []string{
+		"",
+		"survey",
+		"survey.",
+		".survey",
+		"survey..response",
+		"Survey.Response",
+		"survey.response-created",
+		"survey response.created",
+		"survey.*",
+		"*",
+		"survey.response.*",
+		"a.b.c.d.e.f.g.h.i.j.k",
+		strings.Repeat("a", 64) + "." + strings.Repeat("b", 64),
+		"webhook.test",
+		"webhook.custom",
+		"survey.réponse",
+	} {
+		err := eventtype.CheckName(name)
+		require.Error(t, err, name)
+		require.ErrorIs(t, err, eventtype.ErrInvalidName, name)
+	}
+}
+
+func TestSetAll(t *testing.T) {
+	t.Parallel()
+
+	var names []string
+	for _, typ := range defaults(t).All() {
 		names = append(names, typ.Name)
-		require.NotEmpty(t, typ.Description, typ.Name)
-		var data map[string]any
-		require.NoError(t, json.Unmarshal(typ.Example, &data), typ.Name)
-		require.NotEmpty(t, data, typ.Name)
 	}
 	require.Equal(t, []string{
-		eventtype.SurveyResponseCompleted,
-		eventtype.SurveyResponseUpdated,
-		eventtype.SurveyResponseDisqualified,
 		eventtype.FormSubmissionCreated,
+		"legacy.response.done",
+		eventtype.SurveyResponseCompleted,
+		eventtype.SurveyResponseDisqualified,
+		eventtype.SurveyResponseUpdated,
 		eventtype.WebhookTest,
 	}, names)
 
-	// Changing the returned slice must not change the catalog.
-	all[0].Name = "changed"
-	require.Equal(t, eventtype.SurveyResponseCompleted, eventtype.All()[0].Name)
-}
-
-func TestSurveyExamplesFollowPayloadShape(t *testing.T) {
-	t.Parallel()
-
-	// The documented payload: data = {"survey":{"id","title"},"response":{"id","answers":[...],...}}.
-	for _, typ := range eventtype.All()[:3] {
-		var data struct {
-			Survey struct {
-				ID    string `json:"id"`
-				Title string `json:"title"`
-			} `json:"survey"`
-			Response struct {
-				ID      string `json:"id"`
-				Answers []any  `json:"answers"`
-			} `json:"response"`
-		}
-		require.NoError(t, json.Unmarshal(typ.Example, &data), typ.Name)
-		require.NotEmpty(t, data.Survey.ID, typ.Name)
-		require.NotEmpty(t, data.Survey.Title, typ.Name)
-		require.NotEmpty(t, data.Response.ID, typ.Name)
-		require.NotEmpty(t, data.Response.Answers, typ.Name)
-	}
-}
-
-func TestIsKnown(t *testing.T) {
-	t.Parallel()
-
-	tests := []struct {
-		name string
-		want bool
-	}{
-		{eventtype.SurveyResponseCompleted, true},
-		{eventtype.SurveyResponseUpdated, true},
-		{eventtype.SurveyResponseDisqualified, true},
-		{eventtype.FormSubmissionCreated, true},
-		{eventtype.WebhookTest, true},
-		{"survey.response_completed", false},
-		{"survey.response.*", false},
-		{"*", false},
-		{"", false},
-		{"SURVEY.RESPONSE.COMPLETED", false},
-	}
-	for _, tt := range tests {
-		require.Equal(t, tt.want, eventtype.IsKnown(tt.name), tt.name)
-	}
+	test, ok := defaults(t).Lookup(eventtype.WebhookTest)
+	require.True(t, ok)
+	require.True(t, test.BuiltIn())
+	_, err := eventtype.CheckDefinition(test.Schema, test.Example)
+	require.NoError(t, err, "the built-in example matches its schema")
 }
 
 func TestValidPattern(t *testing.T) {
 	t.Parallel()
+	set := defaults(t)
 
 	tests := []struct {
 		pattern string
@@ -101,8 +148,10 @@ func TestValidPattern(t *testing.T) {
 		{"form.submission.*", true},
 		{eventtype.WebhookTest, false},
 		{"webhook.*", false}, // matches only webhook.test
+		{"legacy.response.done", false},
+		{"legacy.*", false}, // matches only an archived type
 		{"", false},
-		{"survey.response_completed", false}, // seed 001's spelling is not ours
+		{"survey.response_completed", false}, // seed 001's spelling is not registered here
 		{"survey.respnse.*", false},
 		{"survey.response.completed.*", false},
 		{"survey*", false},
@@ -115,14 +164,16 @@ func TestValidPattern(t *testing.T) {
 		{" survey.*", false},
 	}
 	for _, tt := range tests {
-		err := eventtype.ValidPattern(tt.pattern)
+		err := set.ValidPattern(tt.pattern)
 		if tt.valid {
 			require.NoError(t, err, tt.pattern)
 		} else {
 			require.Error(t, err, tt.pattern)
-			require.True(t, errors.Is(err, eventtype.ErrInvalidPattern), tt.pattern)
+			require.ErrorIs(t, err, eventtype.ErrInvalidPattern, tt.pattern)
 		}
 	}
+	require.ErrorIs(t, set.ValidPattern("legacy.response.done"), eventtype.ErrArchived)
+	require.NotErrorIs(t, set.ValidPattern("legacy.*"), eventtype.ErrArchived)
 }
 
 func TestMatches(t *testing.T) {
@@ -165,12 +216,14 @@ func TestMatchingPatternsAgreeWithMatches(t *testing.T) {
 
 	patterns := []string{"*", ".*", "*.*", "survey.*", "survey.response.*", "survey.resp.*", "surveys.*",
 		"survey.response", "survey.response.completed.*", "form.*", "form.submission.*", "webhook.*"}
-	for _, typ := range eventtype.All() {
-		patterns = append(patterns, typ.Name)
-	}
-	for _, typ := range append(eventtype.All(), eventtype.Type{Name: ""}, eventtype.Type{Name: "a.b"}) {
+	patterns = append(patterns, surveyTypes...)
+	patterns = append(patterns, eventtype.WebhookTest)
+	for _, name := range append(slices.Clone(patterns), eventtype.WebhookTest, "", "a.b") {
+		if strings.Contains(name, "*") {
+			continue
+		}
 		for _, p := range patterns {
-			require.Equal(t, eventtype.Matches(p, typ.Name), matchesByList(p, typ.Name), "%s ~ %s", p, typ.Name)
+			require.Equal(t, eventtype.Matches(p, name), matchesByList(p, name), "%s ~ %s", p, name)
 		}
 	}
 	require.Equal(t, []string{"*", "survey.*", "survey.response.*", "survey.response.completed"},
@@ -178,7 +231,7 @@ func TestMatchingPatternsAgreeWithMatches(t *testing.T) {
 	require.Nil(t, eventtype.MatchingPatterns(eventtype.WebhookTest))
 }
 
-// Event types never contain '*' (they come from the catalog); any pattern may be stored.
+// Event types never contain '*' (CheckName); any pattern may be stored.
 func FuzzMatchingPatterns(f *testing.F) {
 	f.Add("survey.*", eventtype.SurveyResponseCompleted)
 	f.Add("a..*", "a..b")

@@ -1,0 +1,2 @@
+-- Webhooks subscribed to registered types keep their patterns; only the registry goes.
+DROP TABLE event_types;
