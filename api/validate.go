@@ -54,6 +54,7 @@ type webhookInput struct {
 	Description optional[string]
 	IsActive    optional[bool]
 	Secret      optional[string]
+	Signing     optional[string]
 }
 
 // decodeWebhookInput takes the webhook members out of m; unknown members are reported.
@@ -67,6 +68,7 @@ func decodeWebhookInput(m *members) webhookInput {
 		Description: member[string](m, "description", "a string"),
 		IsActive:    member[bool](m, "isActive", "true or false"),
 		Secret:      member[string](m, "secret", "a string"),
+		Signing:     member[string](m, "signing", `"hmac" or "ed25519"`),
 	}
 	m.rejectUnknown()
 	return in

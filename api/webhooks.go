@@ -25,6 +25,15 @@ const (
 
 var errWebhookNotFound = Errorf(CodeNotFound, "Webhook not found.")
 
+// An ed25519 webhook has no shared secret, and an HMAC webhook no public key: asking for the
+// one it lacks is a conflict with how the webhook signs, which never changes.
+var (
+	errNoSecret = Errorf(CodeConflict, "This webhook signs with ed25519 and has no shared secret: "+
+		"receivers verify its requests with its public key (GET .../public-key).")
+	errNoPublicKey = Errorf(CodeConflict, "This webhook signs with a shared secret (HMAC) and has no public key: "+
+		"receivers verify its requests with its secret (GET .../secret).")
+)
+
 // webhookBases are the three places webhooks live, each with the same routes below it:
 // a survey's webhooks in the caller's account (seed 001's paths: the default account for a
 // platform key), a survey's webhooks in a named account, and a named account's
@@ -47,6 +56,7 @@ func (s *Server) registerWebhookRoutes(r *mux.Router) {
 		r.HandleFunc(hook, s.handleWebhookDelete).Methods(http.MethodDelete)
 		r.HandleFunc(hook+"/secret", s.handleWebhookSecretGet).Methods(http.MethodGet)
 		r.HandleFunc(hook+"/secret/rotate", s.handleWebhookSecretRotate).Methods(http.MethodPost)
+		r.HandleFunc(hook+"/public-key", s.handleWebhookPublicKey).Methods(http.MethodGet)
 		r.HandleFunc(hook+"/test", s.handleWebhookTest).Methods(http.MethodPost).Name(testRouteName)
 		r.HandleFunc(hook+"/deliveries", s.handleDeliveryList).Methods(http.MethodGet)
 		r.HandleFunc(hook+"/deliveries/{deliveryId}", s.handleDeliveryGet).Methods(http.MethodGet)
@@ -54,9 +64,10 @@ func (s *Server) registerWebhookRoutes(r *mux.Router) {
 	}
 }
 
-// webhookResponse is a webhook as the API shows it. Secret is only set in the create
-// answer: lists and gets never show it. An account-wide webhook has no surveyId, and
-// surveyIds (null: every survey of the account); a survey's webhook has no surveyIds.
+// webhookResponse is a webhook as the API shows it. Secret (of an HMAC webhook) and
+// PublicKey (of an ed25519 one) are only set in the create answer: lists and gets never show
+// them. An account-wide webhook has no surveyId, and surveyIds (null: every survey of the
+// account); a survey's webhook has no surveyIds.
 type webhookResponse struct {
 	ID          uuid.UUID `json:"id"`
 	AccountID   string    `json:"accountId"`
@@ -67,7 +78,9 @@ type webhookResponse struct {
 	Events      []string  `json:"events"`
 	Description string    `json:"description"`
 	IsActive    bool      `json:"isActive"`
+	Signing     string    `json:"signing"`
 	Secret      string    `json:"secret,omitempty"`
+	PublicKey   string    `json:"publicKey,omitempty"`
 	CreatedAt   time.Time `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
 }
@@ -88,6 +101,7 @@ func newWebhookResponse(w store.Webhook) webhookResponse {
 		Events:      w.Events,
 		Description: w.Description,
 		IsActive:    w.IsActive,
+		Signing:     w.Signing,
 		CreatedAt:   w.CreatedAt.UTC(),
 		UpdatedAt:   w.UpdatedAt.UTC(),
 	}
@@ -107,6 +121,44 @@ func newSecretResponse(w store.Webhook, now time.Time) secretResponse {
 		resp.PreviousSecretExpiresAt = &expires
 	}
 	return resp
+}
+
+// publicKeyResponse shows an ed25519 webhook's public key and, during a rotation overlap,
+// the previous one, which still signs until previousKeyExpiresAt.
+type publicKeyResponse struct {
+	PublicKey            string     `json:"publicKey"`
+	PreviousPublicKey    string     `json:"previousPublicKey,omitempty"`
+	PreviousKeyExpiresAt *time.Time `json:"previousKeyExpiresAt,omitempty"`
+}
+
+func newPublicKeyResponse(w store.Webhook, now time.Time) (publicKeyResponse, error) {
+	var resp publicKeyResponse
+	var err error
+	if resp.PublicKey, err = signature.PublicKey(w.SigningKey); err != nil {
+		return publicKeyResponse{}, fmt.Errorf("public key of webhook %s: %w", w.ID, err)
+	}
+	if w.PreviousSecretLive(now) && w.PreviousSigningKey != nil {
+		if resp.PreviousPublicKey, err = signature.PublicKey(*w.PreviousSigningKey); err != nil {
+			return publicKeyResponse{}, fmt.Errorf("previous public key of webhook %s: %w", w.ID, err)
+		}
+		expires := w.PreviousSecretExpiresAt.UTC()
+		resp.PreviousKeyExpiresAt = &expires
+	}
+	return resp, nil
+}
+
+// checkSigning reads a create request's signing member: "hmac" (the default) or "ed25519".
+func checkSigning(m *members, in optional[string]) string {
+	if !notNull(m, "signing", in) {
+		return store.SigningHMAC
+	}
+	switch in.Value {
+	case store.SigningHMAC, store.SigningEd25519:
+		return in.Value
+	default:
+		m.fail("signing", `must be "hmac" or "ed25519"`)
+		return store.SigningHMAC
+	}
 }
 
 // listResponse is one page of a list.
@@ -199,17 +251,28 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 			m.fail(f.name, "is required")
 		}
 	}
-	hook := store.Webhook{AccountID: scope.AccountID, SurveyID: scope.SurveyID, IsActive: true}
+	hook := store.Webhook{AccountID: scope.AccountID, SurveyID: scope.SurveyID, IsActive: true,
+		Signing: checkSigning(m, in.Signing)}
 	change.Apply(&hook)
 	if in.Secret.usable() {
-		hook.Secret = in.Secret.Value
-		checkSecret(m, "secret", hook.Secret)
+		if hook.Signing == store.SigningEd25519 {
+			m.fail("secret", "is not taken by an ed25519 webhook: surveyhooks makes its key pair, and receivers verify with its public key")
+		} else {
+			hook.Secret = in.Secret.Value
+			checkSecret(m, "secret", hook.Secret)
+		}
 	}
 	if len(m.errs) > 0 {
 		s.writeError(w, r, invalidFields(m.errs))
 		return
 	}
-	if hook.Secret == "" {
+	switch {
+	case hook.Signing == store.SigningEd25519:
+		if hook.SigningKey, err = signature.GenerateSigningKey(); err != nil {
+			s.writeError(w, r, fmt.Errorf("generate signing key: %w", err))
+			return
+		}
+	case hook.Secret == "":
 		if hook.Secret, err = signature.GenerateSecret(); err != nil {
 			s.writeError(w, r, fmt.Errorf("generate secret: %w", err))
 			return
@@ -217,7 +280,9 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var created store.Webhook
-	entry := s.auditEntry(r, scope.AccountID, "webhook.created", "", auditChanges(change))
+	changes := auditChanges(change)
+	changes["signing"] = hook.Signing
+	entry := s.auditEntry(r, scope.AccountID, "webhook.created", "", changes)
 	err = s.store.Audited(r.Context(), entry, func(st *store.Store) (err error) {
 		created, err = st.CreateWebhook(r.Context(), hook)
 		entry.Resource = created.ID.String()
@@ -229,6 +294,14 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := newWebhookResponse(created)
 	resp.Secret = created.Secret
+	if created.Signing == store.SigningEd25519 {
+		keys, err := newPublicKeyResponse(created, time.Now())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		resp.PublicKey = keys.PublicKey
+	}
 	w.Header().Set("Location", r.URL.Path+"/"+created.ID.String())
 	s.writeJSON(w, r, http.StatusCreated, resp)
 }
@@ -402,6 +475,10 @@ func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {
 		// keeps the old one valid for an overlap.
 		m.fail("secret", "cannot be changed by PATCH: use POST .../secret/rotate")
 	}
+	if in.Signing.Set {
+		// Receivers hold a secret or a public key: switching would break every one at once.
+		m.fail("signing", "cannot be changed: create a new webhook that signs the other way and move receivers to it")
+	}
 	if len(m.errs) > 0 {
 		s.writeError(w, r, invalidFields(m.errs))
 		return
@@ -463,6 +540,9 @@ func (s *Server) handleWebhookSecretGet(w http.ResponseWriter, r *http.Request) 
 	entry := s.auditEntry(r, scope.AccountID, "webhook.secret_shown", id.String(), nil)
 	err = s.store.Audited(r.Context(), entry, func(st *store.Store) (err error) {
 		hook, err = st.GetWebhook(r.Context(), scope, id)
+		if err == nil && hook.Signing == store.SigningEd25519 {
+			return errNoSecret // nothing shown, nothing recorded
+		}
 		return err
 	})
 	if err != nil {
@@ -472,8 +552,35 @@ func (s *Server) handleWebhookSecretGet(w http.ResponseWriter, r *http.Request) 
 	s.writeJSON(w, r, http.StatusOK, newSecretResponse(hook, time.Now()))
 }
 
-// handleWebhookSecretRotate replaces the secret. The body is optional:
-// {"secret": own secret, "overlapSeconds": how long the old secret keeps signing}.
+// handleWebhookPublicKey shows an ed25519 webhook's public key (and the previous one during
+// a rotation overlap), for receivers to verify with. It is not secret, so showing it is not
+// audited.
+func (s *Server) handleWebhookPublicKey(w http.ResponseWriter, r *http.Request) {
+	scope, id, err := pathWebhook(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	hook, err := s.store.GetWebhook(r.Context(), scope, id)
+	if err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	if hook.Signing != store.SigningEd25519 {
+		s.writeError(w, r, errNoPublicKey)
+		return
+	}
+	resp, err := newPublicKeyResponse(hook, time.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}
+
+// handleWebhookSecretRotate replaces the secret of an HMAC webhook, or the key pair of an
+// ed25519 one. The body is optional: {"secret": own secret (HMAC only), "overlapSeconds": how
+// long the old secret or key keeps signing}.
 func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Request) {
 	scope, id, err := pathWebhook(r)
 	if err != nil {
@@ -485,6 +592,13 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 		s.writeError(w, r, err)
 		return
 	}
+	// How the webhook signs never changes, so reading it before the rotation is safe.
+	current, err := s.store.GetWebhook(r.Context(), scope, id)
+	if err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	ed25519 := current.Signing == store.SigningEd25519
 	var secret string
 	overlap := s.cfg.SecretOverlap
 	if body != nil {
@@ -497,7 +611,9 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 		in := member[string](m, "secret", "a string")
 		seconds := member[int64](m, "overlapSeconds", "an integer")
 		m.rejectUnknown()
-		if in.usable() {
+		if in.usable() && ed25519 {
+			m.fail("secret", "is not taken by an ed25519 webhook: a rotation makes a new key pair")
+		} else if in.usable() {
 			secret = in.Value
 			checkSecret(m, "secret", secret)
 		}
@@ -514,6 +630,10 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 			s.writeError(w, r, invalidFields(m.errs))
 			return
 		}
+	}
+	if ed25519 {
+		s.rotateSigningKey(w, r, scope, id, overlap)
+		return
 	}
 	own := secret != ""
 	if secret == "" {
@@ -534,4 +654,31 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, newSecretResponse(hook, time.Now()))
+}
+
+// rotateSigningKey gives an ed25519 webhook a new key pair; the old key keeps signing for
+// overlap. The answer shows the public keys, as GET .../public-key does.
+func (s *Server) rotateSigningKey(w http.ResponseWriter, r *http.Request, scope store.Scope, id uuid.UUID, overlap time.Duration) {
+	key, err := signature.GenerateSigningKey()
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("generate signing key: %w", err))
+		return
+	}
+	var hook store.Webhook
+	entry := s.auditEntry(r, scope.AccountID, "webhook.secret_rotated", id.String(),
+		map[string]any{"overlapSeconds": int64(overlap / time.Second), "signing": store.SigningEd25519})
+	err = s.store.Audited(r.Context(), entry, func(st *store.Store) (err error) {
+		hook, err = st.RotateWebhookSigningKey(r.Context(), scope, id, key, overlap)
+		return err
+	})
+	if err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	resp, err := newPublicKeyResponse(hook, time.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
 }
