@@ -23,10 +23,11 @@ type scriptRequest struct {
 }
 
 // runScript runs a verifier in testdata with the request's secret and
-// headers as arguments and the body on stdin, and reports whether it exited 0.
+// headers as arguments, env added to the environment and the body on stdin,
+// and reports whether it exited 0.
 // It skips the test when the interpreter is not installed, and fails it under
 // CI=true.
-func runScript(t *testing.T, interpreter, script string, args []string, body []byte) bool {
+func runScript(t *testing.T, interpreter, script string, args []string, body []byte, env ...string) bool {
 	t.Helper()
 	path, err := exec.LookPath(interpreter)
 	if err != nil {
@@ -38,6 +39,7 @@ func runScript(t *testing.T, interpreter, script string, args []string, body []b
 	}
 	cmd := exec.CommandContext(t.Context(), path, append([]string{"testdata/" + script}, args...)...)
 	cmd.Stdin = bytes.NewReader(body)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err = cmd.Run()
@@ -129,5 +131,56 @@ func TestSeed002Snippets(t *testing.T) {
 			require.False(t, runScript(t, s.interpreter, s.script, []string{secret, sig}, append([]byte{' '}, body...)))
 			require.False(t, runScript(t, s.interpreter, s.script, []string{"another secret", sig}, body))
 		})
+	}
+}
+
+// TestSeedSnippets runs the seeds' own snippets (testdata/seed*), each
+// unchanged but for the header name and where the secret comes from, against
+// the profile header each needs: seed 000 and 003 compare bare hex
+// (FormatHex), seed 002 "sha256=<hex>" (the default). The api package runs
+// them against real deliveries.
+func TestSeedSnippets(t *testing.T) {
+	t.Parallel()
+	generated, err := signature.GenerateSecret()
+	require.NoError(t, err)
+	const wrong = "not-the-secret-0123456789"
+	body := []byte(testBody)
+	hexProfile := signature.Profile{Header: "X-Smartsurvey-Signature", Format: signature.FormatHex}
+	for kind, secret := range map[string]string{"generated secret": generated, "own secret": "my-own-Secret_0123456789!"} {
+		hex := hexProfile.Value([]string{secret}, body)
+		prefixed := signature.DefaultProfile.Value([]string{secret}, body)
+		for _, s := range []struct {
+			interpreter, script string
+			run                 func(secret, header string) (args, env []string)
+			header              string
+		}{
+			{"node", "seed000_verify.js", func(secret, header string) ([]string, []string) { return []string{secret, header}, nil }, hex},
+			{"node", "seed003_verify.js", func(secret, header string) ([]string, []string) {
+				return []string{header}, []string{"ASKUSERS_WEBHOOK_SECRET=" + secret}
+			}, hex},
+			{"python3", "seed003_verify.py", func(secret, header string) ([]string, []string) {
+				return []string{header}, []string{"ASKUSERS_WEBHOOK_SECRET=" + secret}
+			}, hex},
+			{"php", "seed002_verify.php", func(secret, header string) ([]string, []string) {
+				return []string{header}, []string{"WEBHOOK_SECRET=" + secret}
+			}, prefixed},
+			{"ruby", "seed002_verify.rb", func(secret, header string) ([]string, []string) {
+				return []string{header}, []string{"WEBHOOK_SECRET=" + secret}
+			}, prefixed},
+		} {
+			t.Run(s.script+"/"+kind, func(t *testing.T) {
+				t.Parallel()
+				args, env := s.run(secret, s.header)
+				require.True(t, runScript(t, s.interpreter, s.script, args, body, env...))
+				args, env = s.run(wrong, s.header)
+				require.False(t, runScript(t, s.interpreter, s.script, args, body, env...))
+				other := prefixed
+				if s.header == prefixed {
+					other = hex
+				}
+				args, env = s.run(secret, other)
+				require.False(t, runScript(t, s.interpreter, s.script, args, body, env...), "the other format")
+			})
+		}
 	}
 }
