@@ -1,6 +1,8 @@
 package signature_test
 
 import (
+	"crypto/ed25519"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,41 @@ func BenchmarkVerify(b *testing.B) {
 	for b.Loop() {
 		if err := signature.Verify(benchSecret, sig, benchBody); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHeadersBySigning measures one attempt's signing at 1 KiB and 64 KiB for each way
+// a webhook signs: HMAC under the default and the bare-hex profile, and ed25519.
+func BenchmarkHeadersBySigning(b *testing.B) {
+	key, err := signature.GenerateSigningKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	private, err := signature.ParseSigningKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hexProfile := signature.Profile{Header: signature.HeaderSignature, Format: signature.FormatHex}
+	ts := time.Unix(1736937000, 0)
+	for _, size := range []int{1 << 10, 64 << 10} {
+		body := []byte(`{"event_id":"evt_1","data":"` + strings.Repeat("x", size-31) + `"}`)
+		for _, c := range []struct {
+			name    string
+			profile signature.Profile
+			keys    signature.Keys
+		}{
+			{"hmac", signature.DefaultProfile, signature.Keys{Secrets: []string{benchSecret}}},
+			{"hmac-hex", hexProfile, signature.Keys{Secrets: []string{benchSecret}}},
+			{"ed25519", signature.DefaultProfile, signature.Keys{SigningKeys: []ed25519.PrivateKey{private}}},
+		} {
+			b.Run(fmt.Sprintf("%s/%dKiB", c.name, size>>10), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					c.profile.Headers(c.keys, "msg_2b1c", ts, body)
+				}
+			})
 		}
 	}
 }
