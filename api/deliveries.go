@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/jsoncanon"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -228,7 +230,12 @@ func (s *Server) handleDeliveryRetry(w http.ResponseWriter, r *http.Request) {
 // deliveryError turns the delivery service's refusals into API errors.
 func deliveryError(err error) error {
 	var conflict *delivery.ConflictError
+	var number *jsoncanon.NumberError
 	switch {
+	case errors.As(err, &number):
+		// The envelope's pointer is the request's: data is a top-level member of both.
+		return &Error{Code: CodeInvalidRequest, Fields: []FieldError{numberField(number.Pointer, number.Number, number.Read)},
+			Message: fmt.Sprintf("The number at %s changes when read as a 64-bit float, as JavaScript and most JSON parsers read numbers: send it as a string, or with no more digits than a 64-bit float keeps.", truncate(number.Pointer, 256))}
 	case errors.As(err, &conflict):
 		fields := make([]FieldError, 0, len(conflict.Fields))
 		for _, f := range conflict.Fields {

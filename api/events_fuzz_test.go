@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/jsoncanon"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 )
@@ -91,6 +92,12 @@ func FuzzEventPublish(f *testing.F) {
 		// Numbers at and past the edge of float64.
 		`{"event_type":"survey.response.completed","survey_id":"s","data":{"n":1.7976931348623157e308,"m":-1e-400}}`,
 		`{"event_type":"survey.response.completed","survey_id":"s","data":{"n":[-1e400]}}`,
+		// Numbers that a double changes, and numbers it holds however they are spelled.
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"a":[{"v":9007199254740993}]}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"n":1.00000000000000001,"m":1e-400}}`,
+		`{"event_type":"survey.response.completed","survey_id":"s","data":{"a":0.1,"b":1.0,"c":1e3,"d":-0,"e":1E-7}}`,
+		// What JavaScript writes differently from encoding/json.
+		"{\"event_type\":\"survey.response.completed\",\"survey_id\":\"s\",\"data\":{\"b\":\"<b>&\\u00e9\u2028\",\"1\":{\"0\":1,\"01\":2},\"0\":\"\\u003c\"}}",
 		strings.Repeat("[", 1000),
 		``, `null`, `[]`, `"x"`, `{`, `{"a":`,
 	} {
@@ -110,11 +117,24 @@ func FuzzEventPublish(f *testing.F) {
 			stored, err := b.store.GetEvent(t.Context(), ev.EventID)
 			require.NoError(t, err)
 			require.True(t, json.Valid(stored.Body), "the stored envelope is JSON")
-			// Compared as bytes: the envelope keeps data exactly as sent.
+			// Compared as bytes: the answer shows the envelope as stored.
 			var want, got bytes.Buffer
 			require.NoError(t, json.Compact(&want, stored.Body))
 			require.NoError(t, json.Compact(&got, ev.Payload))
 			require.Equal(t, want.String(), got.String())
+			// The envelope is in canonical form, and its data is the canonical form of the
+			// data sent.
+			canonical, err := jsoncanon.Canonical(stored.Body)
+			require.NoError(t, err)
+			require.Equal(t, string(canonical), string(stored.Body))
+			var sent, envelope struct {
+				Data json.RawMessage `json:"data"`
+			}
+			require.NoError(t, json.Unmarshal(body, &sent))
+			require.NoError(t, json.Unmarshal(stored.Body, &envelope))
+			data, err := jsoncanon.Canonical(sent.Data)
+			require.NoError(t, err)
+			require.Equal(t, string(data), string(envelope.Data))
 		case http.StatusOK:
 			require.Equal(t, before, after, "the same event_id again stores nothing")
 		default:
@@ -186,19 +206,32 @@ func TestEventPublishDataLimits(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, data, message string
+		// field names a refused number by its JSON pointer, without the leading '/'.
+		field string
 	}{
 		{"9,000 levels of nesting", `{"x":` + strings.Repeat("[", 9_000) + strings.Repeat("]", 9_000) + `}`,
-			"nests objects and arrays more than 64 levels deep"},
-		{"one level past the limit", nested(maxDepth + 1), "nests objects and arrays more than 64 levels deep"},
-		{"number past float64", `{"n":1e400}`, "a number that does not fit a 64-bit float"},
-		{"repeated member", `{"answers":[{"q":1,"q":2}]}`, `repeats the member "q"`},
-		{"lone surrogate", `{"comment":"\ud800"}`, `an escaped lone surrogate (\ud800)`},
+			"nests objects and arrays more than 64 levels deep", ""},
+		{"one level past the limit", nested(maxDepth + 1), "nests objects and arrays more than 64 levels deep", ""},
+		{"number past float64", `{"n":1e400}`, "a number that does not fit a 64-bit float", "data/n"},
+		{"number past float64 in an array", `{"a":[1,{"n~/":-1.5E+309}]}`, "a number that does not fit a 64-bit float", "data/a/1/n~0~1"},
+		{"integer past 2^53", `{"answers":[{"value":1},{"value":9007199254740993}]}`,
+			"The number at /data/answers/1/value changes when read as a 64-bit float", "data/answers/1/value"},
+		{"more digits than a double keeps", `{"score":1.00000000000000001}`, "The number at /data/score changes", "data/score"},
+		{"number that underflows to zero", `{"tiny":[-1e-400]}`, "The number at /data/tiny/0 changes", "data/tiny/0"},
+		{"repeated member", `{"answers":[{"q":1,"q":2}]}`, `repeats the member "q"`, ""},
+		{"lone surrogate", `{"comment":"\ud800"}`, `an escaped lone surrogate (\ud800)`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := countEvents(t, b)
 			resp := publish(tc.data)
 			require.Equal(t, http.StatusBadRequest, resp.status, string(resp.body))
-			require.Contains(t, apiError(t, resp).Message, tc.message)
+			e := apiError(t, resp)
+			require.Equal(t, CodeInvalidRequest, e.Code)
+			require.Contains(t, e.Message, tc.message)
+			if tc.field != "" {
+				require.Equal(t, []string{tc.field}, fieldNames(e))
+				require.Contains(t, e.Fields[0].Message, "(JSON pointer /"+tc.field+")")
+			}
 			require.Equal(t, before, countEvents(t, b), "nothing stored")
 		})
 	}

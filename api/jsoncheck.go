@@ -2,8 +2,12 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
+
+	"github.com/surveyhooks/surveyhooks/jsoncanon"
 )
 
 // maxDepth is how deeply a member of a request body may nest objects and arrays: an event's
@@ -26,9 +30,18 @@ func checkJSON(body []byte) error {
 type jsonChecker struct {
 	body []byte
 	pos  int
+	// path leads to the value being checked, for the JSON pointer of a refused number.
+	path []pathStep
 }
 
-func (c *jsonChecker) fail(offset int, format string, args ...any) error {
+// pathStep is a member name, or an element's index in an array.
+type pathStep struct {
+	name    string
+	index   int
+	inArray bool
+}
+
+func (c *jsonChecker) fail(offset int, format string, args ...any) *Error {
 	line, col := position(c.body, int64(offset))
 	args = append(args, line, col)
 	return Errorf(CodeInvalidRequest, "The request body "+format+" (line %d, column %d).", args...)
@@ -95,9 +108,11 @@ func (c *jsonChecker) object(depth int) error {
 		names[name] = struct{}{}
 		c.skipSpace()
 		c.pos++ // :
+		c.path = append(c.path, pathStep{name: name})
 		if err := c.value(depth); err != nil {
 			return err
 		}
+		c.path = c.path[:len(c.path)-1]
 		c.skipSpace()
 		c.pos++ // , or }
 		if c.body[c.pos-1] == '}' {
@@ -113,10 +128,12 @@ func (c *jsonChecker) array(depth int) error {
 		c.pos++
 		return nil
 	}
-	for {
+	for i := 0; ; i++ {
+		c.path = append(c.path, pathStep{index: i, inArray: true})
 		if err := c.value(depth); err != nil {
 			return err
 		}
+		c.path = c.path[:len(c.path)-1]
 		c.skipSpace()
 		c.pos++ // , or ]
 		if c.body[c.pos-1] == ']' {
@@ -190,16 +207,45 @@ func (c *jsonChecker) hex4(i int) rune {
 }
 
 // number refuses a number that float64 cannot hold, for which strconv reports ErrRange
-// with an infinity. A number that underflows to zero is left alone.
+// with an infinity, naming its JSON pointer. A number that underflows to zero is left
+// alone here; an event's data refuses it, and any number a double changes, when the
+// delivery service writes the envelope in canonical form (jsoncanon).
 func (c *jsonChecker) number() error {
 	start := c.pos
 	for c.pos < len(c.body) && isNumberByte(c.body[c.pos]) {
 		c.pos++
 	}
-	if f, err := strconv.ParseFloat(string(c.body[start:c.pos]), 64); err != nil && f != 0 {
-		return c.fail(start, "has a number that does not fit a 64-bit float")
+	text := string(c.body[start:c.pos])
+	if f, err := strconv.ParseFloat(text, 64); err != nil && f != 0 {
+		e := c.fail(start, "has a number that does not fit a 64-bit float")
+		e.Fields = []FieldError{numberField(c.pointer(), text, string(jsoncanon.AppendNumber(nil, f)))}
+		return e
 	}
 	return nil
+}
+
+// pointer is the JSON pointer (RFC 6901) of the value being checked.
+func (c *jsonChecker) pointer() string {
+	var b strings.Builder
+	for _, step := range c.path {
+		b.WriteByte('/')
+		if step.inArray {
+			b.WriteString(strconv.Itoa(step.index))
+			continue
+		}
+		b.WriteString(pointerEscaper.Replace(step.name))
+	}
+	return b.String()
+}
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+// numberField names a number that a 64-bit float does not hold, by its JSON pointer,
+// with what JavaScript and most JSON parsers read instead.
+func numberField(pointer, number, read string) FieldError {
+	pointer = truncate(pointer, 256)
+	return FieldError{Field: strings.TrimPrefix(pointer, "/"),
+		Message: fmt.Sprintf("is %s, which a 64-bit float does not hold: JavaScript reads %s (JSON pointer %s)", truncate(number, 64), read, pointer)}
 }
 
 func isNumberByte(b byte) bool {

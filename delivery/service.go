@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/surveyhooks/surveyhooks/eventtype"
+	"github.com/surveyhooks/surveyhooks/jsoncanon"
 	"github.com/surveyhooks/surveyhooks/signature"
 	"github.com/surveyhooks/surveyhooks/store"
 )
@@ -168,8 +169,8 @@ func differences(stored, again store.Event) []string {
 	return fields
 }
 
-// envelopeData is the data member of an envelope as newEvent wrote it (compacted by
-// encoding/json), or nil when the body is no envelope.
+// envelopeData is the data member of an envelope as newEvent wrote it (in canonical form,
+// so data that JavaScript reads alike is alike here), or nil when the body is no envelope.
 func envelopeData(body []byte) []byte {
 	var env struct {
 		Data json.RawMessage `json:"data"`
@@ -181,13 +182,17 @@ func envelopeData(body []byte) []byte {
 }
 
 // newEvent builds the stored event with the exact envelope bytes every attempt sends: the
-// one place an envelope is made, for published and test events alike.
+// one place an envelope is made, for published and test events alike. The envelope is
+// written in canonical form (jsoncanon), the bytes JSON.stringify(JSON.parse(body)) gives,
+// so that receivers that verify a signature over those bytes verify the body as sent. A
+// number of data that a double does not hold is refused with a *jsoncanon.NumberError
+// naming it, rather than sent as another value.
 func (s *Service) newEvent(ev NewEvent, target *uuid.UUID) (store.Event, error) {
 	id := ev.ID
 	if id == "" {
 		id = uuid.NewString()
 	}
-	body, err := json.Marshal(signature.Event{
+	envelope, err := json.Marshal(signature.Event{
 		EventID:   id,
 		EventType: ev.Type,
 		Timestamp: s.now().UTC().Truncate(time.Millisecond),
@@ -195,6 +200,10 @@ func (s *Service) newEvent(ev NewEvent, target *uuid.UUID) (store.Event, error) 
 	})
 	if err != nil {
 		return store.Event{}, fmt.Errorf("encode the envelope of event %s: %w", id, err)
+	}
+	body, err := jsoncanon.Canonical(envelope)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("canonical envelope of event %s: %w", id, err)
 	}
 	return store.Event{ID: id, AccountID: ev.AccountID, EventType: ev.Type, SurveyID: ev.SurveyID, Body: body, TargetWebhookID: target}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/jsoncanon"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
@@ -132,4 +134,42 @@ func TestTestReachesAnInactiveWebhookOnce(t *testing.T) {
 	require.Len(t, as, 1)
 	require.Equal(t, delivery.TriggerTest, as[0].Trigger)
 	require.Equal(t, int32(1), b.requests.Load())
+}
+
+// Publish stores the envelope in canonical form (the bytes JSON.stringify(JSON.parse(body))
+// gives), whatever the spelling of the publisher's data, so another spelling of the same
+// data is the same event. A number a double changes is refused with its JSON pointer, and
+// nothing is stored.
+func TestPublishStoresCanonicalEnvelope(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	publish := func(id, data string) (delivery.Published, error) {
+		return b.svc.Publish(t.Context(), delivery.NewEvent{ID: id, AccountID: store.DefaultAccount,
+			Type: "survey.response.completed", SurveyID: "survey-1", Data: []byte(data)})
+	}
+	data := `{"b":"<&>", "2":1.0, "1":[1e3,-0], "a":"Caf\u00e9"}`
+	p, err := publish("e-canonical", data)
+	require.NoError(t, err)
+	require.True(t, p.Created)
+	stored, err := b.st.GetEvent(t.Context(), "e-canonical")
+	require.NoError(t, err)
+	require.Equal(t, string(p.Event.Body), string(stored.Body))
+	canonical, err := jsoncanon.Canonical(stored.Body)
+	require.NoError(t, err)
+	require.Equal(t, string(canonical), string(stored.Body), "the stored envelope is in canonical form")
+	canonicalData, err := jsoncanon.Canonical([]byte(data))
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(string(stored.Body), `,"data":`+string(canonicalData)+`}`), string(stored.Body))
+
+	again, err := publish("e-canonical", `{"b":"\u003c\u0026\u003e","1":[1000,0],"2":1,"a":"Café"}`)
+	require.NoError(t, err, "the same data spelled otherwise is the same event")
+	require.False(t, again.Created)
+
+	_, err = publish("e-inexact", `{"answers":[{"value":1},{"value":9007199254740993}]}`)
+	var number *jsoncanon.NumberError
+	require.ErrorAs(t, err, &number)
+	require.Equal(t, "/data/answers/1/value", number.Pointer)
+	require.Equal(t, "9007199254740993", number.Number)
+	_, err = b.st.GetEvent(t.Context(), "e-inexact")
+	require.ErrorIs(t, err, store.ErrNotFound, "nothing stored")
 }
