@@ -100,18 +100,24 @@ func (w *writer) decimal(text []byte) (neg bool, digits []byte, point int) {
 		text = text[1:]
 	}
 	exp := 0
-	if i := bytes.IndexAny(text, "eE"); i >= 0 {
-		exp = exponent(text[i+1:])
-		text = text[:i]
-	}
 	d := w.digits[:0]
-	intLen := len(text)
+	intLen := -1
 	for i, c := range text {
-		if c == '.' {
+		switch c {
+		case '.':
 			intLen = i
 			continue
+		case 'e', 'E':
+			exp = exponent(text[i+1:])
+			text = text[:i]
+		default:
+			d = append(d, c)
+			continue
 		}
-		d = append(d, c)
+		break
+	}
+	if intLen < 0 {
+		intLen = len(text)
 	}
 	w.digits = d
 	lead := 0
