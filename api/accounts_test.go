@@ -361,7 +361,7 @@ func TestAccountWideWebhooks(t *testing.T) {
 
 	publish := func(account, survey, id string) {
 		status, out := e.do(t, http.MethodPost, "/api/events", map[string]any{"account_id": account, "event_id": id,
-			"event_type": "survey.response.completed", "survey_id": survey, "data": map[string]any{"survey": survey}})
+			"event_type": "survey.response.completed", "survey_id": survey, "data": map[string]any{"survey": map[string]any{"id": survey}}})
 		require.Contains(t, []int{http.StatusCreated, http.StatusAccepted}, status, out)
 	}
 	publish("acme", "s1", "a-s1")
@@ -403,7 +403,7 @@ func TestAccountWideWebhooks(t *testing.T) {
 	require.Contains(t, []int{http.StatusCreated, http.StatusAccepted}, status)
 	require.Equal(t, "globex", decodeJSON(t, raw)["accountId"], "an account key's events are its account's")
 	status, raw = e.request(t, key, http.MethodPost, "/api/events", map[string]any{"event_id": "a-s1",
-		"event_type": "survey.response.completed", "survey_id": "s1", "data": map[string]any{"survey": "s1"}})
+		"event_type": "survey.response.completed", "survey_id": "s1", "data": map[string]any{"survey": map[string]any{"id": "s1"}}})
 	require.Equal(t, http.StatusConflict, status, "another account's event id is taken")
 	require.Equal(t, []any{map[string]any{"field": "event_id", "message": "differs from the stored event with this event_id"}},
 		decodeJSON(t, raw)["fields"], "and nothing of that event shows")

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/jsoncanon"
 	"github.com/surveyhooks/surveyhooks/store"
 )
@@ -230,6 +231,8 @@ func (s *Server) handleDeliveryRetry(w http.ResponseWriter, r *http.Request) {
 // deliveryError turns the delivery service's refusals into API errors.
 func deliveryError(err error) error {
 	var conflict *delivery.ConflictError
+	var unknown *eventtype.UnknownError
+	var invalid *eventtype.DataError
 	var number *jsoncanon.NumberError
 	switch {
 	case errors.As(err, &number):
@@ -243,6 +246,16 @@ func deliveryError(err error) error {
 		}
 		return &Error{Code: CodeConflict, Fields: fields,
 			Message: "An event with this event_id exists with other content: send a new event_id for a new event."}
+	case errors.As(err, &unknown):
+		return invalidFields([]FieldError{{Field: "event_type", Message: "must be a registered event type (see GET /api/event-types)"}})
+	case errors.As(err, &invalid):
+		// Each field is the failing value's JSON pointer in the request, without its "/".
+		fields := make([]FieldError, 0, len(invalid.Problems))
+		for _, p := range invalid.Problems {
+			fields = append(fields, FieldError{Field: truncate("data"+p.Pointer, 256), Message: truncate(p.Message, 512)})
+		}
+		return &Error{Code: CodeInvalidRequest, Fields: fields,
+			Message: fmt.Sprintf("data does not match the schema of %s (see GET /api/event-types/%s).", invalid.Type, invalid.Type)}
 	case errors.Is(err, store.ErrNotFound):
 		return errDeliveryNotFound
 	case errors.Is(err, delivery.ErrInactive):

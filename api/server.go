@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
 )
@@ -87,6 +88,9 @@ type Deliveries interface {
 	TestWait() time.Duration
 	// CheckEngine reports whether the delivery engine answers.
 	CheckEngine(ctx context.Context) error
+	// EventTypes is the registry Publish checks events against: the API serves and
+	// changes the types through it, so that this process sees a change at once.
+	EventTypes() *eventtype.Registry
 }
 
 // Server serves the REST API.
@@ -100,6 +104,9 @@ type Server struct {
 	platformKeys []platformKey
 	// limits holds each key's request rate limiter.
 	limits *limiters
+	// types is the event type registry: the delivery service's, or else one of the API's
+	// own over the store.
+	types *eventtype.Registry
 }
 
 // New returns a Server over st and the delivery service d (nil serves everything but
@@ -130,6 +137,11 @@ func New(cfg Config, st *store.Store, d Deliveries, logger *slog.Logger) *Server
 		}
 	}
 	s.limits = newLimiters(cfg.RateLimit, cfg.RateBurst)
+	if d != nil {
+		s.types = d.EventTypes()
+	} else {
+		s.types = eventtype.NewRegistry(st, 0)
+	}
 	s.instrument()
 	s.routes()
 	return s

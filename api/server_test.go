@@ -236,7 +236,7 @@ func TestNotFoundAndMethodNotAllowedAreJSON(t *testing.T) {
 		{http.MethodPost, "/api/surveys/s/webhooks/0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80", "GET, PATCH, DELETE"},
 		{http.MethodGet, "/api/surveys/s/webhooks/0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80/secret/rotate", "POST"},
 		{http.MethodPost, "/healthz", "GET"},
-		{http.MethodDelete, "/api/event-types", "GET"},
+		{http.MethodDelete, "/api/event-types", "GET, POST"},
 	}
 	for _, tt := range tests {
 		resp := b.do(t, tt.method, tt.path, "")

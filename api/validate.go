@@ -20,7 +20,7 @@ const (
 	maxNameLength        = 200
 	maxDescriptionLength = 1000
 	maxEvents            = 20
-	maxEventLength       = 100
+	maxEventLength       = eventtype.MaxNameLength
 	// User-chosen secrets: long enough to resist guessing, printable ASCII without spaces
 	// so that they survive copy and paste and configuration files unchanged.
 	minSecretLength   = 16
@@ -153,7 +153,9 @@ func checkURL(m *members, policy netguard.Policy, url string) {
 	}
 }
 
-func checkEvents(m *members, events []string) {
+// checkEvents checks a webhook's subscription patterns against the registered types
+// (eventtype.Set.ValidPattern): a webhook may not newly subscribe to an archived type.
+func checkEvents(m *members, types *eventtype.Set, events []string) {
 	switch {
 	case len(events) == 0:
 		m.fail("events", "must not be empty")
@@ -174,19 +176,21 @@ func checkEvents(m *members, events []string) {
 			continue
 		}
 		seen[p] = i
-		if err := eventtype.ValidPattern(p); err != nil {
-			m.fail(field, patternMessage(p))
+		if err := types.ValidPattern(p); err != nil {
+			m.fail(field, patternMessage(p, err))
 		}
 	}
 }
 
 // patternMessage explains why p is not a valid subscription pattern.
-func patternMessage(p string) string {
+func patternMessage(p string, err error) string {
 	switch {
 	case p == eventtype.WebhookTest:
 		return fmt.Sprintf("%q cannot be subscribed to: the test endpoint sends it", p)
+	case errors.Is(err, eventtype.ErrArchived):
+		return fmt.Sprintf("%q is archived: webhooks subscribed to it keep receiving it, but no webhook may newly subscribe to it", p)
 	case strings.HasSuffix(p, ".*"):
-		return fmt.Sprintf("%q matches no known event type", p)
+		return fmt.Sprintf("%q matches no event type that can be subscribed to", p)
 	default:
 		return fmt.Sprintf("%q is not a known event type or wildcard (see GET /api/event-types)", p)
 	}

@@ -242,7 +242,11 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	in := decodeWebhookInput(m)
 	checkScopeMembers(m, in, scope)
-	change := s.checkWebhookChange(m, in)
+	change, err := s.checkWebhookChange(r.Context(), m, in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	for _, f := range []struct {
 		name string
 		sent bool
@@ -309,7 +313,7 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) {
 // checkWebhookChange checks the webhook's members of a create or update request, each by
 // the one rule of its field, and returns the change they ask for: a member left out
 // changes nothing, null clears the description and is refused elsewhere.
-func (s *Server) checkWebhookChange(m *members, in webhookInput) store.WebhookUpdate {
+func (s *Server) checkWebhookChange(ctx context.Context, m *members, in webhookInput) (store.WebhookUpdate, error) {
 	var u store.WebhookUpdate
 	if notNull(m, "name", in.Name) {
 		name := checkName(m, in.Name.Value)
@@ -320,7 +324,11 @@ func (s *Server) checkWebhookChange(m *members, in webhookInput) store.WebhookUp
 		u.URL = &in.URL.Value
 	}
 	if notNull(m, "events", in.Events) {
-		checkEvents(m, in.Events.Value)
+		types, err := s.types.Set(ctx)
+		if err != nil {
+			return store.WebhookUpdate{}, err
+		}
+		checkEvents(m, types, in.Events.Value)
 		u.Events = &in.Events.Value
 	}
 	if in.SurveyIDs.Null {
@@ -340,7 +348,7 @@ func (s *Server) checkWebhookChange(m *members, in webhookInput) store.WebhookUp
 	if notNull(m, "isActive", in.IsActive) {
 		u.IsActive = &in.IsActive.Value
 	}
-	return u
+	return u, nil
 }
 
 func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
@@ -469,7 +477,11 @@ func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {
 	in := decodeWebhookInput(m)
 	checkScopeMembers(m, in, scope)
 
-	u := s.checkWebhookChange(m, in)
+	u, err := s.checkWebhookChange(r.Context(), m, in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if in.Secret.Set {
 		// Changing the secret in place would break every receiver at once; rotation
 		// keeps the old one valid for an overlap.

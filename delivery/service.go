@@ -60,6 +60,9 @@ type Config struct {
 	Outbox OutboxConfig
 	// MeterProvider records the service's metrics; nil means otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
+	// EventTypes checks each published event's type and data before it is stored; nil
+	// means a registry over the store, read again every eventtype.DefaultRefresh.
+	EventTypes *eventtype.Registry
 }
 
 // Service publishes events, retries and tests deliveries.
@@ -82,9 +85,18 @@ func New(st *store.Store, tc client.Client, cfg Config, logger *slog.Logger) *Se
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.EventTypes == nil {
+		cfg.EventTypes = eventtype.NewRegistry(st, 0)
+	}
 	s := &Service{store: st, client: tc, cfg: cfg, logger: logger, now: time.Now, metrics: newMetrics(cfg.MeterProvider, logger)}
 	s.outbox = newOutbox(s, cfg.Outbox)
 	return s
+}
+
+// EventTypes returns the registry publishes are checked against, for the API to serve and
+// change the types through the same cache.
+func (s *Service) EventTypes() *eventtype.Registry {
+	return s.cfg.EventTypes
 }
 
 // startTimeout bounds the synchronous workflow start of a publish; past it the event stays
@@ -113,7 +125,10 @@ type Published struct {
 
 // Publish stores an event with one delivery per subscribed webhook and starts its
 // workflow. The same event id again is the same event: nothing new is stored or started.
-// When Temporal cannot take the workflow now, the event waits in the outbox (Run).
+// When Temporal cannot take the workflow now, the event waits in the outbox (Run). An event
+// of a type the registry does not have (*eventtype.UnknownError), or whose data does not
+// match the type's schema (*eventtype.DataError), is refused and nothing is stored; an
+// archived type is still published, to the webhooks subscribed to it.
 func (s *Service) Publish(ctx context.Context, ev NewEvent) (Published, error) {
 	p, err := s.publish(ctx, ev)
 	if err == nil {
@@ -123,6 +138,9 @@ func (s *Service) Publish(ctx context.Context, ev NewEvent) (Published, error) {
 }
 
 func (s *Service) publish(ctx context.Context, ev NewEvent) (Published, error) {
+	if err := s.cfg.EventTypes.Check(ctx, ev.Type, ev.Data); err != nil {
+		return Published{}, err
+	}
 	event, err := s.newEvent(ev, nil)
 	if err != nil {
 		return Published{}, err

@@ -77,17 +77,33 @@ var namePattern = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+){1,9}$`)
 // ErrInvalidName is wrapped by every error of CheckName.
 var ErrInvalidName = errors.New("invalid event type name")
 
+// NameError says why a name cannot be registered; Reason is a sentence part for people
+// ("must be at most 128 characters").
+type NameError struct {
+	Name   string
+	Reason string
+}
+
+func (e *NameError) Error() string {
+	return fmt.Sprintf("%s %q: %s", ErrInvalidName, e.Name, e.Reason)
+}
+
+func (e *NameError) Unwrap() error {
+	return ErrInvalidName
+}
+
 // CheckName reports whether name may be registered: dot notation (2 to 10 segments of
 // a-z, 0-9 and '_'), at most MaxNameLength characters, outside the reserved webhook.*
-// names. '*' never appears in a name, so that a name is never mistaken for a pattern.
+// names. '*' never appears in a name, so that a name is never mistaken for a pattern. Its
+// errors are *NameError.
 func CheckName(name string) error {
 	switch {
 	case len(name) > MaxNameLength:
-		return fmt.Errorf("%w: longer than %d characters", ErrInvalidName, MaxNameLength)
+		return &NameError{Name: name, Reason: fmt.Sprintf("must be at most %d characters", MaxNameLength)}
 	case !namePattern.MatchString(name):
-		return fmt.Errorf("%w: %q is not 2 to 10 dot-separated segments of a-z, 0-9 and _", ErrInvalidName, name)
+		return &NameError{Name: name, Reason: "must be 2 to 10 segments of a-z, 0-9 and _ separated by dots, such as survey.response.created"}
 	case strings.HasPrefix(name, "webhook."):
-		return fmt.Errorf("%w: webhook.* names are reserved for surveyhooks", ErrInvalidName)
+		return &NameError{Name: name, Reason: "must not start with webhook.: those names are reserved for surveyhooks"}
 	}
 	return nil
 }
@@ -134,86 +150,3 @@ func MatchingPatterns(eventType string) []string {
 	}
 	return append(patterns, eventType)
 }
-
-// The static catalog stays until the API and the delivery service read the registry.
-
-// catalog is kept in a fixed order so that the API answers the same list every time.
-var catalog = []Type{
-	{
-		Name:        SurveyResponseCompleted,
-		Description: "A respondent completed a survey.",
-		Example: json.RawMessage(`{"survey":{"id":"srv_123","title":"Patient satisfaction"},` +
-			`"response":{"id":"rsp_456","answers":[{"question_id":"q1","question":"How satisfied are you?","answer":"Very satisfied"},` +
-			`{"question_id":"q2","question":"Would you recommend us?","answer":9}],"completed_at":"2024-05-01T12:30:00Z"}}`),
-	},
-	{
-		Name:        SurveyResponseUpdated,
-		Description: "A completed survey response was changed.",
-		Example: json.RawMessage(`{"survey":{"id":"srv_123","title":"Patient satisfaction"},` +
-			`"response":{"id":"rsp_456","answers":[{"question_id":"q1","question":"How satisfied are you?","answer":"Satisfied"}],` +
-			`"completed_at":"2024-05-01T12:30:00Z","updated_at":"2024-05-02T08:00:00Z"}}`),
-	},
-	{
-		Name:        SurveyResponseDisqualified,
-		Description: "A respondent was screened out of a survey.",
-		Example: json.RawMessage(`{"survey":{"id":"srv_123","title":"Patient satisfaction"},` +
-			`"response":{"id":"rsp_789","answers":[{"question_id":"q0","question":"Are you over 18?","answer":"No"}],` +
-			`"disqualified_at":"2024-05-01T12:31:00Z"}}`),
-	},
-	{
-		Name:        FormSubmissionCreated,
-		Description: "A form was submitted.",
-		Example: json.RawMessage(`{"form":{"id":"frm_123","title":"Contact us"},` +
-			`"submission":{"id":"sub_456","fields":[{"field_id":"email","label":"Email","value":"ada@example.com"}],` +
-			`"submitted_at":"2024-05-01T12:30:00Z"}}`),
-	},
-	{
-		Name:        WebhookTest,
-		Description: "A test event sent to one webhook by its test endpoint; it cannot be subscribed to.",
-		Example:     json.RawMessage(`{"webhook":{"id":"0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80"},"message":"This is a test event from surveyhooks."}`),
-	},
-}
-
-// All returns the catalog in a stable order, WebhookTest included. The caller may modify
-// the returned slice but not the examples' bytes.
-func All() []Type {
-	out := make([]Type, len(catalog))
-	copy(out, catalog)
-	return out
-}
-
-// IsKnown reports whether name is an event type of the catalog.
-func IsKnown(name string) bool {
-	for _, t := range catalog {
-		if t.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// ValidPattern reports whether a webhook may subscribe with p: a known event type other than
-// WebhookTest, Wildcard, or a prefix wildcard such as "survey.response.*" or "survey.*" that
-// matches at least one subscribable type. Wildcards that match nothing are refused so that
-// a typo ("survey.respnse.*") is caught at subscription time instead of silently never
-// delivering.
-func ValidPattern(p string) error {
-	switch {
-	case p == "":
-		return fmt.Errorf("%w: empty", ErrInvalidPattern)
-	case p == WebhookTest:
-		return fmt.Errorf("%w: %s is sent by the test endpoint and cannot be subscribed to", ErrInvalidPattern, p)
-	case p == Wildcard || IsKnown(p):
-		return nil
-	case strings.HasSuffix(p, ".*"):
-		for _, t := range catalog {
-			if Matches(p, t.Name) {
-				return nil
-			}
-		}
-		return fmt.Errorf("%w: %s matches no known event type", ErrInvalidPattern, p)
-	default:
-		return fmt.Errorf("%w: %s is not a known event type", ErrInvalidPattern, p)
-	}
-}
-

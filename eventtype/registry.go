@@ -19,6 +19,10 @@ import (
 // publish.
 const DefaultRefresh = 5 * time.Second
 
+// retryAfterFailure is how long a Registry whose read failed serves what it read before
+// until it reads again.
+const retryAfterFailure = time.Second
+
 // Source reads the registered types (store.Store).
 type Source interface {
 	ListEventTypes(ctx context.Context) ([]Type, error)
@@ -124,7 +128,11 @@ func (r *Registry) read(ctx context.Context, old *Set) (*Set, error) {
 		if aged {
 			// Serve what was read before while the database does not answer: types
 			// change rarely, and the publish that follows fails on its own if the
-			// database is down.
+			// database is down. The next read is tried retryAfterFailure from now, not
+			// by every lookup, which would wait on the database twice per publish.
+			retry := *old
+			retry.readAt = readAt.Add(min(retryAfterFailure, r.refresh) - r.refresh)
+			r.set.Store(&retry)
 			return old, nil
 		}
 		return nil, fmt.Errorf("read event types: %w", err)

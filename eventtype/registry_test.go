@@ -169,10 +169,20 @@ func TestRegistryWhenTheSourceFails(t *testing.T) {
 	tb.put([]Type{withSchema("form.submission.created", `{"type":"object"}`)}, nil, nil)
 	require.NoError(t, r.Check(ctx, "form.submission.created", json.RawMessage(`{}`)))
 
-	// Read before: what was read is served while the source fails.
+	// Read before: what was read is served while the source fails, and the source is
+	// asked again a moment later, not by every lookup.
 	tb.put(nil, down, nil)
 	c.Add(time.Hour)
 	require.NoError(t, r.Check(ctx, "form.submission.created", json.RawMessage(`{}`)))
+	reads := tb.reads.Load()
+	for range 10 {
+		require.NoError(t, r.Check(ctx, "form.submission.created", json.RawMessage(`{}`)))
+	}
+	require.Equal(t, reads, tb.reads.Load())
+	c.Add(retryAfterFailure)
+	tb.put([]Type{withSchema("form.submission.created", requireID)}, nil, nil)
+	require.Error(t, r.Check(ctx, "form.submission.created", json.RawMessage(`{}`)))
+	require.Equal(t, reads+1, tb.reads.Load())
 }
 
 func TestSetCheck(t *testing.T) {
@@ -206,4 +216,25 @@ func TestSetCheck(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, webhookTest, test)
 	require.Len(t, set.All(), 1)
+}
+
+// BenchmarkRegistryCheck is the publish path's cost of the registry: a lookup in memory and
+// the validation of a survey response's data against a schema like the defaults'.
+func BenchmarkRegistryCheck(b *testing.B) {
+	schema := `{"type":"object","properties":{"survey":{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}},` +
+		`"response":{"type":"object","required":["id"],"properties":{"id":{"type":"string"},"answers":{"type":"array","items":{"type":"object"}},` +
+		`"completed_at":{"type":"string","format":"date-time"}}}}}`
+	r, tb, _ := newTestRegistry(withSchema("survey.response.completed", schema))
+	data := json.RawMessage(`{"survey":{"id":"survey-1","title":"NPS"},"response":{"id":"r-1","completed_at":"2026-01-01T00:00:00Z",` +
+		`"answers":[{"questionId":"q1","value":9},{"questionId":"q2","value":"Great service!"}]}}`)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.Check(ctx, "survey.response.completed", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if tb.reads.Load() != 1 {
+		b.Fatalf("%d reads", tb.reads.Load())
+	}
 }

@@ -158,3 +158,32 @@ func TestUpdateEventTypeInAudit(t *testing.T) {
 	require.Len(t, entries, 1)
 	require.Equal(t, "event_type.updated", entries[0].Action)
 }
+
+// TestEventTypeRegistryAcrossProcesses: a change made through one API process is seen at
+// once by that process (its registry is invalidated) and by another process once its
+// registry's refresh interval has passed.
+func TestEventTypeRegistryAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	here := eventtype.NewRegistry(st, time.Hour)
+	there := eventtype.NewRegistry(st, 200*time.Millisecond)
+	data := json.RawMessage(`{"form":{"id":"frm_1"}}`)
+	require.NoError(t, here.Check(ctx, eventtype.FormSubmissionCreated, data))
+	require.NoError(t, there.Check(ctx, eventtype.FormSubmissionCreated, data))
+
+	_, err := st.UpdateEventType(ctx, eventtype.FormSubmissionCreated, func(typ *eventtype.Type) error {
+		typ.Schema = json.RawMessage(`{"type":"object","required":["submission"]}`)
+		typ.Example = json.RawMessage(`{"submission":{}}`)
+		return nil
+	})
+	require.NoError(t, err)
+	here.Invalidate()
+
+	var derr *eventtype.DataError
+	require.ErrorAs(t, here.Check(ctx, eventtype.FormSubmissionCreated, data), &derr)
+	require.Equal(t, "/submission", derr.Problems[0].Pointer)
+	require.Eventually(t, func() bool {
+		return errors.As(there.Check(ctx, eventtype.FormSubmissionCreated, data), &derr)
+	}, 5*time.Second, 20*time.Millisecond)
+}
