@@ -1,4 +1,4 @@
-// Package api is surveyhooks' REST API: webhook management, the event type catalog,
+// Package api is surveyhooks' REST API: webhook management, the event type registry,
 // health checks and the OpenAPI document, over gorilla/mux. Every /api route needs an API
 // key; errors are JSON {code, message, fields}.
 package api
