@@ -46,13 +46,20 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 // default schedule.
 func setupEngine(t *testing.T, deliveryPolicy netguard.Policy, delays ...time.Duration) *engine {
 	t.Helper()
+	return setupEngineSigning(t, deliveryPolicy, signature.Profile{}, delays...)
+}
+
+// setupEngineSigning is setupEngine with the worker signing under profile.
+func setupEngineSigning(t *testing.T, deliveryPolicy netguard.Policy, profile signature.Profile, delays ...time.Duration) *engine {
+	t.Helper()
 	if len(delays) == 0 {
 		delays = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
 	}
 	db := testenv.Postgres(t)
 	st := store.New(db, testenv.Keyring())
 	te := testenv.Temporal(t)
-	acts := activities.New(st, deliveryPolicy.Client(), activities.Config{Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, nil)
+	acts := activities.New(st, deliveryPolicy.Client(), activities.Config{
+		Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}, Signature: profile}, nil)
 	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
 	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, nil)
 	srv := api.New(api.Config{
