@@ -214,7 +214,7 @@ func TestRollbackAndMigrateRoundTripSecrets(t *testing.T) {
 	// Without the key, the sealed secrets cannot be opened: the rollback stops at 0003, whose
 	// way down opens them, and leaves it and the older ones applied.
 	require.ErrorContains(t, store.Rollback(ctx, db.DB, nil, 1), "no encryption key is set")
-	require.Equal(t, []int{1, 2, 3}, appliedVersions(t, db))
+	require.Equal(t, latestVersions(t)[:3], appliedVersions(t, db))
 
 	require.NoError(t, store.Rollback(ctx, db.DB, testenv.Keyring(), 1))
 	var clear struct {
