@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
@@ -215,12 +216,13 @@ func TestTopologyFaultsUnderLoad(t *testing.T) {
 }
 
 // workflowRuns counts the runs of each event's workflow in Temporal's visibility store,
-// once every accepted event is there (it is written asynchronously).
+// once every accepted event is there (it is written asynchronously), and logs the runs of
+// any event that has more than one.
 func workflowRuns(t *testing.T, top *topology, events []*publishedEvent) map[string]int {
 	t.Helper()
-	var runs map[string]int
+	var runs map[string][]*workflowpb.WorkflowExecutionInfo
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		runs = map[string]int{}
+		runs = map[string][]*workflowpb.WorkflowExecutionInfo{}
 		var token []byte
 		for {
 			resp, err := top.temporal.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{
@@ -230,7 +232,12 @@ func workflowRuns(t *testing.T, top *topology, events []*publishedEvent) map[str
 				return
 			}
 			for _, e := range resp.GetExecutions() {
-				runs[e.GetExecution().GetWorkflowId()]++
+				id := e.GetExecution().GetWorkflowId()
+				if !slices.ContainsFunc(runs[id], func(o *workflowpb.WorkflowExecutionInfo) bool {
+					return o.GetExecution().GetRunId() == e.GetExecution().GetRunId()
+				}) {
+					runs[id] = append(runs[id], e)
+				}
 			}
 			if token = resp.GetNextPageToken(); len(token) == 0 {
 				break
@@ -240,14 +247,28 @@ func workflowRuns(t *testing.T, top *topology, events []*publishedEvent) map[str
 			assert.Contains(c, runs, delivery.WorkflowID(e.id))
 		}
 	}, time.Minute, time.Second)
-	known := map[string]bool{}
+	known := map[string]*publishedEvent{}
 	for _, e := range events {
-		known[delivery.WorkflowID(e.id)] = true
+		known[delivery.WorkflowID(e.id)] = e
 	}
-	for id := range runs {
-		require.True(t, known[id], "workflow %s belongs to no accepted event", id)
+	counts := map[string]int{}
+	for id, list := range runs {
+		e := known[id]
+		require.NotNil(t, e, "workflow %s belongs to no accepted event", id)
+		counts[id] = len(list)
+		if len(list) == 1 {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "event %s (first sent %s, accepted %s with %d after %d tries) has %d workflow runs:",
+			e.id, e.firstTry.Format("15:04:05.000"), e.accepted.Format("15:04:05.000"), e.status, e.tries, len(list))
+		for _, r := range list {
+			fmt.Fprintf(&b, "\n  run %s: %s, started %s, closed %s", r.GetExecution().GetRunId(), r.GetStatus(),
+				r.GetStartTime().AsTime().Format("15:04:05.000"), r.GetCloseTime().AsTime().Format("15:04:05.000"))
+		}
+		t.Log(b.String())
 	}
-	return runs
+	return counts
 }
 
 // phaseFigures are the figures of one phase.

@@ -155,13 +155,17 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	for _, n := range c.Nodes {
 		n.env = append(n.env, "CLUSTER_RPC_ADDRESS="+c.Front.Addr(), "CLUSTER_HTTP_ADDRESS=127.0.0.1:"+portOf(c.Nodes[0], "FRONTEND_HTTP_PORT"))
 	}
-	errs := make(chan error, len(c.Nodes))
-	for _, n := range c.Nodes {
-		go func() { errs <- n.Start(ctx) }()
-	}
-	var startErr error
-	for range c.Nodes {
-		startErr = errors.Join(startErr, <-errs)
+	// The first node alone: on a fresh database, nodes starting together race to insert
+	// the cluster's metadata and the loser exits. The others join it together.
+	startErr := c.Nodes[0].Start(ctx)
+	if startErr == nil {
+		errs := make(chan error, len(c.Nodes)-1)
+		for _, n := range c.Nodes[1:] {
+			go func() { errs <- n.Start(ctx) }()
+		}
+		for range c.Nodes[1:] {
+			startErr = errors.Join(startErr, <-errs)
+		}
 	}
 	if startErr != nil {
 		c.Stop()
