@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	apiclient "github.com/surveyhooks/surveyhooks/client"
 	"github.com/surveyhooks/surveyhooks/localpg"
 )
 
@@ -85,25 +87,27 @@ func TestDevRestartMidSchedule(t *testing.T) {
 
 	// The delivery log agrees (once the worker recorded what the receiver answered):
 	// three scheduled attempts, the last one delivered.
-	var delivery map[string]any
+	var delivery apiclient.Delivery
 	require.Eventually(t, func() bool {
-		status, ev := api.do(t, http.MethodGet, "/api/events/dev-restart-1", nil)
-		require.Equal(t, http.StatusOK, status, ev)
-		deliveries := ev["deliveries"].([]any)
+		ev, err := api.typed().GetEventWithResponse(t.Context(), "dev-restart-1")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, ev.StatusCode(), string(ev.Body))
+		require.NotNil(t, ev.JSON200.Deliveries)
+		deliveries := *ev.JSON200.Deliveries
 		require.Len(t, deliveries, 1)
-		delivery = deliveries[0].(map[string]any)
-		return delivery["status"] == "delivered"
+		delivery = deliveries[0]
+		return delivery.Status != nil && *delivery.Status == apiclient.Delivered
 	}, 10*time.Second, 20*time.Millisecond)
-	require.EqualValues(t, 3, delivery["attemptCount"])
-	status, d := api.do(t, http.MethodGet, fmt.Sprintf("/api/surveys/%s/webhooks/%s/deliveries/%s", surveyID, hookID, delivery["id"]), nil)
-	require.Equal(t, http.StatusOK, status, d)
-	var codes []float64
-	for _, a := range d["attempts"].([]any) {
-		attempt := a.(map[string]any)
-		require.Equal(t, "auto", attempt["trigger"])
-		codes = append(codes, attempt["response"].(map[string]any)["status"].(float64))
+	require.Equal(t, 3, *delivery.AttemptCount)
+	d, err := api.typed().GetDeliveryWithResponse(t.Context(), surveyID, uuid.MustParse(hookID), *delivery.ID)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, d.StatusCode(), string(d.Body))
+	var codes []int
+	for _, attempt := range *d.JSON200.Attempts {
+		require.Equal(t, apiclient.Auto, *attempt.Trigger)
+		codes = append(codes, *attempt.Response.Status)
 	}
-	require.Equal(t, []float64{500, 500, 200}, codes)
+	require.Equal(t, []int{500, 500, 200}, codes)
 	dev.terminate(t, time.Minute)
 	t.Logf("RESULT dev restart: events 1, attempts 3 (500, 500, 200), attempt 2 after %v (due %v), attempt 3 after %v (due %v), duplicates 0, lost 0",
 		gap2.Round(time.Millisecond), delays[0], gap3.Round(time.Millisecond), delays[1])

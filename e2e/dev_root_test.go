@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -58,9 +59,10 @@ func TestDevAsRootFromPrivateFolder(t *testing.T) {
 	hookID := api.createWebhook(t, "http://127.0.0.1:1/hook", "*")
 	requireWebhook := func() {
 		t.Helper()
-		status, hook := api.do(t, http.MethodGet, "/api/surveys/"+surveyID+"/webhooks/"+hookID, nil)
-		require.Equal(t, http.StatusOK, status, hook)
-		require.Equal(t, hookID, hook["id"])
+		hook, err := api.typed().GetWebhookWithResponse(t.Context(), surveyID, uuid.MustParse(hookID))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, hook.StatusCode(), string(hook.Body))
+		require.Equal(t, hookID, hook.JSON200.ID.String())
 	}
 	pids := clusterProcesses(t, clusterDir)
 	dev.terminate(t, time.Minute)

@@ -29,6 +29,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/surveyhooks/surveyhooks/api"
+	apiclient "github.com/surveyhooks/surveyhooks/client"
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
 	"github.com/surveyhooks/surveyhooks/netguard"
@@ -180,48 +181,61 @@ func (c *apiClient) do(t *testing.T, method, path string, body any) (int, map[st
 	return status, out
 }
 
+// typed is the generated client (package client) of the same API, key and HTTP client:
+// the calls below go through it, so that they follow the OpenAPI document and its types
+// decode every answer.
+func (c *apiClient) typed() *apiclient.ClientWithResponses {
+	typed, err := apiclient.NewClientWithResponses(c.url, apiclient.WithHTTPClient(c.http), apiclient.WithKey(c.key))
+	if err != nil {
+		panic(err) // its options never fail
+	}
+	return typed
+}
+
+// requireJSON checks what send checks of every answer.
+func requireJSON(t *testing.T, resp *http.Response, body []byte) {
+	t.Helper()
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"), "%s %s: %s", resp.Request.Method, resp.Request.URL.Path, body)
+}
+
 // createWebhook subscribes url to events of surveyID and returns the webhook's id.
 func (c *apiClient) createWebhook(t *testing.T, url string, events ...string) string {
 	t.Helper()
-	status, out := c.do(t, http.MethodPost, "/api/surveys/"+surveyID+"/webhooks",
-		map[string]any{"name": "e2e", "url": url, "events": events})
-	require.Equal(t, http.StatusCreated, status, out)
-	return out["id"].(string)
+	resp, err := c.typed().CreateWebhookWithResponse(t.Context(), surveyID,
+		apiclient.WebhookCreate{Name: "e2e", URL: url, Events: events})
+	require.NoError(t, err)
+	requireJSON(t, resp.HTTPResponse, resp.Body)
+	require.Equal(t, http.StatusCreated, resp.StatusCode(), string(resp.Body))
+	return resp.JSON201.ID.String()
 }
 
 // publish posts an event of eventType with the given id and returns the status and answer.
 func (c *apiClient) publish(t *testing.T, eventID, eventType string) (int, map[string]any) {
 	t.Helper()
-	return c.do(t, http.MethodPost, "/api/events", eventBody(eventID, eventType))
+	resp, err := c.typed().PublishEventWithResponse(t.Context(), eventBody(eventID, eventType))
+	require.NoError(t, err)
+	requireJSON(t, resp.HTTPResponse, resp.Body)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(resp.Body, &out), string(resp.Body))
+	return resp.StatusCode(), out
 }
 
 // tryPublish is publish for goroutines other than the test's: it returns errors instead
-// of failing the test.
+// of failing the test, and the status even when the answer does not decode.
 func (c *apiClient) tryPublish(ctx context.Context, eventID, eventType string) (int, error) {
-	raw, err := json.Marshal(eventBody(eventID, eventType))
+	resp, err := c.typed().PublishEvent(ctx, eventBody(eventID, eventType))
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/api/events", bytes.NewReader(raw))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, resp.Body)
+	_, err = apiclient.ParsePublishEventResponse(resp) // reads and closes the body
 	return resp.StatusCode, err
 }
 
 // eventBody is a publish request.
-func eventBody(eventID, eventType string) map[string]any {
-	return map[string]any{
-		"event_id": eventID, "event_type": eventType, "survey_id": surveyID,
-		"data": map[string]any{
+func eventBody(eventID, eventType string) apiclient.EventPublish {
+	return apiclient.EventPublish{
+		EventID: &eventID, EventType: eventType, SurveyID: surveyID,
+		Data: map[string]any{
 			"survey":   map[string]any{"id": surveyID, "title": "Reliability"},
 			"response": map[string]any{"id": "r-" + eventID, "answers": []any{map[string]any{"questionId": "q1", "value": 7}}},
 		},
