@@ -91,7 +91,11 @@ func (e *engine) requireNotStored(t *testing.T, eventID string) {
 // stored.
 func TestEngineSeed003EventTypes(t *testing.T) {
 	t.Parallel()
-	e := setupEngine(t, netguard.Policy{AllowHTTP: true, Allowed: loopback})
+	// Ask Users' receivers check the bare hex HMAC of JSON.stringify(req.body) in
+	// X-Webhook-Signature: the platform runs with that profile.
+	profile, err := signature.ParseProfile("", "hex")
+	require.NoError(t, err)
+	e := setupEngineSigning(t, netguard.Policy{AllowHTTP: true, Allowed: loopback}, profile)
 	wide := newReceiver(t)
 	e.createWebhook(t, wide.URL, []string{"*"}, "")
 
@@ -121,9 +125,11 @@ func TestEngineSeed003EventTypes(t *testing.T) {
 	require.Len(t, got, 2)
 	byType := map[string]signature.Event{}
 	for _, req := range got {
-		// Seed 003's own Node and Python snippets verify these bodies in the signature
-		// profile tests; here the signature is checked as any receiver of the raw body does.
-		require.True(t, verifySeed002(req.body, req.header.Get("X-Webhook-Signature"), secret))
+		// Seed 003's own Node and Python snippets, unchanged but for the secret.
+		for _, v := range []verifier{{"node", "seed003_verify.js"}, {"python3", "seed003_verify.py"}} {
+			require.True(t, v.verifies(t, []string{"ASKUSERS_WEBHOOK_SECRET=" + secret}, req.body,
+				req.header.Get(signature.HeaderSignature)), "%s, %s", v.script, req.body)
+		}
 		var env signature.Event
 		require.NoError(t, json.Unmarshal(req.body, &env))
 		byType[env.EventType] = env
