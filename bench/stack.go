@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	apiclient "github.com/surveyhooks/surveyhooks/client"
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/localpg"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
@@ -50,9 +51,11 @@ type stack struct {
 	store  *store.Store
 	tc     client.Client
 	worker worker.Worker
-	// apiURL is the REST API over loopback HTTP; apiClient pools connections to it.
+	// apiURL is the REST API over loopback HTTP; apiClient pools connections to it; api is
+	// the generated client (package client) over apiClient, with the platform key.
 	apiURL    string
 	apiClient *http.Client
+	api       *apiclient.ClientWithResponses
 	// delivery is the client bare and raw POST through: the same pooled, address-checked
 	// transport the worker's activities use.
 	delivery      *http.Client
@@ -127,6 +130,9 @@ func startStack(ctx context.Context, opts Options, w Wiring) (_ *stack, err erro
 		MaxIdleConnsPerHost: 2 * opts.Concurrency,
 		IdleConnTimeout:     time.Minute,
 	}}
+	if s.api, err = apiclient.NewClientWithResponses(s.apiURL, apiclient.WithHTTPClient(s.apiClient), apiclient.WithKey(w.APIKey)); err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
 
 	s.recv = newReceiver()
 	s.cleanups = append(s.cleanups, s.recv.close)

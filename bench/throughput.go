@@ -234,7 +234,7 @@ func (o *oursDriver) publish(ctx context.Context, p *pass, i int, at time.Time) 
 		return
 	}
 	p.publishing(id, at)
-	status, raw, err := o.st.apiRaw(ctx, "POST", "/api/events", body)
+	status, raw, err := o.st.publish(ctx, body)
 	switch {
 	case err != nil:
 		o.errs.add(err.Error())
