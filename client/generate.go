@@ -7,8 +7,8 @@
 // NewClientWithResponses: each operation returns its answer decoded by status
 // (JSON200, JSON201, ... and the Error of each documented failure):
 //
-//	c, err := client.NewClientWithResponses(baseURL, client.WithRequestEditorFn(bearer(key)))
-//	resp, err := c.GetEventWithResponse(ctx, "evt_1") // resp.JSON200 is a *client.Event
+//	c, err := client.NewClientWithResponses("http://127.0.0.1:8080", client.WithKey(key))
+//	resp, err := c.GetEventWithResponse(ctx, "evt-1") // resp.JSON200 is a *client.Event
 package client
 
 //go:generate go tool oapi-codegen -config oapi-codegen.yaml ../api/openapi.json
