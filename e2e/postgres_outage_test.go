@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/worker"
@@ -87,22 +89,33 @@ func TestPostgresOutage(t *testing.T) {
 	refused := 0
 	var slowest time.Duration
 	probes := 0
+	typed, ctx, hook := api.typed(), t.Context(), uuid.MustParse(hookID)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for ; time.Since(down) < outage; <-tick.C {
 		for _, probe := range []struct {
 			method, path string
-			body         any
+			call         func() (*http.Response, error)
 			code         string
 		}{
-			{http.MethodGet, "/readyz", nil, ""},
-			{http.MethodPost, "/api/events", eventBody(fmt.Sprintf("outage-%03d", refused), "survey.response.completed"), "unavailable"},
-			{http.MethodGet, "/api/events/evt-0001", nil, "unavailable"},
-			{http.MethodGet, "/api/surveys/" + surveyID + "/webhooks", nil, "unavailable"},
-			{http.MethodGet, "/api/surveys/" + surveyID + "/webhooks/" + hookID + "/deliveries", nil, "unavailable"},
+			{http.MethodGet, "/readyz", func() (*http.Response, error) { return typed.Ready(ctx) }, ""},
+			{http.MethodPost, "/api/events", func() (*http.Response, error) {
+				return typed.PublishEvent(ctx, eventBody(fmt.Sprintf("outage-%03d", refused), "survey.response.completed"))
+			}, "unavailable"},
+			{http.MethodGet, "/api/events/{eventId}", func() (*http.Response, error) { return typed.GetEvent(ctx, "evt-0001") }, "unavailable"},
+			{http.MethodGet, "/api/surveys/{surveyId}/webhooks", func() (*http.Response, error) { return typed.ListWebhooks(ctx, surveyID, nil) }, "unavailable"},
+			{http.MethodGet, "/api/surveys/{surveyId}/webhooks/{id}/deliveries", func() (*http.Response, error) {
+				return typed.ListDeliveries(ctx, surveyID, hook, nil)
+			}, "unavailable"},
 		} {
 			began := time.Now()
-			status, raw := api.send(t, probe.method, probe.path, probe.body)
+			resp, err := probe.call()
+			require.NoError(t, err, "%s %s", probe.method, probe.path)
+			raw, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			requireJSON(t, resp, raw)
+			status := resp.StatusCode
 			took := time.Since(began)
 			slowest = max(slowest, took)
 			probes++
