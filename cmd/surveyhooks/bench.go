@@ -62,6 +62,8 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 		jsonOut     = fs.Bool("json", false, "print the report as JSON")
 		progress    = fs.Bool("progress", false, "show the progress line even when stderr is not a terminal")
 		verbose     = fs.Bool("v", false, "show the stack's info logs (one line per delivery attempt)")
+		soak        = fs.Duration("soak", 0, "instead of the scenarios: run the production shape (a two-node Temporal cluster, two serve and three worker processes) at half its measured maximum rate for this long, sampling every minute; writes soak.svg and soak.csv to -soak-out")
+		soakOut     = fs.String("soak-out", ".", "folder of -soak's plot and samples")
 	)
 	fs.IntVar(&opts.Count, "count", bench.DefaultCount, "events per scenario (raw: at least 20000); deliveries left waiting by backoff")
 	fs.DurationVar(&opts.Duration, "duration", 0, "publish for this long instead of -count events")
@@ -104,6 +106,9 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 			return fmt.Errorf("-retry-delays: %w", err)
 		}
 		opts.RetryDelays = delays
+	}
+	if *soak > 0 {
+		return runSoak(ctx, cfg, *soak, *soakOut, opts.Concurrency, opts.FailRate, *jsonOut, stdout, stderr)
 	}
 	opts.DatabaseURL = cfg.DatabaseURL
 	if *progress || isTerminal(stderr) {
