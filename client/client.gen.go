@@ -20,16 +20,16 @@ import (
 
 // Defines values for AccountDeletedStatus.
 const (
-	Deleted                                 AccountDeletedStatus = "deleted"
-	InProgressSendTheSameRequestAgainToGoOn AccountDeletedStatus = "in progress: send the same request again to go on"
+	AccountDeletedStatusDeleted                                 AccountDeletedStatus = "deleted"
+	AccountDeletedStatusInProgressSendTheSameRequestAgainToGoOn AccountDeletedStatus = "in progress: send the same request again to go on"
 )
 
 // Valid indicates whether the value is a known member of the AccountDeletedStatus enum.
 func (e AccountDeletedStatus) Valid() bool {
 	switch e {
-	case Deleted:
+	case AccountDeletedStatusDeleted:
 		return true
-	case InProgressSendTheSameRequestAgainToGoOn:
+	case AccountDeletedStatusInProgressSendTheSameRequestAgainToGoOn:
 		return true
 	default:
 		return false
@@ -38,19 +38,19 @@ func (e AccountDeletedStatus) Valid() bool {
 
 // Defines values for AttemptTrigger.
 const (
-	Auto   AttemptTrigger = "auto"
-	Manual AttemptTrigger = "manual"
-	Test   AttemptTrigger = "test"
+	AttemptTriggerAuto   AttemptTrigger = "auto"
+	AttemptTriggerManual AttemptTrigger = "manual"
+	AttemptTriggerTest   AttemptTrigger = "test"
 )
 
 // Valid indicates whether the value is a known member of the AttemptTrigger enum.
 func (e AttemptTrigger) Valid() bool {
 	switch e {
-	case Auto:
+	case AttemptTriggerAuto:
 		return true
-	case Manual:
+	case AttemptTriggerManual:
 		return true
-	case Test:
+	case AttemptTriggerTest:
 		return true
 	default:
 		return false
@@ -101,22 +101,22 @@ func (e AuditEntryAction) Valid() bool {
 
 // Defines values for DeliveryStatus.
 const (
-	Delivered DeliveryStatus = "delivered"
-	Failed    DeliveryStatus = "failed"
-	Pending   DeliveryStatus = "pending"
-	Retrying  DeliveryStatus = "retrying"
+	DeliveryStatusDelivered DeliveryStatus = "delivered"
+	DeliveryStatusFailed    DeliveryStatus = "failed"
+	DeliveryStatusPending   DeliveryStatus = "pending"
+	DeliveryStatusRetrying  DeliveryStatus = "retrying"
 )
 
 // Valid indicates whether the value is a known member of the DeliveryStatus enum.
 func (e DeliveryStatus) Valid() bool {
 	switch e {
-	case Delivered:
+	case DeliveryStatusDelivered:
 		return true
-	case Failed:
+	case DeliveryStatusFailed:
 		return true
-	case Pending:
+	case DeliveryStatusPending:
 		return true
-	case Retrying:
+	case DeliveryStatusRetrying:
 		return true
 	default:
 		return false
@@ -170,16 +170,16 @@ func (e ErrorCode) Valid() bool {
 
 // Defines values for EventStatus.
 const (
-	Dispatched EventStatus = "dispatched"
-	Queued     EventStatus = "queued"
+	EventStatusDispatched EventStatus = "dispatched"
+	EventStatusQueued     EventStatus = "queued"
 )
 
 // Valid indicates whether the value is a known member of the EventStatus enum.
 func (e EventStatus) Valid() bool {
 	switch e {
-	case Dispatched:
+	case EventStatusDispatched:
 		return true
-	case Queued:
+	case EventStatusQueued:
 		return true
 	default:
 		return false

@@ -96,7 +96,7 @@ func TestDevRestartMidSchedule(t *testing.T) {
 		deliveries := *ev.JSON200.Deliveries
 		require.Len(t, deliveries, 1)
 		delivery = deliveries[0]
-		return delivery.Status != nil && *delivery.Status == apiclient.Delivered
+		return delivery.Status != nil && *delivery.Status == apiclient.DeliveryStatusDelivered
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, 3, *delivery.AttemptCount)
 	d, err := api.typed().GetDeliveryWithResponse(t.Context(), surveyID, uuid.MustParse(hookID), *delivery.ID)
@@ -104,7 +104,7 @@ func TestDevRestartMidSchedule(t *testing.T) {
 	require.Equal(t, http.StatusOK, d.StatusCode(), string(d.Body))
 	var codes []int
 	for _, attempt := range *d.JSON200.Attempts {
-		require.Equal(t, apiclient.Auto, *attempt.Trigger)
+		require.Equal(t, apiclient.AttemptTriggerAuto, *attempt.Trigger)
 		codes = append(codes, *attempt.Response.Status)
 	}
 	require.Equal(t, []int{500, 500, 200}, codes)
