@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/metric"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -259,11 +260,17 @@ func (s *Service) input(ev store.Event, deliveries []store.EventDelivery) EventI
 	return in
 }
 
-// start starts ev's workflow. A workflow already running for the event counts as started:
-// a second start (two dispatchers, a retried request) changes nothing.
+// start starts ev's workflow. A workflow that runs or has run for the event counts as
+// started: a second start (two dispatchers, a retried request) changes nothing.
 func (s *Service) start(ctx context.Context, ev store.Event, deliveries []store.EventDelivery) (client.WorkflowRun, error) {
 	in := s.input(ev, deliveries)
-	run, err := s.client.ExecuteWorkflow(ctx, StartOptions(in, s.cfg.TaskQueue), EventWorkflow, in)
+	opts := StartOptions(in, s.cfg.TaskQueue)
+	// A closed run counts as started too: a start whose answer was lost (Temporal moving
+	// shards after a node died) leaves the event to the outbox, which may come after the
+	// run has closed; starting again would run the event twice. Only the retry signal
+	// (SignalWithStart) starts a closed event again, on purpose.
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+	run, err := s.client.ExecuteWorkflow(ctx, opts, EventWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return s.client.GetWorkflow(ctx, WorkflowID(ev.ID), started.RunId), nil
