@@ -43,8 +43,9 @@ const (
 	ScenarioBareSA = "bare-sa"
 	// ScenarioRaw is HMAC + POST from a loop over a pooled transport, no Temporal.
 	ScenarioRaw = "raw"
-	// ScenarioList times the deliveries list through the API over a table of
-	// Options.ListAttempts attempt rows.
+	// ScenarioList times the delivery lists through the API over the tables of
+	// Options.ListAccounts accounts with ten webhooks each and Options.ListAttempts attempt
+	// rows.
 	ScenarioList = "list"
 	// ScenarioBackoff measures memory before and after Options.Count deliveries are left
 	// waiting for their next attempt. It needs a first retry delay of a minute or more.
@@ -61,6 +62,7 @@ const (
 	DefaultFanOut       = 1
 	DefaultPayloadBytes = 1024
 	DefaultListAttempts = 1_000_000
+	DefaultListAccounts = 10_000
 	// rawMinEvents: the raw loop does tens of thousands of deliveries a second, so it gets
 	// at least this many events, or its run would be over before it warmed up.
 	rawMinEvents = 20_000
@@ -109,8 +111,12 @@ type Options struct {
 	// Durable runs the throwaway cluster with fsync on, as `dev` does; by default it runs
 	// with fsync and full_page_writes off, like the test clusters.
 	Durable bool
-	// ListAttempts is how many attempt rows the list scenario inserts.
+	// ListAttempts is about how many attempt rows the list scenario inserts (a multiple of
+	// 200, at least 200).
 	ListAttempts int
+	// ListAccounts is how many accounts the list scenario spreads its rows over, with ten
+	// webhooks each; at least 2.
+	ListAccounts int
 	// ProfileDir, when set, receives a CPU profile (pprof) of the whole process for the
 	// first pass of each throughput scenario, as <scenario>.pprof: where the time goes.
 	ProfileDir string
@@ -163,6 +169,9 @@ func (o Options) withDefaults() Options {
 	if o.ListAttempts <= 0 {
 		o.ListAttempts = DefaultListAttempts
 	}
+	if o.ListAccounts <= 0 {
+		o.ListAccounts = DefaultListAccounts
+	}
 	if o.AttemptTimeout <= 0 {
 		o.AttemptTimeout = 30 * time.Second
 	}
@@ -185,6 +194,9 @@ func (o Options) validate(w Wiring) error {
 	}
 	if o.FailRate > 0 && len(o.RetryDelays) == 0 {
 		problems = append(problems, errors.New("a fail rate needs retry delays to retry on"))
+	}
+	if slices.Contains(o.Scenarios, ScenarioList) && o.ListAccounts < 2 {
+		problems = append(problems, errors.New("the list scenario needs at least 2 accounts: a large one and the others"))
 	}
 	if o.Rate < 0 {
 		problems = append(problems, errors.New("the rate must not be negative"))

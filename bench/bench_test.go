@@ -61,7 +61,8 @@ func TestRun(t *testing.T) {
 		FailRate:       0.2,
 		RetryDelays:    delays,
 		AttemptTimeout: 5 * time.Second,
-		ListAttempts:   500,
+		ListAttempts:   1000,
+		ListAccounts:   20,
 		DatabaseURL:    testenv.PostgresURL(t),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -101,11 +102,17 @@ func TestRun(t *testing.T) {
 	require.Positive(t, rep.Ratios.OursToRaw)
 
 	require.NotNil(t, rep.List)
-	require.Equal(t, 500, rep.List.AttemptRows)
-	require.Len(t, rep.List.Queries, 5)
+	require.Equal(t, 20, rep.List.Accounts)
+	require.Equal(t, 200, rep.List.Webhooks)
+	require.Equal(t, 100, rep.List.Events)
+	require.Equal(t, 200, rep.List.Deliveries, "two deliveries per event")
+	require.Equal(t, 1000, rep.List.AttemptRows)
+	require.Len(t, rep.List.Queries, 12)
 	for _, q := range rep.List.Queries {
 		require.Equal(t, 500, q.Latency.Count, q.Name)
+		require.Positive(t, q.Over, q.Name)
 	}
+	require.Equal(t, 100, rep.List.Queries[0].Over, "the large account has half the deliveries")
 
 	var out bytes.Buffer
 	require.NoError(t, rep.WriteText(&out))
@@ -147,6 +154,7 @@ func TestRunRefusesBadOptions(t *testing.T) {
 		"fail rate above 1":        {FailRate: 2, RetryDelays: []time.Duration{time.Second}},
 		"fail rate, no retries":    {FailRate: 0.5},
 		"backoff with short delay": {Scenarios: []string{bench.ScenarioBackoff}, RetryDelays: []time.Duration{time.Second}},
+		"list with one account":    {Scenarios: []string{bench.ScenarioList}, ListAccounts: 1},
 	} {
 		_, err := bench.Run(context.Background(), opts, w)
 		require.Error(t, err, name)

@@ -13,8 +13,14 @@ import (
 	apiclient "github.com/surveyhooks/surveyhooks/client"
 )
 
-// apiRaw sends one request to the REST API and returns the status and body.
+// apiRaw sends one request to the REST API with the platform key and returns the status
+// and body.
 func (s *stack) apiRaw(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	return s.apiAs(ctx, s.wiring.APIKey, method, path, body)
+}
+
+// apiAs sends one request to the REST API with key and returns the status and body.
+func (s *stack) apiAs(ctx context.Context, key, method, path string, body []byte) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -23,7 +29,7 @@ func (s *stack) apiRaw(ctx context.Context, method, path string, body []byte) (i
 	if err != nil {
 		return 0, nil, fmt.Errorf("build request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.wiring.APIKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -126,4 +132,16 @@ func (s *stack) settling(name, label string) {
 		name += " (" + label + ")"
 	}
 	fmt.Fprintf(s.opts.Progress, "\r%-12s waiting for the stack to be idle…%30s", name, "")
+}
+
+// progress replaces the progress line with the formatted one; an empty format clears it.
+func (s *stack) progress(format string, args ...any) {
+	if s.opts.Progress == nil {
+		return
+	}
+	if format == "" {
+		fmt.Fprintf(s.opts.Progress, "\r%80s\r", "")
+		return
+	}
+	fmt.Fprintf(s.opts.Progress, "\r%-80s", fmt.Sprintf(format, args...))
 }

@@ -19,6 +19,7 @@ type Latency struct {
 	Count int     `json:"count"`
 	P50   float64 `json:"p50Ms"`
 	P90   float64 `json:"p90Ms"`
+	P95   float64 `json:"p95Ms"`
 	P99   float64 `json:"p99Ms"`
 	Max   float64 `json:"maxMs"`
 }
@@ -34,7 +35,7 @@ func summarize(ms []float64) Latency {
 		i := int(math.Ceil(q*float64(len(s)))) - 1
 		return s[max(0, min(i, len(s)-1))]
 	}
-	return Latency{Count: len(s), P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), Max: s[len(s)-1]}
+	return Latency{Count: len(s), P50: rank(0.50), P90: rank(0.90), P95: rank(0.95), P99: rank(0.99), Max: s[len(s)-1]}
 }
 
 // sample is the resource counters at one moment.

@@ -34,8 +34,8 @@ webhooks, events and deliveries stay in that database, sealed with
 SURVEYHOOKS_ENCRYPTION_KEYS as serve would.
 
 Scenarios: ours, bare, raw (the default); bare-sa (bare plus ours' search attributes, to
-tell Temporal's visibility cost from the rest); list (API reads over -list-attempts attempt
-rows); backoff (memory with -count deliveries waiting; alone it uses the documented schedule).
+tell Temporal's visibility cost from the rest); list (API reads over -list-accounts accounts
+with ten webhooks each and -list-attempts attempt rows); backoff (memory with -count deliveries waiting; alone it uses the documented schedule).
 
 On a shared machine one pass of each scenario moves with whatever else runs: -rounds N runs
 the throughput scenarios N times, interleaved, and compares their medians.
@@ -79,7 +79,8 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 	fs.BoolVar(&opts.BareLocal, "bare-local", false, "run the bare scenarios' HTTP activity as a local activity")
 	fs.BoolVar(&opts.Durable, "durable", false, "run the throwaway PostgreSQL with fsync on, as dev does")
 	fs.StringVar(&opts.ProfileDir, "profile-dir", "", "write a CPU profile of each scenario's first pass here, as <scenario>.pprof")
-	fs.IntVar(&opts.ListAttempts, "list-attempts", bench.DefaultListAttempts, "attempt rows the list scenario inserts")
+	fs.IntVar(&opts.ListAttempts, "list-attempts", bench.DefaultListAttempts, "attempt rows the list scenario inserts (about: a multiple of 200)")
+	fs.IntVar(&opts.ListAccounts, "list-accounts", bench.DefaultListAccounts, "accounts the list scenario spreads its rows over, ten webhooks each")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
