@@ -30,12 +30,6 @@ func (s *source) ListEventTypes(context.Context) ([]eventtype.Type, error) {
 	return slices.Clone(s.types), s.err
 }
 
-func (s *source) set(types ...eventtype.Type) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.types = types
-}
-
 // anyObject is a schema every object matches.
 const anyObject = `{"type":"object"}`
 
