@@ -22,27 +22,28 @@ FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.event_id = $1
 ORDER BY d.id`
 
-// Newest first; an empty $2 means every status; $3 is the cursor (the last id of the previous
-// page) or NULL. Served by deliveries_webhook_status_idx / deliveries_webhook_id_idx.
-const listWebhookDeliveriesQuery = `
-SELECT ` + deliveryColumns + `
-FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.webhook_id = $1
-  AND ($2 = '' OR d.status = $2)
-  AND ($3::uuid IS NULL OR d.id < $3::uuid)
-ORDER BY d.id DESC
-LIMIT $4`
-
-// The account's deliveries, newest first, like listWebhookDeliveriesQuery; served by
-// deliveries_account_status_idx / deliveries_account_idx.
-const listAccountDeliveriesQuery = `
-SELECT ` + deliveryColumns + `
-FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.account_id = $1
-  AND ($2 = '' OR d.status = $2)
-  AND ($3::uuid IS NULL OR d.id < $3::uuid)
-ORDER BY d.id DESC
-LIMIT $4`
+// deliveryPageQuery returns the statement and arguments for one page of the deliveries whose
+// owner column (d.webhook_id or d.account_id) is owner, newest first, with the given status
+// ("" for all) and after the page's cursor. Each combination of filters gets its own statement
+// text: a single text whose optional filters are "$n IS NULL OR ..." gets a generic plan from
+// PostgreSQL that applies the status and the cursor row by row, while here both are conditions on
+// deliveries_{webhook,account}_status_idx or deliveries_{webhook,account}_idx.
+func deliveryPageQuery(column string, owner any, status string, page Page) (string, []any) {
+	var q strings.Builder
+	q.WriteString("SELECT " + deliveryColumns + "\nFROM deliveries d JOIN events e ON e.id = d.event_id\nWHERE " + column + " = $1")
+	args := []any{owner}
+	if status != "" {
+		args = append(args, status)
+		fmt.Fprintf(&q, " AND d.status = $%d", len(args))
+	}
+	if page.After != nil {
+		args = append(args, *page.After)
+		fmt.Fprintf(&q, " AND d.id < $%d", len(args))
+	}
+	args = append(args, page.Limit)
+	fmt.Fprintf(&q, "\nORDER BY d.id DESC\nLIMIT $%d", len(args))
+	return q.String(), args
+}
 
 const getDeliveryQuery = `
 SELECT ` + deliveryColumns + `
@@ -71,7 +72,8 @@ func (s *Store) ListEventDeliveries(ctx context.Context, eventID string) ([]Deli
 // given status ("" for all).
 func (s *Store) ListWebhookDeliveries(ctx context.Context, webhookID uuid.UUID, status string, page Page) ([]Delivery, error) {
 	deliveries := []Delivery{}
-	err := s.q.SelectContext(ctx, &deliveries, listWebhookDeliveriesQuery, webhookID, status, page.After, page.Limit)
+	query, args := deliveryPageQuery("d.webhook_id", webhookID, status, page)
+	err := s.q.SelectContext(ctx, &deliveries, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, err)
 	}
@@ -82,7 +84,8 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, webhookID uuid.UUID, 
 // newest first, with the given status ("" for all).
 func (s *Store) ListAccountDeliveries(ctx context.Context, accountID, status string, page Page) ([]Delivery, error) {
 	deliveries := []Delivery{}
-	err := s.q.SelectContext(ctx, &deliveries, listAccountDeliveriesQuery, accountID, status, page.After, page.Limit)
+	query, args := deliveryPageQuery("d.account_id", accountID, status, page)
+	err := s.q.SelectContext(ctx, &deliveries, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of account %s: %w", accountID, err)
 	}

@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,4 +85,88 @@ func TestRecordAttemptsStoresEachColumn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, delivery.StatusFailed, target.Status)
 	require.Nil(t, target.NextAttemptAt)
+}
+
+// pageAll pages through list, limit deliveries at a time, and returns the ids in order.
+func pageAll(t *testing.T, limit int, list func(store.Page) ([]store.Delivery, error)) []uuid.UUID {
+	t.Helper()
+	got := []uuid.UUID{}
+	page := store.Page{Limit: limit}
+	for {
+		ds, err := list(page)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(ds), limit)
+		for _, d := range ds {
+			got = append(got, d.ID)
+		}
+		if len(ds) < limit {
+			return got
+		}
+		page.After = &ds[len(ds)-1].ID
+	}
+}
+
+// A webhook's and an account's deliveries page newest first, with and without a status,
+// each delivery once; another account's deliveries never show.
+func TestListDeliveriesFiltersAndPages(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	wide := scopedHook(t, st, store.Scope{AccountID: "acct-a"}, "wide")
+	s1 := scopedHook(t, st, store.Scope{AccountID: "acct-a", SurveyID: "s1"}, "s1")
+	scopedHook(t, st, store.Scope{AccountID: "acct-b", SurveyID: "s1"}, "theirs")
+	var all, wideAll, failed, wideFailed []uuid.UUID
+	for i := range 7 {
+		ev := completedEvent(uuid.NewString(), "s1")
+		ev.AccountID = "acct-a"
+		p, err := st.PublishEvent(ctx, ev)
+		require.NoError(t, err)
+		require.Len(t, p.Deliveries, 2)
+		_, err = st.PublishEvent(ctx, completedEvent(uuid.NewString(), "s1")) // the default account's
+		require.NoError(t, err)
+		evB := completedEvent(uuid.NewString(), "s1")
+		evB.AccountID = "acct-b"
+		_, err = st.PublishEvent(ctx, evB)
+		require.NoError(t, err)
+		for _, d := range p.Deliveries {
+			all = append(all, d.ID)
+			if d.WebhookID == wide.ID {
+				wideAll = append(wideAll, d.ID)
+			}
+			if i%3 != 0 {
+				continue
+			}
+			_, err := st.RecordAttempts(ctx, []store.AttemptRecord{{
+				Attempt: store.Attempt{ID: uuid.Must(uuid.NewV7()), DeliveryID: d.ID, Trigger: delivery.TriggerAuto,
+					StartedAt: time.Now(), RequestURL: "https://receiver.example.com/", RequestHeaders: []byte(`{}`), Error: "refused"},
+				Outcome: store.Outcome{Status: delivery.StatusFailed, LastError: "refused"},
+			}})
+			require.NoError(t, err)
+			failed = append(failed, d.ID)
+			if d.WebhookID == wide.ID {
+				wideFailed = append(wideFailed, d.ID)
+			}
+		}
+	}
+	newestFirst := func(ids []uuid.UUID) []uuid.UUID {
+		out := slices.Clone(ids)
+		slices.SortFunc(out, func(a, b uuid.UUID) int { return -strings.Compare(a.String(), b.String()) })
+		return out
+	}
+	account := func(status string) func(store.Page) ([]store.Delivery, error) {
+		return func(p store.Page) ([]store.Delivery, error) { return st.ListAccountDeliveries(ctx, "acct-a", status, p) }
+	}
+	webhook := func(status string) func(store.Page) ([]store.Delivery, error) {
+		return func(p store.Page) ([]store.Delivery, error) { return st.ListWebhookDeliveries(ctx, wide.ID, status, p) }
+	}
+	for _, limit := range []int{1, 3, 100} {
+		require.Equal(t, newestFirst(all), pageAll(t, limit, account("")))
+		require.Equal(t, newestFirst(failed), pageAll(t, limit, account(delivery.StatusFailed)))
+		require.Empty(t, pageAll(t, limit, account(delivery.StatusDelivered)))
+		require.Equal(t, newestFirst(wideAll), pageAll(t, limit, webhook("")))
+		require.Equal(t, newestFirst(wideFailed), pageAll(t, limit, webhook(delivery.StatusFailed)))
+	}
+	require.Len(t, pageAll(t, 100, func(p store.Page) ([]store.Delivery, error) {
+		return st.ListWebhookDeliveries(ctx, s1.ID, delivery.StatusPending, p)
+	}), 7-len(wideFailed))
 }
