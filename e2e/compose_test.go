@@ -36,10 +36,13 @@ type composeTemporal struct {
 	SearchAttributes map[string]string
 	// SurveyhooksNamespace is the TEMPORAL_NAMESPACE the surveyhooks services use.
 	SurveyhooksNamespace string
+	// ServerVolumes are the temporal service's mounts, host:container[:mode].
+	ServerVolumes []string
 }
 
 type composeService struct {
 	Image       string         `yaml:"image"`
+	Volumes     []string       `yaml:"volumes"`
 	Build       any            `yaml:"build"`
 	Command     any            `yaml:"command"`
 	Environment map[string]any `yaml:"environment"`
@@ -93,6 +96,7 @@ func readCompose(t *testing.T) composeTemporal {
 		SchemaCommand:    script("temporal-schema"),
 		Namespace:        env("temporal-setup")["TEMPORAL_NAMESPACE"],
 		SearchAttributes: map[string]string{},
+		ServerVolumes:    service("temporal").Volumes,
 	}
 	for _, m := range regexp.MustCompile(`--name (\w+) --type (\w+)`).FindAllStringSubmatch(script("temporal-setup"), -1) {
 		c.SearchAttributes[m[1]] = m[2]
@@ -161,6 +165,12 @@ func TestComposeRunsTheTestedTemporal(t *testing.T) {
 		require.Contains(t, c.SchemaCommand, name, "temporal-schema applies the plugin's embedded schema")
 	}
 	require.Contains(t, c.SchemaCommand, "temporal-sql-tool --plugin $DB")
+
+	// The server reads the dynamic configuration the tested nodes run.
+	dcPath := c.Settings["DYNAMIC_CONFIG_FILE_PATH"]
+	require.NotEmpty(t, dcPath, "the temporal service names its dynamic configuration file")
+	require.Contains(t, c.ServerVolumes, "./e2e/temporalcluster/dynamicconfig.yaml:"+dcPath+":ro",
+		"the temporal service mounts the tested dynamic configuration at DYNAMIC_CONFIG_FILE_PATH")
 
 	require.NotEmpty(t, c.Namespace)
 	require.Equal(t, c.SurveyhooksNamespace, c.Namespace, "temporal-setup creates the namespace surveyhooks uses")

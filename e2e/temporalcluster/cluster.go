@@ -2,6 +2,7 @@ package temporalcluster
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,12 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 )
+
+// DynamicConfig is Temporal's dynamic configuration every node runs with, the file
+// docker-compose.yml mounts into its server.
+//
+//go:embed dynamicconfig.yaml
+var DynamicConfig []byte
 
 const (
 	// maxServerPort is the highest port a node may use: the membership table stores ports
@@ -98,8 +105,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	opts.Logger.Info("temporal schema ready", "took", time.Since(began).Round(time.Millisecond))
 
 	dynamicConfig := filepath.Join(opts.Dir, "dynamicconfig.yaml")
-	// The server image ships an empty file; so does this cluster.
-	if err := os.WriteFile(dynamicConfig, nil, 0o644); err != nil {
+	if err := os.WriteFile(dynamicConfig, DynamicConfig, 0o644); err != nil {
 		return nil, err
 	}
 	perNode := len(portVariables)
