@@ -97,7 +97,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	sent.attempt.Trigger = in.Trigger
 	a.metrics.attempt(ctx, &sent)
 	single := delivery.Single(target.Status, in.Trigger)
-	number, outcome, err := a.recorder.record(ctx, sent.attempt, target.AttemptCount, func(number int) store.Outcome {
+	number, outcome, _, err := a.recorder.record(ctx, sent.attempt, target.AttemptCount, func(number int) store.Outcome {
 		return a.decide(number, single, sent)
 	})
 	if errors.Is(err, store.ErrNotFound) {

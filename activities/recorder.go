@@ -31,7 +31,9 @@ type queuedAttempt struct {
 	record store.AttemptRecord
 	// recorded is false when another attempt of the delivery got in first.
 	recorded bool
-	err      error
+	// streak is the webhook's streak after the attempt, when recorded.
+	streak store.Streak
+	err    error
 	done     chan struct{}
 }
 
@@ -54,12 +56,13 @@ func newRecorder(st *store.Store) *recorder {
 // that number, atomically. prior is the attempt count read before the attempt: while it is
 // still current, a shared statement records the attempt as number prior+1; otherwise
 // (another attempt was recorded meanwhile) the attempt is numbered again under the
-// delivery's lock. store.ErrNotFound means the delivery is gone.
-func (r *recorder) record(ctx context.Context, a store.Attempt, prior int, decide func(number int) store.Outcome) (int, store.Outcome, error) {
+// delivery's lock. It also returns the webhook's streak after the attempt.
+// store.ErrNotFound means the delivery is gone.
+func (r *recorder) record(ctx context.Context, a store.Attempt, prior int, decide func(number int) store.Outcome) (int, store.Outcome, store.Streak, error) {
 	if a.ID == uuid.Nil {
 		id, err := uuid.NewV7()
 		if err != nil {
-			return 0, store.Outcome{}, fmt.Errorf("new attempt id: %w", err)
+			return 0, store.Outcome{}, store.Streak{}, fmt.Errorf("new attempt id: %w", err)
 		}
 		a.ID = id
 	}
@@ -67,10 +70,10 @@ func (r *recorder) record(ctx context.Context, a store.Attempt, prior int, decid
 	r.queue.Add(q)
 	<-q.done
 	if q.err != nil {
-		return 0, store.Outcome{}, q.err
+		return 0, store.Outcome{}, store.Streak{}, q.err
 	}
 	if q.recorded {
-		return prior + 1, q.record.Outcome, nil
+		return prior + 1, q.record.Outcome, q.streak, nil
 	}
 	return r.store.RecordAttemptRenumbered(ctx, a, decide)
 }
@@ -97,12 +100,12 @@ func (r *recorder) flush(batch []*queuedAttempt) {
 		recorded, err := r.store.RecordAttempts(ctx, records)
 		if err == nil {
 			for _, q := range batch {
-				q.recorded = recorded[q.record.Attempt.ID]
+				q.streak, q.recorded = recorded[q.record.Attempt.ID]
 			}
 			return
 		}
 	}
 	for _, q := range batch {
-		q.recorded, q.err = r.store.RecordAttempt(ctx, q.record)
+		q.streak, q.recorded, q.err = r.store.RecordAttempt(ctx, q.record)
 	}
 }

@@ -80,7 +80,7 @@ func (r *batchRecorder) record(delivery uuid.UUID, trigger string) {
 	r.wg.Go(func() {
 		a := attemptOf(delivery, 500)
 		a.Trigger = trigger
-		n, _, err := r.rec.record(context.Background(), a, 0, retrying)
+		n, _, _, err := r.rec.record(context.Background(), a, 0, retrying)
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if err != nil {
@@ -226,7 +226,7 @@ func TestRecordAttemptNumbersFromTheCurrentCount(t *testing.T) {
 
 	var decided []int
 	decide := func(n int) store.Outcome { decided = append(decided, n); return retrying(n) }
-	n, out, err := rec.record(ctx, attemptOf(d, 500), 0, decide)
+	n, out, _, err := rec.record(ctx, attemptOf(d, 500), 0, decide)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, delivery.StatusRetrying, out.Status)
@@ -234,12 +234,12 @@ func TestRecordAttemptNumbersFromTheCurrentCount(t *testing.T) {
 	// A caller that read the count before attempt 1 was recorded (a manual attempt racing
 	// the schedule) gets the next number, decided again for that number.
 	decided = nil
-	n, _, err = rec.record(ctx, attemptOf(d, 500), 0, decide)
+	n, _, _, err = rec.record(ctx, attemptOf(d, 500), 0, decide)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	require.Equal(t, []int{1, 2}, decided)
 
-	n, out, err = rec.record(ctx, attemptOf(d, 200), 2, func(int) store.Outcome {
+	n, out, _, err = rec.record(ctx, attemptOf(d, 200), 2, func(int) store.Outcome {
 		return store.Outcome{Status: delivery.StatusDelivered}
 	})
 	require.NoError(t, err)
@@ -270,7 +270,7 @@ func TestRecordAttemptConcurrentAttemptsGetDistinctNumbers(t *testing.T) {
 	numbers := make([]int, 10)
 	for i := range numbers {
 		wg.Go(func() {
-			n, _, err := rec.record(t.Context(), attemptOf(d, 500), 0, retrying)
+			n, _, _, err := rec.record(t.Context(), attemptOf(d, 500), 0, retrying)
 			require.NoError(t, err)
 			numbers[i] = n
 		})
@@ -286,6 +286,6 @@ func TestRecordAttemptOfDeletedDelivery(t *testing.T) {
 	_, err := db.Exec(`DELETE FROM webhooks`)
 	require.NoError(t, err)
 
-	_, _, err = newRecorder(st).record(t.Context(), attemptOf(d, 500), 0, retrying)
+	_, _, _, err = newRecorder(st).record(t.Context(), attemptOf(d, 500), 0, retrying)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }

@@ -57,6 +57,7 @@ func (s *Server) registerWebhookRoutes(r *mux.Router) {
 		r.HandleFunc(hook+"/secret", s.handleWebhookSecretGet).Methods(http.MethodGet)
 		r.HandleFunc(hook+"/secret/rotate", s.handleWebhookSecretRotate).Methods(http.MethodPost)
 		r.HandleFunc(hook+"/public-key", s.handleWebhookPublicKey).Methods(http.MethodGet)
+		r.HandleFunc(hook+"/stats", s.handleWebhookStats).Methods(http.MethodGet)
 		r.HandleFunc(hook+"/test", s.handleWebhookTest).Methods(http.MethodPost).Name(testRouteName)
 		r.HandleFunc(hook+"/deliveries", s.handleDeliveryList).Methods(http.MethodGet)
 		r.HandleFunc(hook+"/deliveries/{deliveryId}", s.handleDeliveryGet).Methods(http.MethodGet)
@@ -83,6 +84,8 @@ type webhookResponse struct {
 	PublicKey   string    `json:"publicKey,omitempty"`
 	CreatedAt   time.Time `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
+	// Health is shown by GET and lists only.
+	Health *healthResponse `json:"health,omitempty"`
 }
 
 func newWebhookResponse(w store.Webhook) webhookResponse {
@@ -362,9 +365,18 @@ func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writePage(s, w, r, page, func(ctx context.Context, p store.Page) ([]store.Webhook, error) {
-		return s.store.ListWebhooks(ctx, scope, p)
-	}, func(h store.Webhook) uuid.UUID { return h.ID }, newWebhookResponse)
+	hooks, err := s.store.ListWebhooks(r.Context(), scope, oneMore(page))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	shown, err := s.withHealth(r.Context(), hooks)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, listPage(shown, page.Limit, func(h webhookResponse) uuid.UUID { return h.ID },
+		func(h webhookResponse) webhookResponse { return h }))
 }
 
 // writePage answers one page of a list: list reads the rows of the page asked for
@@ -460,7 +472,12 @@ func (s *Server) handleWebhookGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, webhookError(err))
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, newWebhookResponse(hook))
+	shown, err := s.withHealth(r.Context(), []store.Webhook{hook})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, shown[0])
 }
 
 func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {

@@ -60,13 +60,15 @@ func TestWebhookLifecycle(t *testing.T) {
 	require.Equal(t, created.CreatedAt, created.UpdatedAt)
 	hookPath := webhooksPath + "/" + created.ID.String()
 
-	// Get: everything but the secret.
+	// Get: everything but the secret, with the health of a webhook that got no attempt.
 	resp = b.do(t, http.MethodGet, hookPath, "")
 	require.Equal(t, http.StatusOK, resp.status)
 	requireNoSecret(t, resp, "your-webhook-secret")
 	got := decode[webhookResponse](t, resp)
+	require.Nil(t, created.Health, "not in the create answer")
 	want := created
 	want.Secret = ""
+	want.Health = &healthResponse{}
 	require.Equal(t, want, got)
 
 	// List: no secret either.

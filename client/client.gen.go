@@ -291,6 +291,90 @@ func (e WebhookCreatedSigning) Valid() bool {
 	}
 }
 
+// Defines values for WebhookStatsWindow.
+const (
+	WebhookStatsWindowN24H WebhookStatsWindow = "24h"
+	WebhookStatsWindowN30D WebhookStatsWindow = "30d"
+	WebhookStatsWindowN7D  WebhookStatsWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the WebhookStatsWindow enum.
+func (e WebhookStatsWindow) Valid() bool {
+	switch e {
+	case WebhookStatsWindowN24H:
+		return true
+	case WebhookStatsWindowN30D:
+		return true
+	case WebhookStatsWindowN7D:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetWebhookStatsForAccountSurveyParamsWindow.
+const (
+	GetWebhookStatsForAccountSurveyParamsWindowN24H GetWebhookStatsForAccountSurveyParamsWindow = "24h"
+	GetWebhookStatsForAccountSurveyParamsWindowN30D GetWebhookStatsForAccountSurveyParamsWindow = "30d"
+	GetWebhookStatsForAccountSurveyParamsWindowN7D  GetWebhookStatsForAccountSurveyParamsWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the GetWebhookStatsForAccountSurveyParamsWindow enum.
+func (e GetWebhookStatsForAccountSurveyParamsWindow) Valid() bool {
+	switch e {
+	case GetWebhookStatsForAccountSurveyParamsWindowN24H:
+		return true
+	case GetWebhookStatsForAccountSurveyParamsWindowN30D:
+		return true
+	case GetWebhookStatsForAccountSurveyParamsWindowN7D:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetWebhookStatsAccountWideParamsWindow.
+const (
+	GetWebhookStatsAccountWideParamsWindowN24H GetWebhookStatsAccountWideParamsWindow = "24h"
+	GetWebhookStatsAccountWideParamsWindowN30D GetWebhookStatsAccountWideParamsWindow = "30d"
+	GetWebhookStatsAccountWideParamsWindowN7D  GetWebhookStatsAccountWideParamsWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the GetWebhookStatsAccountWideParamsWindow enum.
+func (e GetWebhookStatsAccountWideParamsWindow) Valid() bool {
+	switch e {
+	case GetWebhookStatsAccountWideParamsWindowN24H:
+		return true
+	case GetWebhookStatsAccountWideParamsWindowN30D:
+		return true
+	case GetWebhookStatsAccountWideParamsWindowN7D:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetWebhookStatsParamsWindow.
+const (
+	GetWebhookStatsParamsWindowN24H GetWebhookStatsParamsWindow = "24h"
+	GetWebhookStatsParamsWindowN30D GetWebhookStatsParamsWindow = "30d"
+	GetWebhookStatsParamsWindowN7D  GetWebhookStatsParamsWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the GetWebhookStatsParamsWindow enum.
+func (e GetWebhookStatsParamsWindow) Valid() bool {
+	switch e {
+	case GetWebhookStatsParamsWindowN24H:
+		return true
+	case GetWebhookStatsParamsWindowN30D:
+		return true
+	case GetWebhookStatsParamsWindowN7D:
+		return true
+	default:
+		return false
+	}
+}
+
 // Account defines model for Account.
 type Account struct {
 	// ID Example: default
@@ -723,6 +807,9 @@ type Webhook struct {
 	// Example: ["survey.response.completed"]
 	Events []string `json:"events"`
 
+	// Health Shown by GET and lists, not by create and update answers.
+	Health *WebhookHealth `json:"health,omitempty"`
+
 	// ID UUIDv7.
 	ID openapi_types.UUID `json:"id"`
 
@@ -810,6 +897,9 @@ type WebhookCreated struct {
 	// Example: ["survey.response.completed"]
 	Events []string `json:"events"`
 
+	// Health Shown by GET and lists, not by create and update answers.
+	Health *WebhookHealth `json:"health,omitempty"`
+
 	// ID UUIDv7.
 	ID openapi_types.UUID `json:"id"`
 
@@ -848,12 +938,59 @@ type WebhookCreated struct {
 // WebhookCreatedSigning How requests are signed: "hmac" (the default) with a shared secret, HMAC-SHA256 in the profile header (SURVEYHOOKS_SIGNATURE_HEADER) and in Standard Webhooks v1 signatures; or "ed25519", Standard Webhooks v1a signatures that receivers verify with the webhook's public key (GET .../public-key), with no shared secret. Chosen at creation; never changes.
 type WebhookCreatedSigning string
 
+// WebhookHealth A webhook's health, kept as its attempts are recorded (never a scan of the delivery log): the current streak of failed attempts and the last success and failure. An attempt succeeds when the receiver answered 2xx; every other answer, a timeout or a refused connection is a failure. Tests and retries count.
+type WebhookHealth struct {
+	// ConsecutiveFailures Failed attempts since the last successful one.
+	ConsecutiveFailures int `json:"consecutiveFailures"`
+
+	// FailingSince When the first of those failed attempts started; null while the webhook is not failing.
+	FailingSince *time.Time `json:"failingSince"`
+
+	// LastFailure The last failed attempt; null when none failed.
+	LastFailure *struct {
+		At    time.Time `json:"at"`
+		Error string    `json:"error"`
+
+		// Status The response status; null when no answer came.
+		Status *int `json:"status"`
+	} `json:"lastFailure"`
+	LastSuccessAt *time.Time `json:"lastSuccessAt"`
+}
+
 // WebhookList defines model for WebhookList.
 type WebhookList struct {
 	Data []Webhook `json:"data"`
 
 	// NextCursor Pass as ?cursor= for the next page; null on the last page.
 	NextCursor *string `json:"nextCursor"`
+}
+
+// WebhookStats A webhook's attempts over a window, in buckets oldest first (every bucket present, empty ones with zeros), with their totals. Counted per hour as attempts are recorded; hours older than the retention (SURVEYHOOKS_RETENTION) are deleted.
+type WebhookStats struct {
+	Buckets []WebhookStatsBucket `json:"buckets"`
+
+	// Step The width of a bucket: 1h0m0s (24h), 6h0m0s (7d), 24h0m0s (30d).
+	Step string `json:"step"`
+
+	// Totals Attempts that started in [start, start + step). Latency percentiles are estimates: the upper bound of the latency class (10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10, 30 s) where the share is reached; 0 with no attempt.
+	Totals WebhookStatsBucket `json:"totals"`
+	Window WebhookStatsWindow `json:"window"`
+}
+
+// WebhookStatsWindow defines model for WebhookStats.Window.
+type WebhookStatsWindow string
+
+// WebhookStatsBucket Attempts that started in [start, start + step). Latency percentiles are estimates: the upper bound of the latency class (10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10, 30 s) where the share is reached; 0 with no attempt.
+type WebhookStatsBucket struct {
+	Attempts int     `json:"attempts"`
+	Failures int     `json:"failures"`
+	P50Ms    float32 `json:"p50Ms"`
+	P95Ms    float32 `json:"p95Ms"`
+	P99Ms    float32 `json:"p99Ms"`
+
+	// Start Absent on totals.
+	Start     *time.Time `json:"start,omitempty"`
+	Successes int        `json:"successes"`
 }
 
 // WebhookUpdate defines model for WebhookUpdate.
@@ -1055,6 +1192,14 @@ type RotateWebhookSecretForAccountSurvey200JSONResponseBody struct {
 	union json.RawMessage
 }
 
+// GetWebhookStatsForAccountSurveyParams defines parameters for GetWebhookStatsForAccountSurvey.
+type GetWebhookStatsForAccountSurveyParams struct {
+	Window *GetWebhookStatsForAccountSurveyParamsWindow `form:"window,omitempty" json:"window,omitempty"`
+}
+
+// GetWebhookStatsForAccountSurveyParamsWindow defines parameters for GetWebhookStatsForAccountSurvey.
+type GetWebhookStatsForAccountSurveyParamsWindow string
+
 // ListWebhooksAccountWideParams defines parameters for ListWebhooksAccountWide.
 type ListWebhooksAccountWideParams struct {
 	// Limit Page size, from 1 to 200 (else 400).
@@ -1087,6 +1232,14 @@ type RotateWebhookSecretAccountWide200JSONResponseBody struct {
 	union json.RawMessage
 }
 
+// GetWebhookStatsAccountWideParams defines parameters for GetWebhookStatsAccountWide.
+type GetWebhookStatsAccountWideParams struct {
+	Window *GetWebhookStatsAccountWideParamsWindow `form:"window,omitempty" json:"window,omitempty"`
+}
+
+// GetWebhookStatsAccountWideParamsWindow defines parameters for GetWebhookStatsAccountWide.
+type GetWebhookStatsAccountWideParamsWindow string
+
 // ListWebhooksParams defines parameters for ListWebhooks.
 type ListWebhooksParams struct {
 	// Limit Page size, from 1 to 200 (else 400).
@@ -1118,6 +1271,14 @@ type RetryDeliveryParams struct {
 type RotateWebhookSecret200JSONResponseBody struct {
 	union json.RawMessage
 }
+
+// GetWebhookStatsParams defines parameters for GetWebhookStats.
+type GetWebhookStatsParams struct {
+	Window *GetWebhookStatsParamsWindow `form:"window,omitempty" json:"window,omitempty"`
+}
+
+// GetWebhookStatsParamsWindow defines parameters for GetWebhookStats.
+type GetWebhookStatsParamsWindow string
 
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyCreate
@@ -1733,6 +1894,13 @@ type ClientInterface interface {
 	// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretForAccountSurvey` operationId).
 	RotateWebhookSecretForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, body RotateWebhookSecretForAccountSurveyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetWebhookStatsForAccountSurvey Count a webhook's attempts over time.
+	//
+	// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+	//
+	// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/stats (the `GetWebhookStatsForAccountSurvey` operationId).
+	GetWebhookStatsForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, params *GetWebhookStatsForAccountSurveyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// TestWebhookForAccountSurvey Send a webhook.test event to this webhook and return its single attempt.
 	//
 	// Goes through the same path as any event (outbox, workflow, Deliver activity), with one attempt and no retries; waits up to the attempt timeout. An inactive webhook gets the test too, so that it can be checked before it is activated. Takes no request body (400 when one is sent). 503 when the delivery engine is not reachable or the attempt did not finish in time (it then shows in the webhook's deliveries). Recorded in the audit log (webhook.tested).
@@ -1841,6 +2009,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
 	RotateWebhookSecretAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhookStatsAccountWide Count a webhook's attempts over time.
+	//
+	// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+	//
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsAccountWide` operationId).
+	GetWebhookStatsAccountWide(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// TestWebhookAccountWide Send a webhook.test event to this webhook and return its single attempt.
 	//
@@ -2032,6 +2207,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecret(ctx context.Context, surveyID SurveyID, id WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhookStats Count a webhook's attempts over time.
+	//
+	// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+	//
+	// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/stats (the `GetWebhookStats` operationId).
+	GetWebhookStats(ctx context.Context, surveyID SurveyID, id WebhookID, params *GetWebhookStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// TestWebhook Send a webhook.test event to this webhook and return its single attempt.
 	//
@@ -2468,6 +2650,23 @@ func (c *Client) RotateWebhookSecretForAccountSurvey(ctx context.Context, accoun
 	return c.Client.Do(req)
 }
 
+// GetWebhookStatsForAccountSurvey Count a webhook's attempts over time.
+//
+// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+//
+// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/stats (the `GetWebhookStatsForAccountSurvey` operationId).
+func (c *Client) GetWebhookStatsForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, params *GetWebhookStatsForAccountSurveyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookStatsForAccountSurveyRequest(c.Server, accountID, surveyID, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // TestWebhookForAccountSurvey Send a webhook.test event to this webhook and return its single attempt.
 //
 // Goes through the same path as any event (outbox, workflow, Deliver activity), with one attempt and no retries; waits up to the attempt timeout. An inactive webhook gets the test too, so that it can be checked before it is activated. Takes no request body (400 when one is sent). 503 when the delivery engine is not reachable or the attempt did not finish in time (it then shows in the webhook's deliveries). Recorded in the audit log (webhook.tested).
@@ -2717,6 +2916,23 @@ func (c *Client) RotateWebhookSecretAccountWideWithBody(ctx context.Context, acc
 // Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
 func (c *Client) RotateWebhookSecretAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateWebhookSecretAccountWideRequest(c.Server, accountID, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhookStatsAccountWide Count a webhook's attempts over time.
+//
+// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+//
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsAccountWide` operationId).
+func (c *Client) GetWebhookStatsAccountWide(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookStatsAccountWideRequest(c.Server, accountID, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3158,6 +3374,23 @@ func (c *Client) RotateWebhookSecretWithBody(ctx context.Context, surveyID Surve
 // Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecret` operationId).
 func (c *Client) RotateWebhookSecret(ctx context.Context, surveyID SurveyID, id WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateWebhookSecretRequest(c.Server, surveyID, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhookStats Count a webhook's attempts over time.
+//
+// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+//
+// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/stats (the `GetWebhookStats` operationId).
+func (c *Client) GetWebhookStats(ctx context.Context, surveyID SurveyID, id WebhookID, params *GetWebhookStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookStatsRequest(c.Server, surveyID, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4495,6 +4728,81 @@ func NewRotateWebhookSecretForAccountSurveyRequestWithBody(server string, accoun
 	return req, nil
 }
 
+// NewGetWebhookStatsForAccountSurveyRequest constructs an http.Request for the GetWebhookStatsForAccountSurvey method
+func NewGetWebhookStatsForAccountSurveyRequest(server string, accountID AccountID, surveyID SurveyID, id WebhookID, params *GetWebhookStatsForAccountSurveyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "surveyId", surveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/surveys/%s/webhooks/%s/stats", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewTestWebhookForAccountSurveyRequest constructs an http.Request for the TestWebhookForAccountSurvey method
 func NewTestWebhookForAccountSurveyRequest(server string, accountID AccountID, surveyID SurveyID, id WebhookID) (*http.Request, error) {
 	var err error
@@ -5146,6 +5454,74 @@ func NewRotateWebhookSecretAccountWideRequestWithBody(server string, accountID A
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetWebhookStatsAccountWideRequest constructs an http.Request for the GetWebhookStatsAccountWide method
+func NewGetWebhookStatsAccountWideRequest(server string, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/webhooks/%s/stats", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -6054,6 +6430,74 @@ func NewRotateWebhookSecretRequestWithBody(server string, surveyID SurveyID, id 
 	return req, nil
 }
 
+// NewGetWebhookStatsRequest constructs an http.Request for the GetWebhookStats method
+func NewGetWebhookStatsRequest(server string, surveyID SurveyID, id WebhookID, params *GetWebhookStatsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "surveyId", surveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/surveys/%s/webhooks/%s/stats", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewTestWebhookRequest constructs an http.Request for the TestWebhook method
 func NewTestWebhookRequest(server string, surveyID SurveyID, id WebhookID) (*http.Request, error) {
 	var err error
@@ -6424,6 +6868,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretForAccountSurvey` operationId).
 	RotateWebhookSecretForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, body RotateWebhookSecretForAccountSurveyJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretForAccountSurveyResponse, error)
 
+	// GetWebhookStatsForAccountSurveyWithResponse Count a webhook's attempts over time.
+	//
+	// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/stats (the `GetWebhookStatsForAccountSurvey` operationId).
+	GetWebhookStatsForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, params *GetWebhookStatsForAccountSurveyParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsForAccountSurveyResponse, error)
+
 	// TestWebhookForAccountSurveyWithResponse Send a webhook.test event to this webhook and return its single attempt.
 	//
 	// Goes through the same path as any event (outbox, workflow, Deliver activity), with one attempt and no retries; waits up to the attempt timeout. An inactive webhook gets the test too, so that it can be checked before it is activated. Takes no request body (400 when one is sent). 503 when the delivery engine is not reachable or the attempt did not finish in time (it then shows in the webhook's deliveries). Recorded in the audit log (webhook.tested).
@@ -6550,6 +7003,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
 	RotateWebhookSecretAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretAccountWideResponse, error)
+
+	// GetWebhookStatsAccountWideWithResponse Count a webhook's attempts over time.
+	//
+	// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsAccountWide` operationId).
+	GetWebhookStatsAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsAccountWideResponse, error)
 
 	// TestWebhookAccountWideWithResponse Send a webhook.test event to this webhook and return its single attempt.
 	//
@@ -6767,6 +7229,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecretWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+
+	// GetWebhookStatsWithResponse Count a webhook's attempts over time.
+	//
+	// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/stats (the `GetWebhookStats` operationId).
+	GetWebhookStatsWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, params *GetWebhookStatsParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsResponse, error)
 
 	// TestWebhookWithResponse Send a webhook.test event to this webhook and return its single attempt.
 	//
@@ -8844,6 +9315,103 @@ func (r RotateWebhookSecretForAccountSurveyResponse) ContentType() string {
 	return ""
 }
 
+// GetWebhookStatsForAccountSurveyResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookStatsForAccountSurvey
+type GetWebhookStatsForAccountSurveyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetWebhookStatsForAccountSurveyResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookStatsForAccountSurvey
+type GetWebhookStatsForAccountSurveyResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetWebhookStatsForAccountSurveyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookStats
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetWebhookStatsForAccountSurveyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebhookStatsForAccountSurveyResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookStatsForAccountSurveyResponse) GetJSON200() *WebhookStats {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetWebhookStatsForAccountSurveyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetWebhookStatsForAccountSurveyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetWebhookStatsForAccountSurveyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebhookStatsForAccountSurveyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetWebhookStatsForAccountSurveyResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetWebhookStatsForAccountSurveyResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookStatsForAccountSurveyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookStatsForAccountSurveyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookStatsForAccountSurveyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookStatsForAccountSurveyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // TestWebhookForAccountSurveyResponse401Headers the declared response headers of an HTTP 401 response for TestWebhookForAccountSurvey
 type TestWebhookForAccountSurveyResponse401Headers struct {
 	WWWAuthenticate *string
@@ -10086,6 +10654,103 @@ func (r RotateWebhookSecretAccountWideResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RotateWebhookSecretAccountWideResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetWebhookStatsAccountWideResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookStatsAccountWide
+type GetWebhookStatsAccountWideResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetWebhookStatsAccountWideResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookStatsAccountWide
+type GetWebhookStatsAccountWideResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetWebhookStatsAccountWideResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookStats
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetWebhookStatsAccountWideResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebhookStatsAccountWideResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookStatsAccountWideResponse) GetJSON200() *WebhookStats {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetWebhookStatsAccountWideResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetWebhookStatsAccountWideResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetWebhookStatsAccountWideResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebhookStatsAccountWideResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetWebhookStatsAccountWideResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetWebhookStatsAccountWideResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookStatsAccountWideResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookStatsAccountWideResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookStatsAccountWideResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookStatsAccountWideResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12075,6 +12740,103 @@ func (r RotateWebhookSecretResponse) ContentType() string {
 	return ""
 }
 
+// GetWebhookStatsResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookStats
+type GetWebhookStatsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetWebhookStatsResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookStats
+type GetWebhookStatsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetWebhookStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookStats
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetWebhookStatsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebhookStatsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookStatsResponse) GetJSON200() *WebhookStats {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetWebhookStatsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetWebhookStatsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetWebhookStatsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebhookStatsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetWebhookStatsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetWebhookStatsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // TestWebhookResponse401Headers the declared response headers of an HTTP 401 response for TestWebhook
 type TestWebhookResponse401Headers struct {
 	WWWAuthenticate *string
@@ -12664,6 +13426,21 @@ func (c *ClientWithResponses) RotateWebhookSecretForAccountSurveyWithResponse(ct
 	return ParseRotateWebhookSecretForAccountSurveyResponse(rsp)
 }
 
+// GetWebhookStatsForAccountSurveyWithResponse Count a webhook's attempts over time.
+//
+// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/stats (the `GetWebhookStatsForAccountSurvey` operationId).
+func (c *ClientWithResponses) GetWebhookStatsForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, params *GetWebhookStatsForAccountSurveyParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsForAccountSurveyResponse, error) {
+	rsp, err := c.GetWebhookStatsForAccountSurvey(ctx, accountID, surveyID, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookStatsForAccountSurveyResponse(rsp)
+}
+
 // TestWebhookForAccountSurveyWithResponse Send a webhook.test event to this webhook and return its single attempt.
 //
 // Goes through the same path as any event (outbox, workflow, Deliver activity), with one attempt and no retries; waits up to the attempt timeout. An inactive webhook gets the test too, so that it can be checked before it is activated. Takes no request body (400 when one is sent). 503 when the delivery engine is not reachable or the attempt did not finish in time (it then shows in the webhook's deliveries). Recorded in the audit log (webhook.tested).
@@ -12879,6 +13656,21 @@ func (c *ClientWithResponses) RotateWebhookSecretAccountWideWithResponse(ctx con
 		return nil, err
 	}
 	return ParseRotateWebhookSecretAccountWideResponse(rsp)
+}
+
+// GetWebhookStatsAccountWideWithResponse Count a webhook's attempts over time.
+//
+// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsAccountWide` operationId).
+func (c *ClientWithResponses) GetWebhookStatsAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsAccountWideResponse, error) {
+	rsp, err := c.GetWebhookStatsAccountWide(ctx, accountID, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookStatsAccountWideResponse(rsp)
 }
 
 // TestWebhookAccountWideWithResponse Send a webhook.test event to this webhook and return its single attempt.
@@ -13246,6 +14038,21 @@ func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// GetWebhookStatsWithResponse Count a webhook's attempts over time.
+//
+// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/stats (the `GetWebhookStats` operationId).
+func (c *ClientWithResponses) GetWebhookStatsWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, params *GetWebhookStatsParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsResponse, error) {
+	rsp, err := c.GetWebhookStats(ctx, surveyID, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookStatsResponse(rsp)
 }
 
 // TestWebhookWithResponse Send a webhook.test event to this webhook and return its single attempt.
@@ -15236,6 +16043,97 @@ func ParseRotateWebhookSecretForAccountSurveyResponse(rsp *http.Response) (*Rota
 	return response, nil
 }
 
+// ParseGetWebhookStatsForAccountSurveyResponse parses an HTTP response from a GetWebhookStatsForAccountSurveyWithResponse call
+func ParseGetWebhookStatsForAccountSurveyResponse(rsp *http.Response) (*GetWebhookStatsForAccountSurveyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookStatsForAccountSurveyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetWebhookStatsForAccountSurveyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetWebhookStatsForAccountSurveyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseTestWebhookForAccountSurveyResponse parses an HTTP response from a TestWebhookForAccountSurveyWithResponse call
 func ParseTestWebhookForAccountSurveyResponse(rsp *http.Response) (*TestWebhookForAccountSurveyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -16405,6 +17303,97 @@ func ParseRotateWebhookSecretAccountWideResponse(rsp *http.Response) (*RotateWeb
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers RotateWebhookSecretAccountWideResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookStatsAccountWideResponse parses an HTTP response from a GetWebhookStatsAccountWideWithResponse call
+func ParseGetWebhookStatsAccountWideResponse(rsp *http.Response) (*GetWebhookStatsAccountWideResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookStatsAccountWideResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetWebhookStatsAccountWideResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetWebhookStatsAccountWideResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -18283,6 +19272,97 @@ func ParseRotateWebhookSecretResponse(rsp *http.Response) (*RotateWebhookSecretR
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers RotateWebhookSecretResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookStatsResponse parses an HTTP response from a GetWebhookStatsWithResponse call
+func ParseGetWebhookStatsResponse(rsp *http.Response) (*GetWebhookStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetWebhookStatsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetWebhookStatsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

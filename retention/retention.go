@@ -48,6 +48,8 @@ type Result struct {
 	Attempts   int
 	Deliveries int
 	Events     int
+	// StatsHours counts the hours of webhook stats deleted.
+	StatsHours int
 	// Secrets counts the previous secrets cleared after their overlap ended.
 	Secrets int
 }
@@ -111,9 +113,10 @@ func Register(r worker.Registry, a *Activities) {
 }
 
 // DeleteExpired deletes, batch by batch, the attempts of finished deliveries older than the
-// cutoff, then the events whose whole history is older than it, with their deliveries. It
-// heartbeats its running totals after every batch; a retry (after a worker was stopped, for
-// example) starts from the totals of the last heartbeat and simply goes on deleting.
+// cutoff, then the events whose whole history is older than it, with their deliveries, then
+// the hours of webhook stats before it. It heartbeats its running totals after every batch;
+// a retry (after a worker was stopped, for example) starts from the totals of the last
+// heartbeat and simply goes on deleting.
 func (a *Activities) DeleteExpired(ctx context.Context, in DeleteInput) (Result, error) {
 	if in.BatchSize <= 0 {
 		in.BatchSize = DefaultBatchSize
@@ -145,6 +148,17 @@ func (a *Activities) DeleteExpired(ctx context.Context, in DeleteInput) (Result,
 			break
 		}
 	}
+	for {
+		n, err := a.store.DeleteExpiredStats(ctx, in.Cutoff, in.BatchSize)
+		if err != nil {
+			return total, err
+		}
+		total.StatsHours += n
+		activity.RecordHeartbeat(ctx, total)
+		if n < in.BatchSize {
+			break
+		}
+	}
 	// Previous secrets go as soon as their overlap ends, whatever the history's cutoff: a
 	// secret that signs nothing must not stay in the table.
 	secrets, err := a.store.ClearExpiredSecrets(ctx)
@@ -154,6 +168,6 @@ func (a *Activities) DeleteExpired(ctx context.Context, in DeleteInput) (Result,
 	total.Secrets += secrets
 	a.logger.InfoContext(ctx, "deleted expired delivery history", "cutoff", in.Cutoff,
 		"attempts", total.Attempts, "deliveries", total.Deliveries, "events", total.Events,
-		"secrets", total.Secrets)
+		"stats_hours", total.StatsHours, "secrets", total.Secrets)
 	return total, nil
 }

@@ -281,3 +281,27 @@ func scheduleIDs(ctx context.Context, c client.Client) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// Webhook stats go by the hour, in batches: the hours before the cutoff, not the later ones.
+func TestRetentionDeletesOldStatsHours(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ev := b.event(t, b.young, true)
+	b.delivery(t, ev, delivery.StatusDelivered, b.young)
+	var webhook uuid.UUID
+	require.NoError(t, b.db.Get(&webhook, `SELECT webhook_id FROM deliveries`))
+	const oldHours = 9
+	hours := []time.Time{b.young.Truncate(time.Hour), b.now.Add(-maxAge + time.Hour).Truncate(time.Hour)}
+	for i := range oldHours {
+		hours = append(hours, b.old.Truncate(time.Hour).Add(time.Duration(i)*time.Hour))
+	}
+	for _, h := range hours {
+		_, err := b.db.Exec(`INSERT INTO webhook_stats (webhook_id, bucket, attempts, successes, failures, latency_counts)
+			VALUES ($1, $2, 1, 1, 0, '{1}')`, webhook, h)
+		require.NoError(t, err)
+	}
+	res := b.run(t, retention.Input{MaxAge: maxAge, BatchSize: 4})
+	require.Equal(t, retention.Result{StatsHours: oldHours}, res)
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM webhook_stats WHERE bucket >= $1`, b.now.Add(-maxAge-time.Hour)))
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM webhook_stats`))
+}

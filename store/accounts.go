@@ -189,6 +189,13 @@ var deleteAccountQueries = []struct{ what, query string }{
 		SELECT id FROM deliveries WHERE account_id = $1 LIMIT $2)`},
 	{"events", `DELETE FROM events WHERE id IN (
 		SELECT id FROM events WHERE account_id = $1 LIMIT $2)`},
+	// A webhook's health and stats go after its deliveries, as DeleteWebhook does.
+	{"webhook stats", `DELETE FROM webhook_stats WHERE (webhook_id, bucket) IN (
+		SELECT s.webhook_id, s.bucket FROM webhooks w JOIN webhook_stats s ON s.webhook_id = w.id
+		WHERE w.account_id = $1 LIMIT $2)`},
+	{"webhook health", `DELETE FROM webhook_health WHERE webhook_id IN (
+		SELECT h.webhook_id FROM webhooks w JOIN webhook_health h ON h.webhook_id = w.id
+		WHERE w.account_id = $1 LIMIT $2)`},
 	{"webhooks", `DELETE FROM webhooks WHERE id IN (
 		SELECT id FROM webhooks WHERE account_id = $1 LIMIT $2)`},
 	{"api keys", `DELETE FROM api_keys WHERE id IN (

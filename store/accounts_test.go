@@ -62,6 +62,8 @@ func accountRows(t *testing.T, db *sqlx.DB, accountID string) map[string]int64 {
 		"delivery attempts": `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.account_id = $1`,
 		"deliveries":        `SELECT count(*) FROM deliveries WHERE account_id = $1`,
 		"events":            `SELECT count(*) FROM events WHERE account_id = $1`,
+		"webhook stats":     `SELECT count(*) FROM webhook_stats s JOIN webhooks w ON w.id = s.webhook_id WHERE w.account_id = $1`,
+		"webhook health":    `SELECT count(*) FROM webhook_health h JOIN webhooks w ON w.id = h.webhook_id WHERE w.account_id = $1`,
 		"webhooks":          `SELECT count(*) FROM webhooks WHERE account_id = $1`,
 		"api keys":          `SELECT count(*) FROM api_keys WHERE account_id = $1`,
 		"audit entries":     `SELECT count(*) FROM audit_log WHERE account_id = $1`,
@@ -73,9 +75,19 @@ func accountRows(t *testing.T, db *sqlx.DB, accountID string) map[string]int64 {
 	return counts
 }
 
+// requireNoOrphanHealth checks that no health or stats row outlives its webhook.
+func requireNoOrphanHealth(t *testing.T, db *sqlx.DB) {
+	t.Helper()
+	for _, table := range []string{"webhook_health", "webhook_stats"} {
+		var n int
+		require.NoError(t, db.Get(&n, `SELECT count(*) FROM `+table+` x WHERE NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = x.webhook_id)`))
+		require.Zero(t, n, table)
+	}
+}
+
 // seedAccount gives the account a survey webhook and an account-wide one, an event to both,
-// a test event, attemptsEach attempts of each of the three deliveries, a key and an audit
-// entry.
+// a test event, attemptsEach attempts of each of the three deliveries, the webhooks' health
+// and two hours of stats each, a key and an audit entry.
 func seedAccount(t *testing.T, st *store.Store, db *sqlx.DB, accountID string, attemptsEach int) {
 	t.Helper()
 	ctx := t.Context()
@@ -90,6 +102,13 @@ func seedAccount(t *testing.T, st *store.Store, db *sqlx.DB, accountID string, a
 		(id, delivery_id, number, trigger, started_at, duration_ms, request_url, request_headers, request_body)
 		SELECT gen_random_uuid(), d.id, n, 'auto', now(), 1, 'https://receiver.example.com/hooks', '{}', '{}'
 		FROM deliveries d, generate_series(1, $2) n WHERE d.account_id = $1`, accountID, attemptsEach)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `INSERT INTO webhook_health (webhook_id, consecutive_failures)
+		SELECT id, 1 FROM webhooks WHERE account_id = $1`, accountID)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `INSERT INTO webhook_stats (webhook_id, bucket, attempts, successes, failures, latency_counts)
+		SELECT id, date_trunc('hour', now()) - h * interval '1 hour', 1, 1, 0, '{1}'
+		FROM webhooks, generate_series(0, 1) h WHERE account_id = $1`, accountID)
 	require.NoError(t, err)
 	createKey(t, st, accountID, "sk_"+accountID, nil)
 	require.NoError(t, st.Audited(ctx, &store.AuditEntry{AccountID: accountID, Action: "webhook.created"},
@@ -111,9 +130,11 @@ func TestDeleteAccount(t *testing.T) {
 	deleted, err := st.DeleteAccount(ctx, "acct-doomed")
 	require.NoError(t, err)
 	require.Equal(t, doomed, deleted)
-	nothing := map[string]int64{"delivery attempts": 0, "deliveries": 0, "events": 0, "webhooks": 0, "api keys": 0, "audit entries": 0}
+	nothing := map[string]int64{"delivery attempts": 0, "deliveries": 0, "events": 0, "webhook stats": 0,
+		"webhook health": 0, "webhooks": 0, "api keys": 0, "audit entries": 0}
 	require.Equal(t, nothing, accountRows(t, db, "acct-doomed"))
 	require.Equal(t, kept, accountRows(t, db, "acct-kept"))
+	requireNoOrphanHealth(t, db)
 
 	again, err := st.DeleteAccount(ctx, "acct-doomed")
 	require.NoError(t, err)

@@ -175,27 +175,26 @@ type AttemptRecord struct {
 	Outcome Outcome
 }
 
-// attemptRow is an AttemptRecord as recordAttemptQuery's named parameters and
-// recordAttemptsQuery's JSON rows name its columns.
+// attemptRow is an AttemptRecord as recordAttemptsQuery's JSON rows name its columns.
 type attemptRow struct {
-	AttemptID       uuid.UUID  `db:"attempt_id" json:"attempt_id"`
-	DeliveryID      uuid.UUID  `db:"delivery_id" json:"delivery_id"`
-	Number          int        `db:"number" json:"number"`
-	Trigger         string     `db:"trigger" json:"trigger"`
-	StartedAt       time.Time  `db:"started_at" json:"started_at"`
-	DurationMS      float64    `db:"duration_ms" json:"duration_ms"`
-	RequestURL      string     `db:"request_url" json:"request_url"`
-	RequestHeaders  jsonDoc    `db:"request_headers" json:"request_headers"`
-	RequestBody     string     `db:"request_body" json:"request_body"`
-	ResponseStatus  *int       `db:"response_status" json:"response_status"`
-	ResponseHeaders jsonDoc    `db:"response_headers" json:"response_headers"`
-	ResponseBody    string     `db:"response_body" json:"response_body"`
-	Error           string     `db:"error" json:"error"`
-	Prior           int        `db:"prior" json:"prior"`
-	Status          string     `db:"status" json:"status"`
-	NextAttemptAt   *time.Time `db:"next_attempt_at" json:"next_attempt_at"`
-	LastStatusCode  *int       `db:"last_status_code" json:"last_status_code"`
-	LastError       string     `db:"last_error" json:"last_error"`
+	AttemptID       uuid.UUID  `json:"attempt_id"`
+	DeliveryID      uuid.UUID  `json:"delivery_id"`
+	Number          int        `json:"number"`
+	Trigger         string     `json:"trigger"`
+	StartedAt       time.Time  `json:"started_at"`
+	DurationMS      float64    `json:"duration_ms"`
+	RequestURL      string     `json:"request_url"`
+	RequestHeaders  jsonDoc    `json:"request_headers"`
+	RequestBody     string     `json:"request_body"`
+	ResponseStatus  *int       `json:"response_status"`
+	ResponseHeaders jsonDoc    `json:"response_headers"`
+	ResponseBody    string     `json:"response_body"`
+	Error           string     `json:"error"`
+	Prior           int        `json:"prior"`
+	Status          string     `json:"status"`
+	NextAttemptAt   *time.Time `json:"next_attempt_at"`
+	LastStatusCode  *int       `json:"last_status_code"`
+	LastError       string     `json:"last_error"`
 }
 
 func newAttemptRow(r AttemptRecord) attemptRow {
@@ -230,35 +229,19 @@ func (d jsonDoc) MarshalJSON() ([]byte, error) {
 	return d, nil
 }
 
-// recordAttemptQuery stores an attempt and its delivery's new state in one statement when
-// the delivery's attempt count is still :prior; it returns no row when another attempt got
-// in first.
-const recordAttemptQuery = `
-WITH delivery AS (
-	UPDATE deliveries SET
-		attempt_count = :number,
-		status = :status,
-		next_attempt_at = :next_attempt_at,
-		last_status_code = :last_status_code,
-		last_error = :last_error,
-		delivered_at = CASE WHEN :status = 'delivered' THEN coalesce(delivered_at, now()) ELSE delivered_at END,
-		updated_at = now()
-	WHERE id = :delivery_id AND attempt_count = :prior
-	RETURNING id
-)
-INSERT INTO delivery_attempts (id, delivery_id, number, trigger, started_at, duration_ms,
-	request_url, request_headers, request_body, response_status, response_headers,
-	response_body, error)
-SELECT :attempt_id, delivery.id, :number, :trigger, :started_at, :duration_ms,
-	:request_url, :request_headers, :request_body, :response_status, :response_headers,
-	:response_body, :error
-FROM delivery
-RETURNING number`
+// LatencyBounds are the upper bounds, in milliseconds, of the latency classes a webhook's
+// hourly stats count: class i holds the attempts that took less than LatencyBounds[i] and
+// not less than the bound before; the last class, one past these, holds the slower ones.
+var LatencyBounds = []float64{10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}
 
-// recordAttemptsQuery is recordAttemptQuery for many attempts, given as one JSON array of
-// attemptRow: each is stored when its delivery's attempt count is still its prior one. Two
-// attempts of one delivery from the same count update the delivery once; only that one is
-// stored and returned.
+// recordAttemptsQuery stores attempts, given as one JSON array of attemptRow ($1), with
+// their deliveries' new state: each when its delivery's attempt count is still its prior
+// one. Two attempts of one delivery from the same count update the delivery once; only that
+// one is stored. In the same statement, each stored attempt counts in its webhook's health
+// (the streak of failures, the last success and failure) and in its hourly stats, latency
+// classes by LatencyBounds ($2); an attempt succeeds when it got a 2xx answer. Health and
+// stats rows are written in key order, so that concurrent statements lock them in the same
+// order. It returns each stored attempt with its webhook's streak after the statement.
 const recordAttemptsQuery = `
 WITH v AS (
 	SELECT * FROM jsonb_to_recordset($1::jsonb) AS v (attempt_id uuid, delivery_id uuid,
@@ -277,41 +260,105 @@ WITH v AS (
 		updated_at = now()
 	FROM v
 	WHERE d.id = v.delivery_id AND d.attempt_count = v.prior
-	RETURNING v.attempt_id
+	RETURNING v.attempt_id, d.webhook_id
+), stored AS (
+	INSERT INTO delivery_attempts (id, delivery_id, number, trigger, started_at, duration_ms,
+		request_url, request_headers, request_body, response_status, response_headers,
+		response_body, error)
+	SELECT v.attempt_id, v.delivery_id, v.number, v.trigger, v.started_at, v.duration_ms,
+		v.request_url, v.request_headers, v.request_body, v.response_status, v.response_headers,
+		v.response_body, v.error
+	FROM v JOIN updated USING (attempt_id)
+	RETURNING id
+), a AS (
+	SELECT u.webhook_id, v.started_at, v.duration_ms, v.response_status, v.error,
+		coalesce(v.response_status BETWEEN 200 AND 299, false) AS ok
+	FROM v JOIN updated u USING (attempt_id)
+), streak AS (
+	-- Per webhook: the batch's last success, and its failures after that success.
+	SELECT webhook_id,
+		max(started_at) FILTER (WHERE ok) AS last_success_at,
+		max(started_at) FILTER (WHERE NOT ok) AS last_failure_at,
+		count(*) FILTER (WHERE NOT ok AND started_at > last_ok) AS failures_after,
+		min(started_at) FILTER (WHERE NOT ok AND started_at > last_ok) AS failing_after,
+		(array_agg(response_status ORDER BY started_at DESC) FILTER (WHERE NOT ok))[1] AS last_failure_status,
+		(array_agg(error ORDER BY started_at DESC) FILTER (WHERE NOT ok))[1] AS last_failure_error
+	FROM (SELECT *, coalesce(max(started_at) FILTER (WHERE ok) OVER (PARTITION BY webhook_id), '-infinity') AS last_ok FROM a) a
+	GROUP BY webhook_id
+), health AS (
+	INSERT INTO webhook_health AS h (webhook_id, consecutive_failures, failing_since, last_success_at,
+		last_failure_at, last_failure_status, last_failure_error)
+	SELECT webhook_id, failures_after, failing_after, last_success_at, last_failure_at,
+		last_failure_status, coalesce(last_failure_error, '')
+	FROM streak ORDER BY webhook_id
+	ON CONFLICT (webhook_id) DO UPDATE SET
+		consecutive_failures = CASE WHEN excluded.last_success_at IS NULL
+			THEN h.consecutive_failures + excluded.consecutive_failures ELSE excluded.consecutive_failures END,
+		failing_since = CASE WHEN excluded.last_success_at IS NULL
+			THEN coalesce(h.failing_since, excluded.failing_since) ELSE excluded.failing_since END,
+		last_success_at = greatest(h.last_success_at, excluded.last_success_at),
+		last_failure_at = greatest(h.last_failure_at, excluded.last_failure_at),
+		last_failure_status = CASE WHEN excluded.last_failure_at IS NULL
+			THEN h.last_failure_status ELSE excluded.last_failure_status END,
+		last_failure_error = CASE WHEN excluded.last_failure_at IS NULL
+			THEN h.last_failure_error ELSE excluded.last_failure_error END,
+		updated_at = now()
+	RETURNING webhook_id, consecutive_failures, failing_since
+), hour AS (
+	SELECT webhook_id, date_trunc('hour', started_at) AS bucket, count(*) AS attempts,
+		count(*) FILTER (WHERE ok) AS successes, count(*) FILTER (WHERE NOT ok) AS failures
+	FROM a GROUP BY 1, 2
+), latency AS (
+	SELECT webhook_id, date_trunc('hour', started_at) AS bucket,
+		width_bucket(duration_ms, $2::float8[]) AS class, count(*) AS n
+	FROM a GROUP BY 1, 2, 3
+), stats AS (
+	INSERT INTO webhook_stats AS s (webhook_id, bucket, attempts, successes, failures, latency_counts)
+	SELECT hour.webhook_id, hour.bucket, hour.attempts, hour.successes, hour.failures,
+		ARRAY(SELECT coalesce(sum(l.n), 0)::int FROM generate_series(0, cardinality($2::float8[])) AS c
+			LEFT JOIN latency l ON l.webhook_id = hour.webhook_id AND l.bucket = hour.bucket AND l.class = c
+			GROUP BY c ORDER BY c)
+	FROM hour ORDER BY hour.webhook_id, hour.bucket
+	ON CONFLICT (webhook_id, bucket) DO UPDATE SET
+		attempts = s.attempts + excluded.attempts,
+		successes = s.successes + excluded.successes,
+		failures = s.failures + excluded.failures,
+		latency_counts = ARRAY(SELECT coalesce(x, 0) + coalesce(y, 0)
+			FROM unnest(s.latency_counts, excluded.latency_counts) AS t (x, y))
 )
-INSERT INTO delivery_attempts (id, delivery_id, number, trigger, started_at, duration_ms,
-	request_url, request_headers, request_body, response_status, response_headers,
-	response_body, error)
-SELECT v.attempt_id, v.delivery_id, v.number, v.trigger, v.started_at, v.duration_ms,
-	v.request_url, v.request_headers, v.request_body, v.response_status, v.response_headers,
-	v.response_body, v.error
-FROM v JOIN updated USING (attempt_id)
-RETURNING id`
+SELECT stored.id AS attempt_id, health.webhook_id, health.consecutive_failures, health.failing_since
+FROM stored
+JOIN updated ON updated.attempt_id = stored.id
+JOIN health ON health.webhook_id = updated.webhook_id`
+
+// Streak is a webhook's run of failed attempts, as recorded.
+type Streak struct {
+	WebhookID uuid.UUID `db:"webhook_id"`
+	// ConsecutiveFailures counts the failed attempts since the last successful one.
+	ConsecutiveFailures int `db:"consecutive_failures"`
+	// FailingSince is when the first of them started; nil when there is none.
+	FailingSince *time.Time `db:"failing_since"`
+}
 
 // RecordAttempt stores r's attempt as number r.Prior+1 with the delivery's new state, in
 // one statement, when the delivery's attempt count is still r.Prior, and reports whether it
-// did. Numbers count every attempt of the delivery, manual ones included, so the schedule
-// goes on from the real count.
-func (s *Store) RecordAttempt(ctx context.Context, r AttemptRecord) (bool, error) {
-	return recordAttempt(ctx, s.q, r)
+// did, with the webhook's streak after it. Numbers count every attempt of the delivery,
+// manual ones included, so the schedule goes on from the real count.
+func (s *Store) RecordAttempt(ctx context.Context, r AttemptRecord) (Streak, bool, error) {
+	recorded, err := recordAttempts(ctx, s.q, []AttemptRecord{r})
+	streak, ok := recorded[r.Attempt.ID]
+	return streak, ok, err
 }
 
-func recordAttempt(ctx context.Context, q sqlx.ExtContext, r AttemptRecord) (bool, error) {
-	query, args, err := sqlx.Named(recordAttemptQuery, newAttemptRow(r))
-	if err != nil {
-		return false, fmt.Errorf("bind attempt: %w", err)
-	}
-	var got []int
-	if err := sqlx.SelectContext(ctx, q, &got, q.Rebind(query), args...); err != nil {
-		return false, fmt.Errorf("record attempt of delivery %s: %w", r.Attempt.DeliveryID, mapError(err))
-	}
-	return len(got) == 1, nil
+// RecordAttempts is RecordAttempt for many records in one statement; it returns the
+// attempts stored, by id, each with its webhook's streak after the statement.
+func (s *Store) RecordAttempts(ctx context.Context, records []AttemptRecord) (map[uuid.UUID]Streak, error) {
+	return recordAttempts(ctx, s.q, records)
 }
 
-// RecordAttempts is RecordAttempt for many records in one statement; it returns the ids of
-// the attempts stored. The deliveries are updated in id order, so that concurrent calls
-// lock the rows they share in the same order.
-func (s *Store) RecordAttempts(ctx context.Context, records []AttemptRecord) (map[uuid.UUID]bool, error) {
+// recordAttempts runs recordAttemptsQuery. The deliveries are updated in id order, so that
+// concurrent statements lock the rows they share in the same order.
+func recordAttempts(ctx context.Context, q sqlx.QueryerContext, records []AttemptRecord) (map[uuid.UUID]Streak, error) {
 	rows := make([]attemptRow, len(records))
 	for i, r := range records {
 		rows[i] = newAttemptRow(r)
@@ -321,13 +368,19 @@ func (s *Store) RecordAttempts(ctx context.Context, records []AttemptRecord) (ma
 	if err != nil {
 		return nil, fmt.Errorf("encode %d attempts: %w", len(rows), err)
 	}
-	var stored []uuid.UUID
-	if err := s.q.SelectContext(ctx, &stored, recordAttemptsQuery, string(doc)); err != nil {
+	var stored []struct {
+		AttemptID uuid.UUID `db:"attempt_id"`
+		Streak
+	}
+	if err := sqlx.SelectContext(ctx, q, &stored, recordAttemptsQuery, string(doc), LatencyBounds); err != nil {
+		if len(rows) == 1 {
+			return nil, fmt.Errorf("record attempt of delivery %s: %w", rows[0].DeliveryID, mapError(err))
+		}
 		return nil, fmt.Errorf("record %d attempts: %w", len(rows), mapError(err))
 	}
-	recorded := make(map[uuid.UUID]bool, len(stored))
-	for _, id := range stored {
-		recorded[id] = true
+	recorded := make(map[uuid.UUID]Streak, len(stored))
+	for _, st := range stored {
+		recorded[st.AttemptID] = st.Streak
 	}
 	return recorded, nil
 }
@@ -338,22 +391,27 @@ const lockDeliveryQuery = `SELECT attempt_count FROM deliveries WHERE id = $1 FO
 // attempt was numbered (another attempt was recorded meanwhile): under the delivery's row
 // lock, it numbers the attempt from the current count and records it with the outcome
 // decide returns for that number. ErrNotFound means the delivery is gone.
-func (s *Store) RecordAttemptRenumbered(ctx context.Context, a Attempt, decide func(number int) Outcome) (int, Outcome, error) {
+func (s *Store) RecordAttemptRenumbered(ctx context.Context, a Attempt, decide func(number int) Outcome) (int, Outcome, Streak, error) {
 	var number int
 	var outcome Outcome
+	var streak Streak
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var count int
 		if err := tx.GetContext(ctx, &count, lockDeliveryQuery, a.DeliveryID); err != nil {
 			return fmt.Errorf("lock delivery %s: %w", a.DeliveryID, mapError(err))
 		}
 		number, outcome = count+1, decide(count+1)
-		recorded, err := recordAttempt(ctx, tx, AttemptRecord{Attempt: a, Prior: count, Outcome: outcome})
-		if err == nil && !recorded {
-			err = fmt.Errorf("record attempt of delivery %s: its attempt count changed under its lock", a.DeliveryID)
+		recorded, err := recordAttempts(ctx, tx, []AttemptRecord{{Attempt: a, Prior: count, Outcome: outcome}})
+		if err != nil {
+			return err
 		}
-		return err
+		var ok bool
+		if streak, ok = recorded[a.ID]; !ok {
+			return fmt.Errorf("record attempt of delivery %s: its attempt count changed under its lock", a.DeliveryID)
+		}
+		return nil
 	})
-	return number, outcome, err
+	return number, outcome, streak, err
 }
 
 const failDeliveryQuery = `

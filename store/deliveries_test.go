@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -56,7 +57,12 @@ func TestRecordAttemptsStoresEachColumn(t *testing.T) {
 		{Attempt: stale, Prior: 3, Outcome: store.Outcome{Status: delivery.StatusFailed}},
 	})
 	require.NoError(t, err)
-	require.Equal(t, map[uuid.UUID]bool{answered.ID: true, unanswered.ID: true}, recorded)
+	require.ElementsMatch(t, []uuid.UUID{answered.ID, unanswered.ID}, slices.Collect(maps.Keys(recorded)))
+	for _, streak := range recorded {
+		// Both went to survey-1's webhook and failed: a streak of two since started.
+		require.Equal(t, 2, streak.ConsecutiveFailures)
+		require.True(t, started.Equal(*streak.FailingSince), streak.FailingSince)
+	}
 
 	as, err := st.ListAttempts(ctx, first.ID)
 	require.NoError(t, err)
@@ -154,7 +160,9 @@ func TestListDeliveriesFiltersAndPages(t *testing.T) {
 		return out
 	}
 	account := func(status string) func(store.Page) ([]store.Delivery, error) {
-		return func(p store.Page) ([]store.Delivery, error) { return st.ListAccountDeliveries(ctx, "acct-a", status, p) }
+		return func(p store.Page) ([]store.Delivery, error) {
+			return st.ListAccountDeliveries(ctx, "acct-a", status, p)
+		}
 	}
 	webhook := func(status string) func(store.Page) ([]store.Delivery, error) {
 		return func(p store.Page) ([]store.Delivery, error) { return st.ListWebhookDeliveries(ctx, wide.ID, status, p) }

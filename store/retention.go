@@ -50,19 +50,36 @@ SELECT
 	(SELECT count(*) FROM deleted) AS events,
 	(SELECT count(*) FROM deliveries d WHERE d.event_id = ANY (ARRAY(SELECT id FROM picked))) AS deliveries`
 
+// Webhook stats of hours before the cutoff, oldest first (webhook_stats_bucket_idx).
+const deleteExpiredStatsQuery = `
+DELETE FROM webhook_stats WHERE (webhook_id, bucket) = ANY (ARRAY(
+	SELECT (webhook_id, bucket) FROM webhook_stats WHERE bucket < $1 ORDER BY bucket LIMIT $2))`
+
+// DeleteExpiredStats deletes up to limit hours of webhook stats before cutoff and returns
+// how many it deleted.
+func (s *Store) DeleteExpiredStats(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	return s.deleteExpired(ctx, "stats", deleteExpiredStatsQuery, cutoff, limit)
+}
+
 // DeleteExpiredAttempts deletes up to limit attempts started before cutoff whose delivery
 // has finished (delivered or failed), and returns how many it deleted.
 func (s *Store) DeleteExpiredAttempts(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	return s.deleteExpired(ctx, "attempts", deleteExpiredAttemptsQuery, cutoff, limit)
+}
+
+// deleteExpired runs one of the retention queries that delete a batch of rows ($2) older
+// than the cutoff ($1), and returns how many rows it deleted.
+func (s *Store) deleteExpired(ctx context.Context, what, query string, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
-		return 0, fmt.Errorf("delete expired attempts: batch size %d is not positive", limit)
+		return 0, fmt.Errorf("delete expired %s: batch size %d is not positive", what, limit)
 	}
-	res, err := s.q.ExecContext(ctx, deleteExpiredAttemptsQuery, cutoff, limit)
+	res, err := s.q.ExecContext(ctx, query, cutoff, limit)
 	if err != nil {
-		return 0, fmt.Errorf("delete expired attempts: %w", err)
+		return 0, fmt.Errorf("delete expired %s: %w", what, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("delete expired attempts: count rows: %w", err)
+		return 0, fmt.Errorf("delete expired %s: count rows: %w", what, err)
 	}
 	return int(n), nil
 }

@@ -85,6 +85,15 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return nil
 }
 
+// atomically runs fn in the transaction s already runs in (an Audited change), or else in a
+// transaction of its own.
+func (s *Store) atomically(ctx context.Context, fn func(q queryer) error) error {
+	if tx, ok := s.q.(*sqlx.Tx); ok {
+		return fn(tx)
+	}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(tx) })
+}
+
 // mapError turns driver errors into the domain errors callers can test with errors.Is.
 func mapError(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {

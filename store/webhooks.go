@@ -65,6 +65,10 @@ const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
 
 const deleteWebhookQuery = `DELETE FROM webhooks WHERE ` + inScope + ` AND id = $3`
 
+const deleteWebhookHealthQuery = `
+WITH health AS (DELETE FROM webhook_health WHERE webhook_id = $1)
+DELETE FROM webhook_stats WHERE webhook_id = $1`
+
 // rotateWebhookSecretQuery keeps the current secret, or an ed25519 webhook's signing key, as
 // the previous one for the overlap ($5, in microseconds); with no overlap the old one is
 // dropped at once. $4 is the new sealed secret and $6 the new sealed key, one of them NULL
@@ -224,18 +228,25 @@ func (s *Store) UpdateWebhook(ctx context.Context, scope Scope, id uuid.UUID, u 
 // the history goes with the webhook, and the delivery engine, finding the webhook gone,
 // stops sending to it.
 func (s *Store) DeleteWebhook(ctx context.Context, scope Scope, id uuid.UUID) error {
-	res, err := s.q.ExecContext(ctx, deleteWebhookQuery, scope.AccountID, scope.SurveyID, id)
-	if err != nil {
-		return fmt.Errorf("delete webhook: %w", mapError(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete webhook: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("delete webhook: %w", ErrNotFound)
-	}
-	return nil
+	return s.atomically(ctx, func(q queryer) error {
+		res, err := q.ExecContext(ctx, deleteWebhookQuery, scope.AccountID, scope.SurveyID, id)
+		if err != nil {
+			return fmt.Errorf("delete webhook: %w", mapError(err))
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("delete webhook: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("delete webhook: %w", ErrNotFound)
+		}
+		// After the statement above, whose cascade deleted the deliveries: the order in
+		// which recording an attempt locks them (migration 0006 says why).
+		if _, err := q.ExecContext(ctx, deleteWebhookHealthQuery, id); err != nil {
+			return fmt.Errorf("delete webhook: its health: %w", mapError(err))
+		}
+		return nil
+	})
 }
 
 // RotateWebhookSecret makes newSecret the HMAC webhook's secret. The old secret stays valid

@@ -229,6 +229,13 @@ func TestDeleteWebhook(t *testing.T) {
 	insertHistory(t, db, "survey-1", doomed.ID)
 	insertHistory(t, db, "survey-1", kept.ID)
 	require.Equal(t, [3]int{1, 1, 1}, historyCounts(t, db, doomed.ID))
+	for _, id := range []uuid.UUID{doomed.ID, kept.ID} {
+		_, err := db.Exec(`INSERT INTO webhook_health (webhook_id, consecutive_failures) VALUES ($1, 1)`, id)
+		require.NoError(t, err)
+		_, err = db.Exec(`INSERT INTO webhook_stats (webhook_id, bucket, attempts, successes, failures, latency_counts)
+			VALUES ($1, date_trunc('hour', now()), 1, 0, 1, '{1}')`, id)
+		require.NoError(t, err)
+	}
 
 	// Another survey's path cannot delete it.
 	require.ErrorIs(t, st.DeleteWebhook(ctx, inSurvey("survey-2"), doomed.ID), store.ErrNotFound)
@@ -238,6 +245,10 @@ func TestDeleteWebhook(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.Equal(t, [3]int{0, 0, 0}, historyCounts(t, db, doomed.ID), "history goes with the webhook")
 	require.Equal(t, [3]int{1, 1, 1}, historyCounts(t, db, kept.ID), "other webhooks keep theirs")
+	requireNoOrphanHealth(t, db)
+	health, err := st.WebhookHealths(ctx, []uuid.UUID{kept.ID})
+	require.NoError(t, err)
+	require.Equal(t, 1, health[kept.ID].ConsecutiveFailures, "other webhooks keep their health")
 
 	require.ErrorIs(t, st.DeleteWebhook(ctx, inSurvey("survey-1"), doomed.ID), store.ErrNotFound)
 }

@@ -1,0 +1,79 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/surveyhooks/surveyhooks/netguard"
+)
+
+// A webhook's health and stats follow its attempts through the real engine: two refused
+// deliveries make a streak of two with the last status, a delivered one ends it, and the
+// hour's bucket counts all three.
+func TestEngineWebhookHealthAndStats(t *testing.T) {
+	t.Parallel()
+	e := setupEngine(t, netguard.Policy{AllowHTTP: true, Allowed: loopback})
+	rc := newReceiver(t, http.StatusBadRequest, http.StatusGone, http.StatusOK)
+	hookID, _ := e.createWebhook(t, rc.URL, []string{"*"}, "")
+	hook := "/api/surveys/survey-1/webhooks/" + hookID
+
+	status, out := e.do(t, http.MethodGet, hook, nil)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, map[string]any{"consecutiveFailures": 0.0, "failingSince": nil, "lastSuccessAt": nil, "lastFailure": nil}, out["health"])
+
+	for i := range 2 {
+		id := fmt.Sprintf("evt-health-%d", i)
+		e.publish(t, id)
+		e.deliveriesOf(t, id, 1)
+	}
+	status, out = e.do(t, http.MethodGet, hook, nil)
+	require.Equal(t, http.StatusOK, status, out)
+	health := out["health"].(map[string]any)
+	require.Equal(t, 2.0, health["consecutiveFailures"])
+	require.NotNil(t, health["failingSince"])
+	require.Nil(t, health["lastSuccessAt"])
+	last := health["lastFailure"].(map[string]any)
+	require.Equal(t, 410.0, last["status"])
+	require.Contains(t, last["error"], "410")
+
+	e.publish(t, "evt-health-ok")
+	e.deliveriesOf(t, "evt-health-ok", 1)
+	status, out = e.do(t, http.MethodGet, "/api/surveys/survey-1/webhooks", nil)
+	require.Equal(t, http.StatusOK, status, out)
+	health = out["data"].([]any)[0].(map[string]any)["health"].(map[string]any)
+	require.Equal(t, 0.0, health["consecutiveFailures"])
+	require.Nil(t, health["failingSince"])
+	require.NotNil(t, health["lastSuccessAt"])
+	require.Equal(t, 410.0, health["lastFailure"].(map[string]any)["status"], "the last failure stays shown")
+
+	status, out = e.do(t, http.MethodGet, hook+"/stats", nil)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, "24h", out["window"])
+	require.Equal(t, "1h0m0s", out["step"])
+	buckets := out["buckets"].([]any)
+	require.Len(t, buckets, 24)
+	now := buckets[23].(map[string]any)
+	require.Equal(t, []any{3.0, 1.0, 2.0}, []any{now["attempts"], now["successes"], now["failures"]})
+	start, err := time.Parse(time.RFC3339, now["start"].(string))
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now().Truncate(time.Hour), start, time.Hour)
+	require.Positive(t, now["p50Ms"])
+	totals := out["totals"].(map[string]any)
+	require.Equal(t, 3.0, totals["attempts"])
+	require.NotContains(t, totals, "start")
+
+	for window, n := range map[string]int{"7d": 28, "30d": 30} {
+		status, out = e.do(t, http.MethodGet, hook+"/stats?window="+window, nil)
+		require.Equal(t, http.StatusOK, status, out)
+		require.Len(t, out["buckets"], n)
+		require.Equal(t, 3.0, out["totals"].(map[string]any)["attempts"])
+	}
+	status, out = e.do(t, http.MethodGet, hook+"/stats?window=1y", nil)
+	require.Equal(t, http.StatusBadRequest, status, out)
+	status, _ = e.do(t, http.MethodGet, "/api/surveys/survey-2/webhooks/"+hookID+"/stats", nil)
+	require.Equal(t, http.StatusNotFound, status, "another survey's path does not reach the webhook")
+}

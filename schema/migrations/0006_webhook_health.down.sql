@@ -1,0 +1,2 @@
+DROP TABLE webhook_stats;
+DROP TABLE webhook_health;
