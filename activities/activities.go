@@ -35,6 +35,9 @@ type Config struct {
 	// says how it is written (the platform's profile); the zero value means
 	// signature.DefaultProfile. The Standard Webhooks headers are sent whatever it is.
 	Signature signature.Profile
+	// Disable says when a failing webhook is turned off; the zero value turns one off only
+	// when its receiver answers 410 Gone.
+	Disable delivery.DisablePolicy
 }
 
 // Activities are the activities' implementations with their dependencies. Register the

@@ -97,7 +97,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	sent.attempt.Trigger = in.Trigger
 	a.metrics.attempt(ctx, &sent)
 	single := delivery.Single(target.Status, in.Trigger)
-	number, outcome, _, err := a.recorder.record(ctx, sent.attempt, target.AttemptCount, func(number int) store.Outcome {
+	number, outcome, streak, err := a.recorder.record(ctx, sent.attempt, target.AttemptCount, func(number int) store.Outcome {
 		return a.decide(number, single, sent)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -106,6 +106,9 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	if err != nil {
 		// The POST happened but its record did not: retrying sends again (at least once).
 		return DeliverResult{}, fmt.Errorf("record attempt: %w", err)
+	}
+	if reason := a.cfg.Disable.DisableReason(sent.statusCode, streak.ConsecutiveFailures, streak.FailingSince, a.now()); reason != "" {
+		a.disable(ctx, target.Webhook.ID, reason, sent.statusCode == http.StatusGone)
 	}
 	a.logger.InfoContext(ctx, "delivery attempt",
 		"delivery_id", in.DeliveryID, "event_id", target.EventID, "webhook_id", target.Webhook.ID,
@@ -124,6 +127,19 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 			expected(temporal.ApplicationErrorOptions{NextRetryDelay: max(delay, time.Millisecond)}))
 	default:
 		return DeliverResult{}, deliveryFailed(fmt.Sprintf("attempt %d: %s; delivery failed", number, outcome.LastError))
+	}
+}
+
+// disable turns the webhook off for reason. The attempt is recorded whatever happens here:
+// when the webhook cannot be turned off now, its next failed attempt tries again.
+func (a *Activities) disable(ctx context.Context, webhookID uuid.UUID, reason string, gone bool) {
+	done, err := a.store.DisableWebhook(ctx, webhookID, reason)
+	switch {
+	case err != nil:
+		a.logger.ErrorContext(ctx, "could not disable a failing webhook", "webhook_id", webhookID, "reason", reason, "error", err)
+	case done:
+		a.logger.WarnContext(ctx, "webhook disabled", "webhook_id", webhookID, "reason", reason)
+		a.metrics.webhookDisabled(ctx, gone)
 	}
 }
 

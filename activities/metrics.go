@@ -40,6 +40,7 @@ var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", statusClassTi
 //	surveyhooks_delivery_attempts_total{status_class}               POSTs: 2xx..5xx, timeout, error
 //	surveyhooks_delivery_attempt_duration_seconds{status_class}     one POST, connect to last response byte
 //	surveyhooks_delivery_latency_seconds{event_type}                event received by the API -> delivered
+//	surveyhooks_webhooks_disabled_total{cause}                      webhooks turned off by delivery.DisablePolicy: gone (410), failing
 //
 // A nil *Metrics records nothing.
 type Metrics struct {
@@ -47,6 +48,7 @@ type Metrics struct {
 	attempts        metric.Int64Counter
 	attemptDuration metric.Float64Histogram
 	latency         metric.Float64Histogram
+	disabled        metric.Int64Counter
 
 	// classOpts are the attribute sets of statusClasses, made once: recording an attempt
 	// allocates no attribute set.
@@ -89,6 +91,10 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		metric.WithDescription("Time from the event's receipt by the API to its delivery, retries included, by event type."),
 		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(latencyBuckets...))
 	check(err)
+	m.disabled, err = meter.Int64Counter("surveyhooks_webhooks_disabled",
+		metric.WithDescription("Webhooks surveyhooks turned off by itself, by cause: gone (the receiver answered 410), failing (every attempt failed for SURVEYHOOKS_DISABLE_AFTER)."),
+		metric.WithUnit("{webhook}"))
+	check(err)
 	for i, class := range statusClasses {
 		m.classOpts[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("status_class", class)))
 	}
@@ -106,6 +112,18 @@ func (m *Metrics) attempt(ctx context.Context, s *sentAttempt) {
 	opt := m.classOpts[statusClassIndex(s)]
 	m.attempts.Add(ctx, 1, opt)
 	m.attemptDuration.Record(ctx, s.attempt.DurationMS/1000, opt)
+}
+
+// webhookDisabled records a webhook turned off; gone says the receiver answered 410.
+func (m *Metrics) webhookDisabled(ctx context.Context, gone bool) {
+	if m == nil {
+		return
+	}
+	cause := "failing"
+	if gone {
+		cause = "gone"
+	}
+	m.disabled.Add(ctx, 1, metric.WithAttributes(attribute.String("cause", cause)))
 }
 
 // ended records a delivery that reached status (delivered or failed); body is the event

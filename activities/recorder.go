@@ -34,7 +34,7 @@ type queuedAttempt struct {
 	// streak is the webhook's streak after the attempt, when recorded.
 	streak store.Streak
 	err    error
-	done     chan struct{}
+	done   chan struct{}
 }
 
 // recorder records attempts, sharing statements among concurrent ones.

@@ -17,7 +17,7 @@ import (
 func TestEngineWebhookHealthAndStats(t *testing.T) {
 	t.Parallel()
 	e := setupEngine(t, netguard.Policy{AllowHTTP: true, Allowed: loopback})
-	rc := newReceiver(t, http.StatusBadRequest, http.StatusGone, http.StatusOK)
+	rc := newReceiver(t, http.StatusBadRequest, http.StatusNotFound, http.StatusOK)
 	hookID, _ := e.createWebhook(t, rc.URL, []string{"*"}, "")
 	hook := "/api/surveys/survey-1/webhooks/" + hookID
 
@@ -37,8 +37,8 @@ func TestEngineWebhookHealthAndStats(t *testing.T) {
 	require.NotNil(t, health["failingSince"])
 	require.Nil(t, health["lastSuccessAt"])
 	last := health["lastFailure"].(map[string]any)
-	require.Equal(t, 410.0, last["status"])
-	require.Contains(t, last["error"], "410")
+	require.Equal(t, 404.0, last["status"])
+	require.Contains(t, last["error"], "404")
 
 	e.publish(t, "evt-health-ok")
 	e.deliveriesOf(t, "evt-health-ok", 1)
@@ -48,7 +48,7 @@ func TestEngineWebhookHealthAndStats(t *testing.T) {
 	require.Equal(t, 0.0, health["consecutiveFailures"])
 	require.Nil(t, health["failingSince"])
 	require.NotNil(t, health["lastSuccessAt"])
-	require.Equal(t, 410.0, health["lastFailure"].(map[string]any)["status"], "the last failure stays shown")
+	require.Equal(t, 404.0, health["lastFailure"].(map[string]any)["status"], "the last failure stays shown")
 
 	status, out = e.do(t, http.MethodGet, hook+"/stats", nil)
 	require.Equal(t, http.StatusOK, status, out)
@@ -76,4 +76,48 @@ func TestEngineWebhookHealthAndStats(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status, out)
 	status, _ = e.do(t, http.MethodGet, "/api/surveys/survey-2/webhooks/"+hookID+"/stats", nil)
 	require.Equal(t, http.StatusNotFound, status, "another survey's path does not reach the webhook")
+}
+
+// A 410 Gone disables the webhook, as the API shows; an event while it is disabled is a
+// skipped delivery that sends nothing; turned on again, a retry of the skipped delivery
+// delivers it.
+func TestEngineGoneDisablesTheWebhook(t *testing.T) {
+	t.Parallel()
+	e := setupEngine(t, netguard.Policy{AllowHTTP: true, Allowed: loopback})
+	rc := newReceiver(t, http.StatusGone, http.StatusOK)
+	hookID, _ := e.createWebhook(t, rc.URL, []string{"*"}, "")
+	hook := "/api/surveys/survey-1/webhooks/" + hookID
+	status, out := e.do(t, http.MethodGet, hook, nil)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Nil(t, out["disabled"])
+
+	e.publish(t, "evt-gone")
+	require.Equal(t, "failed", e.deliveriesOf(t, "evt-gone", 1)[0]["status"])
+	status, out = e.do(t, http.MethodGet, hook, nil)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, false, out["isActive"])
+	disabled := out["disabled"].(map[string]any)
+	require.Equal(t, "the receiver answered 410 Gone", disabled["reason"])
+	require.NotEmpty(t, disabled["at"])
+
+	e.publish(t, "evt-while-disabled")
+	skipped := e.deliveriesOf(t, "evt-while-disabled", 1)[0]
+	require.Equal(t, "skipped", skipped["status"])
+	status, out = e.do(t, http.MethodGet, hook+"/deliveries?status=skipped", nil)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Len(t, out["data"], 1)
+	require.Len(t, rc.got(), 1, "nothing sent while disabled")
+	status, _ = e.do(t, http.MethodPost, hook+"/deliveries/"+skipped["id"].(string)+"/retry", nil)
+	require.Equal(t, http.StatusConflict, status, "no retry while the webhook is off")
+
+	status, out = e.do(t, http.MethodPatch, hook, map[string]any{"isActive": true})
+	require.Equal(t, http.StatusOK, status, out)
+	require.Nil(t, out["disabled"])
+	status, out = e.do(t, http.MethodPost, hook+"/deliveries/"+skipped["id"].(string)+"/retry", nil)
+	require.Equal(t, http.StatusAccepted, status, out)
+	require.Eventually(t, func() bool {
+		_, out := e.do(t, http.MethodGet, hook+"/deliveries/"+skipped["id"].(string), nil)
+		return out["status"] == "delivered"
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Len(t, rc.got(), 2, "the skipped delivery, once")
 }

@@ -322,7 +322,9 @@ func TestTelemetryMetricsAfterDeliveries(t *testing.T) {
 	requireSample(t, families, 3, "surveyhooks_delivery_latency_seconds", map[string]string{"event_type": typ})
 	requireSample(t, families, 1, "surveyhooks_events_received_total", map[string]string{"dispatch": "started"})
 	requireSample(t, families, 1, "surveyhooks_events_deduplicated_total", nil)
-	requireSample(t, families, 4, "surveyhooks_webhooks_active", nil)
+	// The 410 turned its webhook off: three of the four stay active.
+	requireSample(t, families, 3, "surveyhooks_webhooks_active", nil)
+	requireSample(t, families, 1, "surveyhooks_webhooks_disabled_total", map[string]string{"cause": "gone"})
 
 	// The flaky delivery waited for its retry (200 ms): its latency is in a bucket above.
 	latency := families["surveyhooks_delivery_latency_seconds"].Metric[0].Histogram

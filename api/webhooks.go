@@ -79,11 +79,13 @@ type webhookResponse struct {
 	Events      []string  `json:"events"`
 	Description string    `json:"description"`
 	IsActive    bool      `json:"isActive"`
-	Signing     string    `json:"signing"`
-	Secret      string    `json:"secret,omitempty"`
-	PublicKey   string    `json:"publicKey,omitempty"`
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	// Disabled says when and why surveyhooks turned the webhook off; nil otherwise.
+	Disabled  *disabledResponse `json:"disabled"`
+	Signing   string            `json:"signing"`
+	Secret    string            `json:"secret,omitempty"`
+	PublicKey string            `json:"publicKey,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+	UpdatedAt time.Time         `json:"updatedAt"`
 	// Health is shown by GET and lists only.
 	Health *healthResponse `json:"health,omitempty"`
 }
@@ -104,10 +106,24 @@ func newWebhookResponse(w store.Webhook) webhookResponse {
 		Events:      w.Events,
 		Description: w.Description,
 		IsActive:    w.IsActive,
+		Disabled:    newDisabledResponse(w),
 		Signing:     w.Signing,
 		CreatedAt:   w.CreatedAt.UTC(),
 		UpdatedAt:   w.UpdatedAt.UTC(),
 	}
+}
+
+// disabledResponse is why surveyhooks turned a webhook off (delivery.DisablePolicy).
+type disabledResponse struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+func newDisabledResponse(w store.Webhook) *disabledResponse {
+	if w.DisabledAt == nil {
+		return nil
+	}
+	return &disabledResponse{At: w.DisabledAt.UTC(), Reason: w.DisabledReason}
 }
 
 // secretResponse shows a webhook's current secret and, during a rotation overlap, until

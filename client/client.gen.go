@@ -105,6 +105,7 @@ const (
 	DeliveryStatusFailed    DeliveryStatus = "failed"
 	DeliveryStatusPending   DeliveryStatus = "pending"
 	DeliveryStatusRetrying  DeliveryStatus = "retrying"
+	DeliveryStatusSkipped   DeliveryStatus = "skipped"
 )
 
 // Valid indicates whether the value is a known member of the DeliveryStatus enum.
@@ -117,6 +118,8 @@ func (e DeliveryStatus) Valid() bool {
 	case DeliveryStatusPending:
 		return true
 	case DeliveryStatusRetrying:
+		return true
+	case DeliveryStatusSkipped:
 		return true
 	default:
 		return false
@@ -556,7 +559,7 @@ type Delivery struct {
 	LastStatusCode *int                `json:"lastStatusCode,omitempty"`
 	NextAttemptAt  *time.Time          `json:"nextAttemptAt,omitempty"`
 
-	// Status pending: created, no attempt finished yet; retrying: an attempt failed, the next one is scheduled; delivered: the receiver answered 2xx; failed: no attempt left, or the receiver refused for good.
+	// Status pending: created, no attempt finished yet; retrying: an attempt failed, the next one is scheduled; delivered: the receiver answered 2xx; failed: no attempt left, or the receiver refused for good. skipped: the webhook was disabled by surveyhooks when the event came (or before its first attempt); nothing was sent, and a retry once the webhook is active again sends it.
 	Status    *DeliveryStatus     `json:"status,omitempty"`
 	UpdatedAt *time.Time          `json:"updatedAt,omitempty"`
 	WebhookID *openapi_types.UUID `json:"webhookId,omitempty"`
@@ -570,7 +573,7 @@ type DeliveryList struct {
 	NextCursor *string `json:"nextCursor"`
 }
 
-// DeliveryStatus pending: created, no attempt finished yet; retrying: an attempt failed, the next one is scheduled; delivered: the receiver answered 2xx; failed: no attempt left, or the receiver refused for good.
+// DeliveryStatus pending: created, no attempt finished yet; retrying: an attempt failed, the next one is scheduled; delivered: the receiver answered 2xx; failed: no attempt left, or the receiver refused for good. skipped: the webhook was disabled by surveyhooks when the event came (or before its first attempt); nothing was sent, and a retry once the webhook is active again sends it.
 type DeliveryStatus string
 
 // Envelope The exact JSON body every attempt POSTs.
@@ -802,6 +805,14 @@ type Webhook struct {
 	// Description Free text; line breaks and tabs allowed, no other control characters and no invisible format characters (Unicode category Cf).
 	Description string `json:"description"`
 
+	// Disabled When and why surveyhooks turned the webhook off; null when it did not (a webhook a person turned off has isActive false and disabled null). While disabled, every event the webhook is subscribed to still gets a delivery, as skipped, and its deliveries that were waiting for an attempt end (skipped, or failed when attempted before).
+	Disabled *struct {
+		At time.Time `json:"at"`
+
+		// Reason Example: the receiver answered 410 Gone
+		Reason string `json:"reason"`
+	} `json:"disabled"`
+
 	// Events Event types (see GET /api/event-types) or wildcards: "*" (every type) or a prefix such as "survey.response.*", "survey.*", "form.*" that matches at least one type; a wildcard also takes in the types registered later. An archived type cannot be named (webhooks subscribed to it keep it); webhook.test cannot be subscribed to.
 	//
 	// Example: ["survey.response.completed"]
@@ -813,7 +824,7 @@ type Webhook struct {
 	// ID UUIDv7.
 	ID openapi_types.UUID `json:"id"`
 
-	// IsActive Inactive webhooks receive no events.
+	// IsActive Inactive webhooks receive no events. surveyhooks turns a webhook off by itself when its receiver answers 410 Gone, or when every attempt has failed for SURVEYHOOKS_DISABLE_AFTER (5 days) with at least SURVEYHOOKS_DISABLE_MIN_FAILURES (10) attempts: see disabled. Setting it true again clears disabled and starts a new failure streak.
 	IsActive bool `json:"isActive"`
 
 	// Name Trimmed; no control characters and no invisible format characters (Unicode category Cf: bidi controls, zero-width characters).
@@ -892,6 +903,14 @@ type WebhookCreated struct {
 	// Description Free text; line breaks and tabs allowed, no other control characters and no invisible format characters (Unicode category Cf).
 	Description string `json:"description"`
 
+	// Disabled When and why surveyhooks turned the webhook off; null when it did not (a webhook a person turned off has isActive false and disabled null). While disabled, every event the webhook is subscribed to still gets a delivery, as skipped, and its deliveries that were waiting for an attempt end (skipped, or failed when attempted before).
+	Disabled *struct {
+		At time.Time `json:"at"`
+
+		// Reason Example: the receiver answered 410 Gone
+		Reason string `json:"reason"`
+	} `json:"disabled"`
+
 	// Events Event types (see GET /api/event-types) or wildcards: "*" (every type) or a prefix such as "survey.response.*", "survey.*", "form.*" that matches at least one type; a wildcard also takes in the types registered later. An archived type cannot be named (webhooks subscribed to it keep it); webhook.test cannot be subscribed to.
 	//
 	// Example: ["survey.response.completed"]
@@ -903,7 +922,7 @@ type WebhookCreated struct {
 	// ID UUIDv7.
 	ID openapi_types.UUID `json:"id"`
 
-	// IsActive Inactive webhooks receive no events.
+	// IsActive Inactive webhooks receive no events. surveyhooks turns a webhook off by itself when its receiver answers 410 Gone, or when every attempt has failed for SURVEYHOOKS_DISABLE_AFTER (5 days) with at least SURVEYHOOKS_DISABLE_MIN_FAILURES (10) attempts: see disabled. Setting it true again clears disabled and starts a new failure streak.
 	IsActive bool `json:"isActive"`
 
 	// Name Trimmed; no control characters and no invisible format characters (Unicode category Cf: bidi controls, zero-width characters).
@@ -1034,7 +1053,7 @@ type Cursor = string
 // DeliveryID defines model for DeliveryId.
 type DeliveryID = openapi_types.UUID
 
-// DeliveryStatusFilter pending: created, no attempt finished yet; retrying: an attempt failed, the next one is scheduled; delivered: the receiver answered 2xx; failed: no attempt left, or the receiver refused for good.
+// DeliveryStatusFilter pending: created, no attempt finished yet; retrying: an attempt failed, the next one is scheduled; delivered: the receiver answered 2xx; failed: no attempt left, or the receiver refused for good. skipped: the webhook was disabled by surveyhooks when the event came (or before its first attempt); nothing was sent, and a retry once the webhook is active again sends it.
 type DeliveryStatusFilter = DeliveryStatus
 
 // EventID defines model for EventId.

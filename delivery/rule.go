@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -11,10 +12,11 @@ const (
 	StatusRetrying  = "retrying"  // an attempt failed, the next one is scheduled
 	StatusDelivered = "delivered" // the receiver answered 2xx
 	StatusFailed    = "failed"    // no attempt left, or the receiver refused for good
+	StatusSkipped   = "skipped"   // its webhook was disabled: not sent, kept for a retry
 )
 
 // Statuses lists every delivery status, in the order of a delivery's life.
-var Statuses = []string{StatusPending, StatusRetrying, StatusDelivered, StatusFailed}
+var Statuses = []string{StatusPending, StatusRetrying, StatusDelivered, StatusFailed, StatusSkipped}
 
 // Attempt triggers: what started an attempt.
 const (
@@ -80,9 +82,41 @@ func Decide(st State, trigger string, force bool, now time.Time) Verdict {
 }
 
 // Single reports whether an attempt is the only one of its run: a test, or a person's retry
-// of a delivery whose schedule was over. Any other attempt that fails is followed by the
-// schedule's next one.
+// of a delivery whose schedule was over or never ran (skipped). Any other attempt that fails
+// is followed by the schedule's next one.
 func Single(statusBefore, trigger string) bool {
-	return trigger == TriggerTest ||
-		(trigger == TriggerManual && (statusBefore == StatusFailed || statusBefore == StatusDelivered))
+	return trigger == TriggerTest || (trigger == TriggerManual &&
+		(statusBefore == StatusFailed || statusBefore == StatusDelivered || statusBefore == StatusSkipped))
+}
+
+// Defaults of DisablePolicy.
+const (
+	DefaultDisableAfter       = 5 * 24 * time.Hour
+	DefaultDisableMinFailures = 10
+)
+
+// DisablePolicy says when surveyhooks turns a failing webhook off by itself.
+type DisablePolicy struct {
+	// After is how long every attempt must have failed; 0 never disables for failures.
+	After time.Duration
+	// MinFailures is how many failed attempts that streak must hold at least, so that a
+	// webhook that hears one event a week is not disabled by its first failure.
+	MinFailures int
+}
+
+// DisableReason is the one rule for "does this attempt turn its webhook off?", applied as
+// each attempt is recorded: a 410 Gone answer turns it off at once (the receiver says it is
+// gone for good, as the Standard Webhooks specification asks); a streak of failed attempts
+// does when it has lasted p.After and holds p.MinFailures attempts. It returns the reason
+// shown with the disabled webhook, or "" to leave it on. failingSince is nil when the
+// streak is empty.
+func (p DisablePolicy) DisableReason(statusCode, consecutiveFailures int, failingSince *time.Time, now time.Time) string {
+	switch {
+	case statusCode == http.StatusGone:
+		return "the receiver answered 410 Gone"
+	case p.After > 0 && failingSince != nil && consecutiveFailures >= p.MinFailures && now.Sub(*failingSince) >= p.After:
+		return fmt.Sprintf("every attempt failed for %s (%d attempts since %s)",
+			now.Sub(*failingSince).Round(time.Second), consecutiveFailures, failingSince.UTC().Format(time.RFC3339))
+	}
+	return ""
 }

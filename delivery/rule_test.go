@@ -51,6 +51,7 @@ func TestSingle(t *testing.T) {
 	require.True(t, Single(StatusPending, TriggerTest))
 	require.True(t, Single(StatusFailed, TriggerManual), "a person's retry after the schedule ended")
 	require.True(t, Single(StatusDelivered, TriggerManual))
+	require.True(t, Single(StatusSkipped, TriggerManual), "a retry of a delivery skipped while its webhook was disabled")
 	require.False(t, Single(StatusRetrying, TriggerManual), "the schedule goes on after a retry during its wait")
 	require.False(t, Single(StatusPending, TriggerAuto))
 }
@@ -62,4 +63,31 @@ func TestScheduleBounds(t *testing.T) {
 	require.Equal(t, DefaultAttemptTimeout+recordRoom, s.ActivityTimeout())
 	// Every delay, every attempt at its timeout, and a day of outages.
 	require.Equal(t, 7*time.Hour+21*time.Minute+6*s.ActivityTimeout()+24*time.Hour, s.Span())
+}
+
+func TestDisableReason(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 10, 12, 0, 0, 0, time.UTC)
+	since := func(d time.Duration) *time.Time { t := now.Add(-d); return &t }
+	p := DisablePolicy{After: 5 * 24 * time.Hour, MinFailures: 10}
+	for _, c := range []struct {
+		name         string
+		policy       DisablePolicy
+		status, fail int
+		since        *time.Time
+		want         string
+	}{
+		{"410 at once", p, 410, 1, since(0), "the receiver answered 410 Gone"},
+		{"410 with no policy", DisablePolicy{}, 410, 1, since(0), "the receiver answered 410 Gone"},
+		{"failing long enough", p, 500, 10, since(5 * 24 * time.Hour), "every attempt failed for 120h0m0s (10 attempts since 2026-12-05T12:00:00Z)"},
+		{"no answer, long enough", p, 0, 30, since(6 * 24 * time.Hour), "every attempt failed for 144h0m0s (30 attempts since 2026-12-04T12:00:00Z)"},
+		{"not long enough", p, 500, 50, since(5*24*time.Hour - time.Second), ""},
+		{"too few attempts", p, 500, 9, since(30 * 24 * time.Hour), ""},
+		{"no streak", p, 500, 0, nil, ""},
+		{"a success", p, 200, 0, nil, ""},
+		{"off for failures", DisablePolicy{}, 500, 1000, since(365 * 24 * time.Hour), ""},
+		{"another 4xx", p, 404, 1, since(0), ""},
+	} {
+		require.Equal(t, c.want, c.policy.DisableReason(c.status, c.fail, c.since, now), c.name)
+	}
 }

@@ -416,10 +416,10 @@ func (s *Store) RecordAttemptRenumbered(ctx context.Context, a Attempt, decide f
 
 const failDeliveryQuery = `
 UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $2, updated_at = now()
-WHERE id = $1 AND status <> 'delivered'`
+WHERE id = $1 AND status IN ('pending', 'retrying')`
 
 // FailDelivery ends a delivery that will get no further attempt (its webhook was
-// deactivated), recording why.
+// deactivated), recording why; a finished one (delivered, failed, skipped) stays as it is.
 func (s *Store) FailDelivery(ctx context.Context, deliveryID uuid.UUID, reason string) error {
 	if _, err := s.q.ExecContext(ctx, failDeliveryQuery, deliveryID, reason); err != nil {
 		return fmt.Errorf("fail delivery %s: %w", deliveryID, err)

@@ -26,7 +26,8 @@ const uuidV7SQL = `encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
 // when it is of the event's account (else nothing is stored);
 // any other event to the active webhooks of its account ($7) subscribed to its type ($6:
 // eventtype.MatchingPatterns), as they are at this moment: those of its survey, and the
-// account-wide ones whose filter lets its survey through. It stores nothing when an event
+// account-wide ones whose filter lets its survey through; a webhook surveyhooks disabled
+// gets the delivery as skipped, one a person turned off gets none. It stores nothing when an event
 // with its id exists (no row comes back). Each branch of the webhook pick keeps its own
 // index (the primary key, webhooks_scope_idx twice) whatever the plan.
 const publishEventQuery = `
@@ -37,19 +38,19 @@ WITH e AS (
 	ON CONFLICT (id) DO NOTHING
 	RETURNING ` + eventColumns + `
 ), picked AS (
-	SELECT w.id, w.url FROM webhooks w WHERE w.id = $5::uuid AND w.account_id = $7
+	SELECT w.id, w.url, 'pending' AS status FROM webhooks w WHERE w.id = $5::uuid AND w.account_id = $7
 	UNION ALL
-	SELECT w.id, w.url FROM webhooks w
+	SELECT w.id, w.url, CASE WHEN w.is_active THEN 'pending' ELSE 'skipped' END FROM webhooks w
 	WHERE $5::uuid IS NULL AND $3 <> '' AND w.account_id = $7 AND coalesce(w.survey_id, '') = $3
-	  AND w.is_active AND w.events && $6::text[]
+	  AND (w.is_active OR w.disabled_at IS NOT NULL) AND w.events && $6::text[]
 	UNION ALL
-	SELECT w.id, w.url FROM webhooks w
+	SELECT w.id, w.url, CASE WHEN w.is_active THEN 'pending' ELSE 'skipped' END FROM webhooks w
 	WHERE $5::uuid IS NULL AND w.account_id = $7 AND coalesce(w.survey_id, '') = ''
 	  AND (w.survey_ids IS NULL OR $3 = ANY (w.survey_ids))
-	  AND w.is_active AND w.events && $6::text[]
+	  AND (w.is_active OR w.disabled_at IS NOT NULL) AND w.events && $6::text[]
 ), d AS (
-	INSERT INTO deliveries (id, account_id, event_id, webhook_id)
-	SELECT ` + uuidV7SQL + `, e.account_id, e.id, picked.id
+	INSERT INTO deliveries (id, account_id, event_id, webhook_id, status)
+	SELECT ` + uuidV7SQL + `, e.account_id, e.id, picked.id, picked.status
 	FROM e, picked
 	RETURNING id, webhook_id, status
 )

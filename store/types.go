@@ -46,6 +46,10 @@ type Webhook struct {
 	Events      pq.StringArray `db:"events"`
 	Description string         `db:"description"`
 	IsActive    bool           `db:"is_active"`
+	// DisabledAt is when surveyhooks turned the webhook off itself (DisableWebhook), with
+	// DisabledReason; nil for an active webhook or one a person turned off.
+	DisabledAt     *time.Time `db:"disabled_at"`
+	DisabledReason string     `db:"disabled_reason"`
 	// Signing is SigningHMAC (with Secret) or SigningEd25519 (with SigningKey); it never
 	// changes. CreateWebhook takes "" as SigningHMAC.
 	Signing string `db:"signing"`

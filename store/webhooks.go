@@ -16,7 +16,7 @@ import (
 // caller should hold it (retention and every write to the row clear it for good). An
 // account-wide webhook's survey_id reads as "".
 const webhookColumns = `id, account_id, coalesce(survey_id, '') AS survey_id, survey_ids, name, url, events,
-	description, is_active, signing, secret_sealed, signing_key_sealed,
+	description, is_active, disabled_at, disabled_reason, signing, secret_sealed, signing_key_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_sealed END AS previous_secret_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_signing_key_sealed END AS previous_signing_key_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_expires_at,
@@ -49,17 +49,50 @@ const listWebhooksQuery = `SELECT ` + webhookColumns + ` FROM webhooks
 	LIMIT $4`
 
 // updateWebhookQuery changes only the columns whose argument is not NULL; survey_ids is
-// set when $10 is true (to $9, NULL meaning every survey).
+// set when $10 is true (to $9, NULL meaning every survey). Turning a webhook on clears
+// why it was disabled.
 const updateWebhookQuery = `UPDATE webhooks SET
 	name = COALESCE($4, name),
 	url = COALESCE($5, url),
 	events = COALESCE($6::text[], events),
 	description = COALESCE($7, description),
 	is_active = COALESCE($8, is_active),
+	disabled_at = CASE WHEN $8 THEN NULL ELSE disabled_at END,
+	disabled_reason = CASE WHEN $8 THEN '' ELSE disabled_reason END,
 	survey_ids = CASE WHEN $10::boolean THEN $9::text[] ELSE survey_ids END,
 	updated_at = now(),` + keepLivePreviousSecret + `
 	WHERE ` + inScope + ` AND id = $3
 	RETURNING ` + webhookColumns
+
+const resetStreakQuery = `UPDATE webhook_health SET consecutive_failures = 0, failing_since = NULL,
+	updated_at = now() WHERE webhook_id = $1 AND consecutive_failures > 0`
+
+// disableWebhookQuery turns an active webhook off with the reason, and ends its deliveries
+// that wait for an attempt: skipped when none was made yet, failed otherwise. Their
+// workflows find them finished at their next attempt and send nothing.
+const disableWebhookQuery = `
+WITH w AS (
+	UPDATE webhooks SET is_active = false, disabled_at = now(), disabled_reason = $2, updated_at = now()
+	WHERE id = $1 AND is_active
+	RETURNING id
+), waiting AS (
+	UPDATE deliveries d SET
+		status = CASE WHEN d.status = 'pending' THEN 'skipped' ELSE 'failed' END,
+		next_attempt_at = NULL, last_error = 'the webhook was disabled: ' || $2, updated_at = now()
+	FROM w WHERE d.webhook_id = w.id AND d.status IN ('pending', 'retrying')
+)
+SELECT count(*) FROM w`
+
+// DisableWebhook turns the active webhook id off for reason (delivery.DisablePolicy), as
+// surveyhooks does by itself, and ends its deliveries waiting for an attempt. It reports
+// whether it did: false when the webhook was off already or is gone.
+func (s *Store) DisableWebhook(ctx context.Context, id uuid.UUID, reason string) (bool, error) {
+	var n int
+	if err := s.q.GetContext(ctx, &n, disableWebhookQuery, id, reason); err != nil {
+		return false, fmt.Errorf("disable webhook %s: %w", id, mapError(err))
+	}
+	return n == 1, nil
+}
 
 const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
 
@@ -215,8 +248,17 @@ func (s *Store) UpdateWebhook(ctx context.Context, scope Scope, id uuid.UUID, u 
 		surveyIDs = surveyIDsArg(*u.SurveyIDs)
 	}
 	var row webhookRow
-	err := s.q.GetContext(ctx, &row, updateWebhookQuery,
-		scope.AccountID, scope.SurveyID, id, u.Name, u.URL, events, u.Description, u.IsActive, surveyIDs, u.SurveyIDs != nil)
+	err := s.atomically(ctx, func(q queryer) error {
+		err := q.GetContext(ctx, &row, updateWebhookQuery,
+			scope.AccountID, scope.SurveyID, id, u.Name, u.URL, events, u.Description, u.IsActive, surveyIDs, u.SurveyIDs != nil)
+		if err != nil || u.IsActive == nil || !*u.IsActive {
+			return err
+		}
+		// Turned on again, it starts a new streak: the failures that disabled it no longer
+		// count towards disabling it again.
+		_, err = q.ExecContext(ctx, resetStreakQuery, id)
+		return err
+	})
 	if err != nil {
 		return Webhook{}, fmt.Errorf("update webhook: %w", mapError(err))
 	}

@@ -32,6 +32,8 @@ type scheduleBundle struct {
 	st     *store.Store
 	client *http.Client
 	input  delivery.EventInput
+	// disable is the activities' delivery.DisablePolicy (the zero value: 410 only).
+	disable delivery.DisablePolicy
 }
 
 // setupSchedule stores a webhook at the receiver and publishes an event it subscribes to,
@@ -90,7 +92,7 @@ func (b *scheduleBundle) restart(t *testing.T) {
 func (b *scheduleBundle) newRun() {
 	var suite testsuite.WorkflowTestSuite
 	b.env = suite.NewTestWorkflowEnvironment()
-	acts := activities.New(b.st, b.client, activities.Config{Schedule: schedule}, nil, activities.WithClock(b.env.Now))
+	acts := activities.New(b.st, b.client, activities.Config{Schedule: schedule, Disable: b.disable}, nil, activities.WithClock(b.env.Now))
 	workflows.Register(b.env, acts)
 }
 
@@ -241,12 +243,12 @@ func TestEventRetrySignalAfterFinalFailureGivesOneMoreAttempt(t *testing.T) {
 	var calls atomic.Int32
 	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
-			http.Error(w, "gone", http.StatusGone)
+			http.Error(w, "no such hook", http.StatusNotFound)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	// The 410 fails the delivery at once and the workflow closes.
+	// The 404 fails the delivery at once and the workflow closes.
 	res := b.run(t)
 	require.Equal(t, delivery.StatusFailed, res.Deliveries[0].Status)
 	d, _, _ := b.attempts(t)

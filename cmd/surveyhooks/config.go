@@ -50,6 +50,8 @@ type config struct {
 	TemporalTLSServerName string
 	// TemporalAPIKey authenticates to Temporal Cloud; never log it.
 	TemporalAPIKey string
+	// Disable says when surveyhooks turns a failing webhook off by itself.
+	Disable delivery.DisablePolicy
 	// Retention is how long delivery history is kept; 0 keeps it forever.
 	Retention time.Duration
 	// ShutdownTimeout bounds how long a stopping worker waits for the attempts in flight.
@@ -115,6 +117,8 @@ var knownVariables = []string{
 	"SURVEYHOOKS_TRACE_RECEIVERS",
 	"SURVEYHOOKS_SIGNATURE_HEADER",
 	"SURVEYHOOKS_SIGNATURE_FORMAT",
+	"SURVEYHOOKS_DISABLE_AFTER",
+	"SURVEYHOOKS_DISABLE_MIN_FAILURES",
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 }
@@ -146,6 +150,7 @@ func loadConfig(lookup envLookup) (config, error) {
 		ShutdownTimeout:   30 * time.Second,
 		RequestTimeout:    api.DefaultRequestTimeout,
 		RateLimit:         api.DefaultRateLimit,
+		Disable:           delivery.DisablePolicy{After: delivery.DefaultDisableAfter, MinFailures: delivery.DefaultDisableMinFailures},
 	}
 	var problems []string
 	str := func(name string, dst *string) {
@@ -286,6 +291,20 @@ func loadConfig(lookup envLookup) (config, error) {
 			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_MAX_BODY_BYTES=%q must be an integer of at least 1024", v))
 		}
 		cfg.MaxBodyBytes = n
+	}
+	if v, ok := lookup("SURVEYHOOKS_DISABLE_AFTER"); ok && strings.TrimSpace(v) != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < 0 {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_DISABLE_AFTER=%q must be a duration such as 120h (5 days), or 0 never to disable a failing webhook", v))
+		}
+		cfg.Disable.After = d
+	}
+	if v, ok := lookup("SURVEYHOOKS_DISABLE_MIN_FAILURES"); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_DISABLE_MIN_FAILURES=%q must be an integer of at least 1", v))
+		}
+		cfg.Disable.MinFailures = n
 	}
 	if v, ok := lookup("SURVEYHOOKS_DB_MAX_CONNS"); ok && strings.TrimSpace(v) != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(v))

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/surveyhooks/surveyhooks/api"
+	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/keyring"
 	"github.com/surveyhooks/surveyhooks/retention"
 	"github.com/surveyhooks/surveyhooks/signature"
@@ -69,6 +70,25 @@ func TestLoadConfigDatabaseConnections(t *testing.T) {
 		_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DB_MAX_CONNS": bad}))
 		require.ErrorContains(t, err, "SURVEYHOOKS_DB_MAX_CONNS=", bad)
 	}
+}
+
+func TestLoadConfigDisablePolicy(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, delivery.DisablePolicy{After: 5 * 24 * time.Hour, MinFailures: 10}, cfg.Disable)
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "36h", "SURVEYHOOKS_DISABLE_MIN_FAILURES": "3"}))
+	require.NoError(t, err)
+	require.Equal(t, delivery.DisablePolicy{After: 36 * time.Hour, MinFailures: 3}, cfg.Disable)
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "0"}))
+	require.NoError(t, err)
+	require.Zero(t, cfg.Disable.After, "0 never disables for failures")
+	for name, bad := range map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "-1h", "SURVEYHOOKS_DISABLE_MIN_FAILURES": "0"} {
+		_, err = loadConfig(mapLookup(map[string]string{name: bad}))
+		require.ErrorContains(t, err, name+"=")
+	}
+	_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "5 days"}))
+	require.ErrorContains(t, err, "SURVEYHOOKS_DISABLE_AFTER=")
 }
 
 func TestLoadConfigRetention(t *testing.T) {
