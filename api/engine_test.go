@@ -60,8 +60,13 @@ func setupEngineSigning(t *testing.T, deliveryPolicy netguard.Policy, profile si
 	te := testenv.Temporal(t)
 	acts := activities.New(st, deliveryPolicy.Client(), activities.Config{
 		Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}, Signature: profile}, nil)
-	te.StartWorker(t, func(r worker.Registry) { workflows.Register(r, acts) })
-	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, nil)
+	// Recoveries go 4 retries a batch, 8 a second, so that a test sees one run.
+	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second},
+		RecoveryRate: 8, RecoveryBatch: 4}, nil)
+	te.StartWorker(t, func(r worker.Registry) {
+		workflows.Register(r, acts)
+		workflows.RegisterRecovery(r, delivery.NewRecoverer(d))
+	})
 	srv := api.New(api.Config{
 		APIKeys:   []string{engineKey},
 		URLPolicy: netguard.Policy{AllowHTTP: true, Allowed: loopback},

@@ -88,6 +88,11 @@ type Deliveries interface {
 	TestWait() time.Duration
 	// CheckEngine reports whether the delivery engine answers.
 	CheckEngine(ctx context.Context) error
+	// Recover starts (or finds running) the recovery of a webhook's deliveries; Recovery
+	// and CancelRecovery show and stop one.
+	Recover(ctx context.Context, hook store.Webhook, since, until time.Time, statuses []string) (string, error)
+	Recovery(ctx context.Context, webhookID uuid.UUID, id string) (delivery.Recovery, error)
+	CancelRecovery(ctx context.Context, webhookID uuid.UUID, id string) error
 	// EventTypes is the registry Publish checks events against: the API serves and
 	// changes the types through it, so that this process sees a change at once.
 	EventTypes() *eventtype.Registry

@@ -63,8 +63,10 @@ const (
 	AuditEntryActionDeliveryRetried      AuditEntryAction = "delivery.retried"
 	AuditEntryActionKeyCreated           AuditEntryAction = "key.created"
 	AuditEntryActionKeyRevoked           AuditEntryAction = "key.revoked"
+	AuditEntryActionRecoveryCancelled    AuditEntryAction = "recovery.cancelled"
 	AuditEntryActionWebhookCreated       AuditEntryAction = "webhook.created"
 	AuditEntryActionWebhookDeleted       AuditEntryAction = "webhook.deleted"
+	AuditEntryActionWebhookRecovered     AuditEntryAction = "webhook.recovered"
 	AuditEntryActionWebhookSecretRotated AuditEntryAction = "webhook.secret_rotated"
 	AuditEntryActionWebhookSecretShown   AuditEntryAction = "webhook.secret_shown"
 	AuditEntryActionWebhookTested        AuditEntryAction = "webhook.tested"
@@ -82,9 +84,13 @@ func (e AuditEntryAction) Valid() bool {
 		return true
 	case AuditEntryActionKeyRevoked:
 		return true
+	case AuditEntryActionRecoveryCancelled:
+		return true
 	case AuditEntryActionWebhookCreated:
 		return true
 	case AuditEntryActionWebhookDeleted:
+		return true
+	case AuditEntryActionWebhookRecovered:
 		return true
 	case AuditEntryActionWebhookSecretRotated:
 		return true
@@ -234,6 +240,57 @@ func (e ReadyStatus) Valid() bool {
 	case ReadyStatusReady:
 		return true
 	case ReadyStatusUnready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RecoveryStatus.
+const (
+	RecoveryStatusCanceled       RecoveryStatus = "canceled"
+	RecoveryStatusCompleted      RecoveryStatus = "completed"
+	RecoveryStatusContinuedAsNew RecoveryStatus = "continued_as_new"
+	RecoveryStatusFailed         RecoveryStatus = "failed"
+	RecoveryStatusRunning        RecoveryStatus = "running"
+	RecoveryStatusTerminated     RecoveryStatus = "terminated"
+	RecoveryStatusTimedOut       RecoveryStatus = "timed_out"
+)
+
+// Valid indicates whether the value is a known member of the RecoveryStatus enum.
+func (e RecoveryStatus) Valid() bool {
+	switch e {
+	case RecoveryStatusCanceled:
+		return true
+	case RecoveryStatusCompleted:
+		return true
+	case RecoveryStatusContinuedAsNew:
+		return true
+	case RecoveryStatusFailed:
+		return true
+	case RecoveryStatusRunning:
+		return true
+	case RecoveryStatusTerminated:
+		return true
+	case RecoveryStatusTimedOut:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RecoveryRequestStatuses.
+const (
+	RecoveryRequestStatusesFailed  RecoveryRequestStatuses = "failed"
+	RecoveryRequestStatusesSkipped RecoveryRequestStatuses = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the RecoveryRequestStatuses enum.
+func (e RecoveryRequestStatuses) Valid() bool {
+	switch e {
+	case RecoveryRequestStatusesFailed:
+		return true
+	case RecoveryRequestStatusesSkipped:
 		return true
 	default:
 		return false
@@ -761,6 +818,43 @@ type ReadyChecks string
 
 // ReadyStatus defines model for Ready.Status.
 type ReadyStatus string
+
+// Recovery A recovery: a Temporal workflow (its id is the workflow id, so it shows in the Temporal UI) that asks for the retry of each picked delivery, in creation order, in batches, at most SURVEYHOOKS_RECOVERY_RATE a second, as POST .../retry does. Each retry is one attempt; its outcome shows in the delivery.
+type Recovery struct {
+	// Error Why the recovery stopped early: cancelled, or the webhook was turned off.
+	Error    *string `json:"error,omitempty"`
+	Finished bool    `json:"finished"`
+
+	// ID Example: recovery-01a2467b-757b-7515-8c7b-95b5230029b0-3f2a9c1d0e4b5a69
+	ID string `json:"id"`
+
+	// Matched Deliveries the filter picked when the recovery started.
+	Matched int `json:"matched"`
+
+	// Retried Deliveries whose retry was asked for so far.
+	Retried int `json:"retried"`
+
+	// Skipped Picked deliveries that were delivered meanwhile: nothing sent.
+	Skipped int            `json:"skipped"`
+	Status  RecoveryStatus `json:"status"`
+}
+
+// RecoveryStatus defines model for Recovery.Status.
+type RecoveryStatus string
+
+// RecoveryRequest Which deliveries of the webhook to attempt again: those made from since until until (default: when the recovery starts) whose status is one of statuses.
+type RecoveryRequest struct {
+	Since time.Time `json:"since"`
+
+	// Statuses Default failed and skipped.
+	Statuses *[]RecoveryRequestStatuses `json:"statuses,omitempty"`
+
+	// Until After since. Left out: until the recovery starts.
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// RecoveryRequestStatuses defines model for RecoveryRequest.Statuses.
+type RecoveryRequestStatuses string
 
 // RetryAccepted defines model for RetryAccepted.
 type RetryAccepted struct {
@@ -1308,6 +1402,9 @@ type CreateWebhookForAccountSurveyJSONRequestBody = WebhookCreate
 // UpdateWebhookForAccountSurveyJSONRequestBody defines body for UpdateWebhookForAccountSurvey for application/json ContentType.
 type UpdateWebhookForAccountSurveyJSONRequestBody = WebhookUpdate
 
+// RecoverWebhookDeliveriesForAccountSurveyJSONRequestBody defines body for RecoverWebhookDeliveriesForAccountSurvey for application/json ContentType.
+type RecoverWebhookDeliveriesForAccountSurveyJSONRequestBody = RecoveryRequest
+
 // RotateWebhookSecretForAccountSurveyJSONRequestBody defines body for RotateWebhookSecretForAccountSurvey for application/json ContentType.
 type RotateWebhookSecretForAccountSurveyJSONRequestBody = SecretRotate
 
@@ -1316,6 +1413,9 @@ type CreateWebhookAccountWideJSONRequestBody = WebhookCreate
 
 // UpdateWebhookAccountWideJSONRequestBody defines body for UpdateWebhookAccountWide for application/json ContentType.
 type UpdateWebhookAccountWideJSONRequestBody = WebhookUpdate
+
+// RecoverWebhookDeliveriesAccountWideJSONRequestBody defines body for RecoverWebhookDeliveriesAccountWide for application/json ContentType.
+type RecoverWebhookDeliveriesAccountWideJSONRequestBody = RecoveryRequest
 
 // RotateWebhookSecretAccountWideJSONRequestBody defines body for RotateWebhookSecretAccountWide for application/json ContentType.
 type RotateWebhookSecretAccountWideJSONRequestBody = SecretRotate
@@ -1334,6 +1434,9 @@ type CreateWebhookJSONRequestBody = WebhookCreate
 
 // UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
 type UpdateWebhookJSONRequestBody = WebhookUpdate
+
+// RecoverWebhookDeliveriesJSONRequestBody defines body for RecoverWebhookDeliveries for application/json ContentType.
+type RecoverWebhookDeliveriesJSONRequestBody = RecoveryRequest
 
 // RotateWebhookSecretJSONRequestBody defines body for RotateWebhookSecret for application/json ContentType.
 type RotateWebhookSecretJSONRequestBody = SecretRotate
@@ -1888,6 +1991,36 @@ type ClientInterface interface {
 	// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyForAccountSurvey` operationId).
 	GetWebhookPublicKeyForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RecoverWebhookDeliveriesForAccountSurveyWithBody Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesForAccountSurvey` operationId).
+	RecoverWebhookDeliveriesForAccountSurveyWithBody(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecoverWebhookDeliveriesForAccountSurvey Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesForAccountSurvey` operationId).
+	RecoverWebhookDeliveriesForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesForAccountSurveyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelWebhookRecoveryForAccountSurvey Stop a recovery.
+	//
+	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+	//
+	// Corresponds with DELETE /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryForAccountSurvey` operationId).
+	CancelWebhookRecoveryForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhookRecoveryForAccountSurvey Show a recovery's progress.
+	//
+	// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryForAccountSurvey` operationId).
+	GetWebhookRecoveryForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetWebhookSecretForAccountSurvey Show the webhook's signing secret.
 	//
 	// Showing a secret is recorded in the audit log (webhook.secret_shown), like a change: who saw it matters after a leak. An ed25519 webhook has no secret: 409, and nothing is recorded.
@@ -2003,6 +2136,36 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyAccountWide` operationId).
 	GetWebhookPublicKeyAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecoverWebhookDeliveriesAccountWideWithBody Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
+	RecoverWebhookDeliveriesAccountWideWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecoverWebhookDeliveriesAccountWide Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
+	RecoverWebhookDeliveriesAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelWebhookRecoveryAccountWide Stop a recovery.
+	//
+	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+	//
+	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryAccountWide` operationId).
+	CancelWebhookRecoveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhookRecoveryAccountWide Show a recovery's progress.
+	//
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryAccountWide` operationId).
+	GetWebhookRecoveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetWebhookSecretAccountWide Show the webhook's signing secret.
 	//
@@ -2201,6 +2364,36 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/public-key (the `GetWebhookPublicKey` operationId).
 	GetWebhookPublicKey(ctx context.Context, surveyID SurveyID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecoverWebhookDeliveriesWithBody Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveries` operationId).
+	RecoverWebhookDeliveriesWithBody(ctx context.Context, surveyID SurveyID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecoverWebhookDeliveries Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveries` operationId).
+	RecoverWebhookDeliveries(ctx context.Context, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelWebhookRecovery Stop a recovery.
+	//
+	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+	//
+	// Corresponds with DELETE /api/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecovery` operationId).
+	CancelWebhookRecovery(ctx context.Context, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhookRecovery Show a recovery's progress.
+	//
+	// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecovery` operationId).
+	GetWebhookRecovery(ctx context.Context, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetWebhookSecret Show the webhook's signing secret.
 	//
@@ -2614,6 +2807,76 @@ func (c *Client) GetWebhookPublicKeyForAccountSurvey(ctx context.Context, accoun
 	return c.Client.Do(req)
 }
 
+// RecoverWebhookDeliveriesForAccountSurveyWithBody Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesForAccountSurvey` operationId).
+func (c *Client) RecoverWebhookDeliveriesForAccountSurveyWithBody(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverWebhookDeliveriesForAccountSurveyRequestWithBody(c.Server, accountID, surveyID, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecoverWebhookDeliveriesForAccountSurvey Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesForAccountSurvey` operationId).
+func (c *Client) RecoverWebhookDeliveriesForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesForAccountSurveyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverWebhookDeliveriesForAccountSurveyRequest(c.Server, accountID, surveyID, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelWebhookRecoveryForAccountSurvey Stop a recovery.
+//
+// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+//
+// Corresponds with DELETE /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryForAccountSurvey` operationId).
+func (c *Client) CancelWebhookRecoveryForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelWebhookRecoveryForAccountSurveyRequest(c.Server, accountID, surveyID, id, recoveryID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhookRecoveryForAccountSurvey Show a recovery's progress.
+//
+// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryForAccountSurvey` operationId).
+func (c *Client) GetWebhookRecoveryForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookRecoveryForAccountSurveyRequest(c.Server, accountID, surveyID, id, recoveryID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetWebhookSecretForAccountSurvey Show the webhook's signing secret.
 //
 // Showing a secret is recorded in the audit log (webhook.secret_shown), like a change: who saw it matters after a leak. An ed25519 webhook has no secret: 409, and nothing is recorded.
@@ -2880,6 +3143,76 @@ func (c *Client) RetryDeliveryAccountWide(ctx context.Context, accountID Account
 // Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyAccountWide` operationId).
 func (c *Client) GetWebhookPublicKeyAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetWebhookPublicKeyAccountWideRequest(c.Server, accountID, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecoverWebhookDeliveriesAccountWideWithBody Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
+func (c *Client) RecoverWebhookDeliveriesAccountWideWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverWebhookDeliveriesAccountWideRequestWithBody(c.Server, accountID, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecoverWebhookDeliveriesAccountWide Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
+func (c *Client) RecoverWebhookDeliveriesAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverWebhookDeliveriesAccountWideRequest(c.Server, accountID, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelWebhookRecoveryAccountWide Stop a recovery.
+//
+// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+//
+// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryAccountWide` operationId).
+func (c *Client) CancelWebhookRecoveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelWebhookRecoveryAccountWideRequest(c.Server, accountID, id, recoveryID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhookRecoveryAccountWide Show a recovery's progress.
+//
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryAccountWide` operationId).
+func (c *Client) GetWebhookRecoveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookRecoveryAccountWideRequest(c.Server, accountID, id, recoveryID)
 	if err != nil {
 		return nil, err
 	}
@@ -3338,6 +3671,76 @@ func (c *Client) RetryDelivery(ctx context.Context, surveyID SurveyID, id Webhoo
 // Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/public-key (the `GetWebhookPublicKey` operationId).
 func (c *Client) GetWebhookPublicKey(ctx context.Context, surveyID SurveyID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetWebhookPublicKeyRequest(c.Server, surveyID, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecoverWebhookDeliveriesWithBody Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveries` operationId).
+func (c *Client) RecoverWebhookDeliveriesWithBody(ctx context.Context, surveyID SurveyID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverWebhookDeliveriesRequestWithBody(c.Server, surveyID, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecoverWebhookDeliveries Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveries` operationId).
+func (c *Client) RecoverWebhookDeliveries(ctx context.Context, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverWebhookDeliveriesRequest(c.Server, surveyID, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelWebhookRecovery Stop a recovery.
+//
+// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+//
+// Corresponds with DELETE /api/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecovery` operationId).
+func (c *Client) CancelWebhookRecovery(ctx context.Context, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelWebhookRecoveryRequest(c.Server, surveyID, id, recoveryID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhookRecovery Show a recovery's progress.
+//
+// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecovery` operationId).
+func (c *Client) GetWebhookRecovery(ctx context.Context, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookRecoveryRequest(c.Server, surveyID, id, recoveryID)
 	if err != nil {
 		return nil, err
 	}
@@ -4638,6 +5041,177 @@ func NewGetWebhookPublicKeyForAccountSurveyRequest(server string, accountID Acco
 	return req, nil
 }
 
+// NewRecoverWebhookDeliveriesForAccountSurveyRequest calls the generic RecoverWebhookDeliveriesForAccountSurvey builder with application/json body
+func NewRecoverWebhookDeliveriesForAccountSurveyRequest(server string, accountID AccountID, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesForAccountSurveyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRecoverWebhookDeliveriesForAccountSurveyRequestWithBody(server, accountID, surveyID, id, "application/json", bodyReader)
+}
+
+// NewRecoverWebhookDeliveriesForAccountSurveyRequestWithBody constructs an http.Request for the RecoverWebhookDeliveriesForAccountSurvey method, with any body, and a specified content type
+func NewRecoverWebhookDeliveriesForAccountSurveyRequestWithBody(server string, accountID AccountID, surveyID SurveyID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "surveyId", surveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/surveys/%s/webhooks/%s/recover", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCancelWebhookRecoveryForAccountSurveyRequest constructs an http.Request for the CancelWebhookRecoveryForAccountSurvey method
+func NewCancelWebhookRecoveryForAccountSurveyRequest(server string, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "surveyId", surveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam3 string
+
+	pathParam3, err = runtime.StyleParamWithOptions("simple", false, "recoveryId", recoveryID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/surveys/%s/webhooks/%s/recoveries/%s", pathParam0, pathParam1, pathParam2, pathParam3)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetWebhookRecoveryForAccountSurveyRequest constructs an http.Request for the GetWebhookRecoveryForAccountSurvey method
+func NewGetWebhookRecoveryForAccountSurveyRequest(server string, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "surveyId", surveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam3 string
+
+	pathParam3, err = runtime.StyleParamWithOptions("simple", false, "recoveryId", recoveryID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/surveys/%s/webhooks/%s/recoveries/%s", pathParam0, pathParam1, pathParam2, pathParam3)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetWebhookSecretForAccountSurveyRequest constructs an http.Request for the GetWebhookSecretForAccountSurvey method
 func NewGetWebhookSecretForAccountSurveyRequest(server string, accountID AccountID, surveyID SurveyID, id WebhookID) (*http.Request, error) {
 	var err error
@@ -5365,6 +5939,156 @@ func NewGetWebhookPublicKeyAccountWideRequest(server string, accountID AccountID
 	}
 
 	operationPath := fmt.Sprintf("/api/accounts/%s/webhooks/%s/public-key", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRecoverWebhookDeliveriesAccountWideRequest calls the generic RecoverWebhookDeliveriesAccountWide builder with application/json body
+func NewRecoverWebhookDeliveriesAccountWideRequest(server string, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRecoverWebhookDeliveriesAccountWideRequestWithBody(server, accountID, id, "application/json", bodyReader)
+}
+
+// NewRecoverWebhookDeliveriesAccountWideRequestWithBody constructs an http.Request for the RecoverWebhookDeliveriesAccountWide method, with any body, and a specified content type
+func NewRecoverWebhookDeliveriesAccountWideRequestWithBody(server string, accountID AccountID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/webhooks/%s/recover", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCancelWebhookRecoveryAccountWideRequest constructs an http.Request for the CancelWebhookRecoveryAccountWide method
+func NewCancelWebhookRecoveryAccountWideRequest(server string, accountID AccountID, id WebhookID, recoveryID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "recoveryId", recoveryID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/webhooks/%s/recoveries/%s", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetWebhookRecoveryAccountWideRequest constructs an http.Request for the GetWebhookRecoveryAccountWide method
+func NewGetWebhookRecoveryAccountWideRequest(server string, accountID AccountID, id WebhookID, recoveryID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "recoveryId", recoveryID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/webhooks/%s/recoveries/%s", pathParam0, pathParam1, pathParam2)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -6354,6 +7078,156 @@ func NewGetWebhookPublicKeyRequest(server string, surveyID SurveyID, id WebhookI
 	return req, nil
 }
 
+// NewRecoverWebhookDeliveriesRequest calls the generic RecoverWebhookDeliveries builder with application/json body
+func NewRecoverWebhookDeliveriesRequest(server string, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRecoverWebhookDeliveriesRequestWithBody(server, surveyID, id, "application/json", bodyReader)
+}
+
+// NewRecoverWebhookDeliveriesRequestWithBody constructs an http.Request for the RecoverWebhookDeliveries method, with any body, and a specified content type
+func NewRecoverWebhookDeliveriesRequestWithBody(server string, surveyID SurveyID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "surveyId", surveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/surveys/%s/webhooks/%s/recover", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCancelWebhookRecoveryRequest constructs an http.Request for the CancelWebhookRecovery method
+func NewCancelWebhookRecoveryRequest(server string, surveyID SurveyID, id WebhookID, recoveryID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "surveyId", surveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "recoveryId", recoveryID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/surveys/%s/webhooks/%s/recoveries/%s", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetWebhookRecoveryRequest constructs an http.Request for the GetWebhookRecovery method
+func NewGetWebhookRecoveryRequest(server string, surveyID SurveyID, id WebhookID, recoveryID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "surveyId", surveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "recoveryId", recoveryID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/surveys/%s/webhooks/%s/recoveries/%s", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetWebhookSecretRequest constructs an http.Request for the GetWebhookSecret method
 func NewGetWebhookSecretRequest(server string, surveyID SurveyID, id WebhookID) (*http.Request, error) {
 	var err error
@@ -6860,6 +7734,40 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyForAccountSurvey` operationId).
 	GetWebhookPublicKeyForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookPublicKeyForAccountSurveyResponse, error)
 
+	// RecoverWebhookDeliveriesForAccountSurveyWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesForAccountSurvey` operationId).
+	RecoverWebhookDeliveriesForAccountSurveyWithBodyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesForAccountSurveyResponse, error)
+
+	// RecoverWebhookDeliveriesForAccountSurveyWithResponse Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesForAccountSurvey` operationId).
+	RecoverWebhookDeliveriesForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesForAccountSurveyJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesForAccountSurveyResponse, error)
+
+	// CancelWebhookRecoveryForAccountSurveyWithResponse Stop a recovery.
+	//
+	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryForAccountSurvey` operationId).
+	CancelWebhookRecoveryForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryForAccountSurveyResponse, error)
+
+	// GetWebhookRecoveryForAccountSurveyWithResponse Show a recovery's progress.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryForAccountSurvey` operationId).
+	GetWebhookRecoveryForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryForAccountSurveyResponse, error)
+
 	// GetWebhookSecretForAccountSurveyWithResponse Show the webhook's signing secret.
 	//
 	// Showing a secret is recorded in the audit log (webhook.secret_shown), like a change: who saw it matters after a leak. An ed25519 webhook has no secret: 409, and nothing is recorded.
@@ -6995,6 +7903,40 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyAccountWide` operationId).
 	GetWebhookPublicKeyAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookPublicKeyAccountWideResponse, error)
+
+	// RecoverWebhookDeliveriesAccountWideWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
+	RecoverWebhookDeliveriesAccountWideWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesAccountWideResponse, error)
+
+	// RecoverWebhookDeliveriesAccountWideWithResponse Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
+	RecoverWebhookDeliveriesAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesAccountWideResponse, error)
+
+	// CancelWebhookRecoveryAccountWideWithResponse Stop a recovery.
+	//
+	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryAccountWide` operationId).
+	CancelWebhookRecoveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryAccountWideResponse, error)
+
+	// GetWebhookRecoveryAccountWideWithResponse Show a recovery's progress.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryAccountWide` operationId).
+	GetWebhookRecoveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryAccountWideResponse, error)
 
 	// GetWebhookSecretAccountWideWithResponse Show the webhook's signing secret.
 	//
@@ -7221,6 +8163,40 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/public-key (the `GetWebhookPublicKey` operationId).
 	GetWebhookPublicKeyWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookPublicKeyResponse, error)
+
+	// RecoverWebhookDeliveriesWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveries` operationId).
+	RecoverWebhookDeliveriesWithBodyWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesResponse, error)
+
+	// RecoverWebhookDeliveriesWithResponse Attempt a webhook's failed and skipped deliveries again.
+	//
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveries` operationId).
+	RecoverWebhookDeliveriesWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesResponse, error)
+
+	// CancelWebhookRecoveryWithResponse Stop a recovery.
+	//
+	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecovery` operationId).
+	CancelWebhookRecoveryWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryResponse, error)
+
+	// GetWebhookRecoveryWithResponse Show a recovery's progress.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecovery` operationId).
+	GetWebhookRecoveryWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryResponse, error)
 
 	// GetWebhookSecretWithResponse Show the webhook's signing secret.
 	//
@@ -9112,6 +10088,318 @@ func (r GetWebhookPublicKeyForAccountSurveyResponse) ContentType() string {
 	return ""
 }
 
+// RecoverWebhookDeliveriesForAccountSurveyResponse401Headers the declared response headers of an HTTP 401 response for RecoverWebhookDeliveriesForAccountSurvey
+type RecoverWebhookDeliveriesForAccountSurveyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RecoverWebhookDeliveriesForAccountSurveyResponse429Headers the declared response headers of an HTTP 429 response for RecoverWebhookDeliveriesForAccountSurvey
+type RecoverWebhookDeliveriesForAccountSurveyResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RecoverWebhookDeliveriesForAccountSurveyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RecoverWebhookDeliveriesForAccountSurveyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RecoverWebhookDeliveriesForAccountSurveyResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON202() *Recovery {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelWebhookRecoveryForAccountSurveyResponse401Headers the declared response headers of an HTTP 401 response for CancelWebhookRecoveryForAccountSurvey
+type CancelWebhookRecoveryForAccountSurveyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CancelWebhookRecoveryForAccountSurveyResponse429Headers the declared response headers of an HTTP 429 response for CancelWebhookRecoveryForAccountSurvey
+type CancelWebhookRecoveryForAccountSurveyResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CancelWebhookRecoveryForAccountSurveyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelWebhookRecoveryForAccountSurveyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelWebhookRecoveryForAccountSurveyResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON202() *Recovery {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelWebhookRecoveryForAccountSurveyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelWebhookRecoveryForAccountSurveyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelWebhookRecoveryForAccountSurveyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetWebhookRecoveryForAccountSurveyResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookRecoveryForAccountSurvey
+type GetWebhookRecoveryForAccountSurveyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetWebhookRecoveryForAccountSurveyResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookRecoveryForAccountSurvey
+type GetWebhookRecoveryForAccountSurveyResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetWebhookRecoveryForAccountSurveyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetWebhookRecoveryForAccountSurveyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebhookRecoveryForAccountSurveyResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookRecoveryForAccountSurveyResponse) GetJSON200() *Recovery {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetWebhookRecoveryForAccountSurveyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetWebhookRecoveryForAccountSurveyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetWebhookRecoveryForAccountSurveyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebhookRecoveryForAccountSurveyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetWebhookRecoveryForAccountSurveyResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetWebhookRecoveryForAccountSurveyResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookRecoveryForAccountSurveyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookRecoveryForAccountSurveyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookRecoveryForAccountSurveyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookRecoveryForAccountSurveyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetWebhookSecretForAccountSurveyResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookSecretForAccountSurvey
 type GetWebhookSecretForAccountSurveyResponse401Headers struct {
 	WWWAuthenticate *string
@@ -10451,6 +11739,318 @@ func (r GetWebhookPublicKeyAccountWideResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetWebhookPublicKeyAccountWideResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RecoverWebhookDeliveriesAccountWideResponse401Headers the declared response headers of an HTTP 401 response for RecoverWebhookDeliveriesAccountWide
+type RecoverWebhookDeliveriesAccountWideResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RecoverWebhookDeliveriesAccountWideResponse429Headers the declared response headers of an HTTP 429 response for RecoverWebhookDeliveriesAccountWide
+type RecoverWebhookDeliveriesAccountWideResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RecoverWebhookDeliveriesAccountWideResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RecoverWebhookDeliveriesAccountWideResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RecoverWebhookDeliveriesAccountWideResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON202() *Recovery {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RecoverWebhookDeliveriesAccountWideResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RecoverWebhookDeliveriesAccountWideResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RecoverWebhookDeliveriesAccountWideResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelWebhookRecoveryAccountWideResponse401Headers the declared response headers of an HTTP 401 response for CancelWebhookRecoveryAccountWide
+type CancelWebhookRecoveryAccountWideResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CancelWebhookRecoveryAccountWideResponse429Headers the declared response headers of an HTTP 429 response for CancelWebhookRecoveryAccountWide
+type CancelWebhookRecoveryAccountWideResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CancelWebhookRecoveryAccountWideResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelWebhookRecoveryAccountWideResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelWebhookRecoveryAccountWideResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelWebhookRecoveryAccountWideResponse) GetJSON202() *Recovery {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CancelWebhookRecoveryAccountWideResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelWebhookRecoveryAccountWideResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelWebhookRecoveryAccountWideResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelWebhookRecoveryAccountWideResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CancelWebhookRecoveryAccountWideResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CancelWebhookRecoveryAccountWideResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelWebhookRecoveryAccountWideResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelWebhookRecoveryAccountWideResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelWebhookRecoveryAccountWideResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelWebhookRecoveryAccountWideResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetWebhookRecoveryAccountWideResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookRecoveryAccountWide
+type GetWebhookRecoveryAccountWideResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetWebhookRecoveryAccountWideResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookRecoveryAccountWide
+type GetWebhookRecoveryAccountWideResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetWebhookRecoveryAccountWideResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetWebhookRecoveryAccountWideResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebhookRecoveryAccountWideResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookRecoveryAccountWideResponse) GetJSON200() *Recovery {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetWebhookRecoveryAccountWideResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetWebhookRecoveryAccountWideResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetWebhookRecoveryAccountWideResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebhookRecoveryAccountWideResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetWebhookRecoveryAccountWideResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetWebhookRecoveryAccountWideResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookRecoveryAccountWideResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookRecoveryAccountWideResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookRecoveryAccountWideResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookRecoveryAccountWideResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12537,6 +14137,318 @@ func (r GetWebhookPublicKeyResponse) ContentType() string {
 	return ""
 }
 
+// RecoverWebhookDeliveriesResponse401Headers the declared response headers of an HTTP 401 response for RecoverWebhookDeliveries
+type RecoverWebhookDeliveriesResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RecoverWebhookDeliveriesResponse429Headers the declared response headers of an HTTP 429 response for RecoverWebhookDeliveries
+type RecoverWebhookDeliveriesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RecoverWebhookDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RecoverWebhookDeliveriesResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RecoverWebhookDeliveriesResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON202() *Recovery {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RecoverWebhookDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RecoverWebhookDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RecoverWebhookDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RecoverWebhookDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelWebhookRecoveryResponse401Headers the declared response headers of an HTTP 401 response for CancelWebhookRecovery
+type CancelWebhookRecoveryResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CancelWebhookRecoveryResponse429Headers the declared response headers of an HTTP 429 response for CancelWebhookRecovery
+type CancelWebhookRecoveryResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CancelWebhookRecoveryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelWebhookRecoveryResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelWebhookRecoveryResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelWebhookRecoveryResponse) GetJSON202() *Recovery {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CancelWebhookRecoveryResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelWebhookRecoveryResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelWebhookRecoveryResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelWebhookRecoveryResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CancelWebhookRecoveryResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CancelWebhookRecoveryResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelWebhookRecoveryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelWebhookRecoveryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelWebhookRecoveryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelWebhookRecoveryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetWebhookRecoveryResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookRecovery
+type GetWebhookRecoveryResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetWebhookRecoveryResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookRecovery
+type GetWebhookRecoveryResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetWebhookRecoveryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetWebhookRecoveryResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebhookRecoveryResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookRecoveryResponse) GetJSON200() *Recovery {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetWebhookRecoveryResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetWebhookRecoveryResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetWebhookRecoveryResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebhookRecoveryResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetWebhookRecoveryResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetWebhookRecoveryResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookRecoveryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookRecoveryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookRecoveryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookRecoveryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetWebhookSecretResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookSecret
 type GetWebhookSecretResponse401Headers struct {
 	WWWAuthenticate *string
@@ -13400,6 +15312,64 @@ func (c *ClientWithResponses) GetWebhookPublicKeyForAccountSurveyWithResponse(ct
 	return ParseGetWebhookPublicKeyForAccountSurveyResponse(rsp)
 }
 
+// RecoverWebhookDeliveriesForAccountSurveyWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesForAccountSurvey` operationId).
+func (c *ClientWithResponses) RecoverWebhookDeliveriesForAccountSurveyWithBodyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesForAccountSurveyResponse, error) {
+	rsp, err := c.RecoverWebhookDeliveriesForAccountSurveyWithBody(ctx, accountID, surveyID, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverWebhookDeliveriesForAccountSurveyResponse(rsp)
+}
+
+// RecoverWebhookDeliveriesForAccountSurveyWithResponse Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesForAccountSurvey` operationId).
+func (c *ClientWithResponses) RecoverWebhookDeliveriesForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesForAccountSurveyJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesForAccountSurveyResponse, error) {
+	rsp, err := c.RecoverWebhookDeliveriesForAccountSurvey(ctx, accountID, surveyID, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverWebhookDeliveriesForAccountSurveyResponse(rsp)
+}
+
+// CancelWebhookRecoveryForAccountSurveyWithResponse Stop a recovery.
+//
+// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryForAccountSurvey` operationId).
+func (c *ClientWithResponses) CancelWebhookRecoveryForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryForAccountSurveyResponse, error) {
+	rsp, err := c.CancelWebhookRecoveryForAccountSurvey(ctx, accountID, surveyID, id, recoveryID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelWebhookRecoveryForAccountSurveyResponse(rsp)
+}
+
+// GetWebhookRecoveryForAccountSurveyWithResponse Show a recovery's progress.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryForAccountSurvey` operationId).
+func (c *ClientWithResponses) GetWebhookRecoveryForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryForAccountSurveyResponse, error) {
+	rsp, err := c.GetWebhookRecoveryForAccountSurvey(ctx, accountID, surveyID, id, recoveryID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookRecoveryForAccountSurveyResponse(rsp)
+}
+
 // GetWebhookSecretForAccountSurveyWithResponse Show the webhook's signing secret.
 //
 // Showing a secret is recorded in the audit log (webhook.secret_shown), like a change: who saw it matters after a leak. An ed25519 webhook has no secret: 409, and nothing is recorded.
@@ -13630,6 +15600,64 @@ func (c *ClientWithResponses) GetWebhookPublicKeyAccountWideWithResponse(ctx con
 		return nil, err
 	}
 	return ParseGetWebhookPublicKeyAccountWideResponse(rsp)
+}
+
+// RecoverWebhookDeliveriesAccountWideWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
+func (c *ClientWithResponses) RecoverWebhookDeliveriesAccountWideWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesAccountWideResponse, error) {
+	rsp, err := c.RecoverWebhookDeliveriesAccountWideWithBody(ctx, accountID, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverWebhookDeliveriesAccountWideResponse(rsp)
+}
+
+// RecoverWebhookDeliveriesAccountWideWithResponse Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
+func (c *ClientWithResponses) RecoverWebhookDeliveriesAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesAccountWideResponse, error) {
+	rsp, err := c.RecoverWebhookDeliveriesAccountWide(ctx, accountID, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverWebhookDeliveriesAccountWideResponse(rsp)
+}
+
+// CancelWebhookRecoveryAccountWideWithResponse Stop a recovery.
+//
+// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryAccountWide` operationId).
+func (c *ClientWithResponses) CancelWebhookRecoveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryAccountWideResponse, error) {
+	rsp, err := c.CancelWebhookRecoveryAccountWide(ctx, accountID, id, recoveryID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelWebhookRecoveryAccountWideResponse(rsp)
+}
+
+// GetWebhookRecoveryAccountWideWithResponse Show a recovery's progress.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryAccountWide` operationId).
+func (c *ClientWithResponses) GetWebhookRecoveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryAccountWideResponse, error) {
+	rsp, err := c.GetWebhookRecoveryAccountWide(ctx, accountID, id, recoveryID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookRecoveryAccountWideResponse(rsp)
 }
 
 // GetWebhookSecretAccountWideWithResponse Show the webhook's signing secret.
@@ -14012,6 +16040,64 @@ func (c *ClientWithResponses) GetWebhookPublicKeyWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseGetWebhookPublicKeyResponse(rsp)
+}
+
+// RecoverWebhookDeliveriesWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveries` operationId).
+func (c *ClientWithResponses) RecoverWebhookDeliveriesWithBodyWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesResponse, error) {
+	rsp, err := c.RecoverWebhookDeliveriesWithBody(ctx, surveyID, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverWebhookDeliveriesResponse(rsp)
+}
+
+// RecoverWebhookDeliveriesWithResponse Attempt a webhook's failed and skipped deliveries again.
+//
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/surveys/{surveyId}/webhooks/{id}/recover (the `RecoverWebhookDeliveries` operationId).
+func (c *ClientWithResponses) RecoverWebhookDeliveriesWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, body RecoverWebhookDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesResponse, error) {
+	rsp, err := c.RecoverWebhookDeliveries(ctx, surveyID, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverWebhookDeliveriesResponse(rsp)
+}
+
+// CancelWebhookRecoveryWithResponse Stop a recovery.
+//
+// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecovery` operationId).
+func (c *ClientWithResponses) CancelWebhookRecoveryWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryResponse, error) {
+	rsp, err := c.CancelWebhookRecovery(ctx, surveyID, id, recoveryID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelWebhookRecoveryResponse(rsp)
+}
+
+// GetWebhookRecoveryWithResponse Show a recovery's progress.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/surveys/{surveyId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecovery` operationId).
+func (c *ClientWithResponses) GetWebhookRecoveryWithResponse(ctx context.Context, surveyID SurveyID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryResponse, error) {
+	rsp, err := c.GetWebhookRecovery(ctx, surveyID, id, recoveryID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookRecoveryResponse(rsp)
 }
 
 // GetWebhookSecretWithResponse Show the webhook's signing secret.
@@ -15852,6 +17938,300 @@ func ParseGetWebhookPublicKeyForAccountSurveyResponse(rsp *http.Response) (*GetW
 	return response, nil
 }
 
+// ParseRecoverWebhookDeliveriesForAccountSurveyResponse parses an HTTP response from a RecoverWebhookDeliveriesForAccountSurveyWithResponse call
+func ParseRecoverWebhookDeliveriesForAccountSurveyResponse(rsp *http.Response) (*RecoverWebhookDeliveriesForAccountSurveyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RecoverWebhookDeliveriesForAccountSurveyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RecoverWebhookDeliveriesForAccountSurveyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RecoverWebhookDeliveriesForAccountSurveyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelWebhookRecoveryForAccountSurveyResponse parses an HTTP response from a CancelWebhookRecoveryForAccountSurveyWithResponse call
+func ParseCancelWebhookRecoveryForAccountSurveyResponse(rsp *http.Response) (*CancelWebhookRecoveryForAccountSurveyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelWebhookRecoveryForAccountSurveyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CancelWebhookRecoveryForAccountSurveyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CancelWebhookRecoveryForAccountSurveyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookRecoveryForAccountSurveyResponse parses an HTTP response from a GetWebhookRecoveryForAccountSurveyWithResponse call
+func ParseGetWebhookRecoveryForAccountSurveyResponse(rsp *http.Response) (*GetWebhookRecoveryForAccountSurveyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookRecoveryForAccountSurveyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetWebhookRecoveryForAccountSurveyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetWebhookRecoveryForAccountSurveyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetWebhookSecretForAccountSurveyResponse parses an HTTP response from a GetWebhookSecretForAccountSurveyWithResponse call
 func ParseGetWebhookSecretForAccountSurveyResponse(rsp *http.Response) (*GetWebhookSecretForAccountSurveyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17112,6 +19492,300 @@ func ParseGetWebhookPublicKeyAccountWideResponse(rsp *http.Response) (*GetWebhoo
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetWebhookPublicKeyAccountWideResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRecoverWebhookDeliveriesAccountWideResponse parses an HTTP response from a RecoverWebhookDeliveriesAccountWideWithResponse call
+func ParseRecoverWebhookDeliveriesAccountWideResponse(rsp *http.Response) (*RecoverWebhookDeliveriesAccountWideResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RecoverWebhookDeliveriesAccountWideResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RecoverWebhookDeliveriesAccountWideResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RecoverWebhookDeliveriesAccountWideResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelWebhookRecoveryAccountWideResponse parses an HTTP response from a CancelWebhookRecoveryAccountWideWithResponse call
+func ParseCancelWebhookRecoveryAccountWideResponse(rsp *http.Response) (*CancelWebhookRecoveryAccountWideResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelWebhookRecoveryAccountWideResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CancelWebhookRecoveryAccountWideResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CancelWebhookRecoveryAccountWideResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookRecoveryAccountWideResponse parses an HTTP response from a GetWebhookRecoveryAccountWideWithResponse call
+func ParseGetWebhookRecoveryAccountWideResponse(rsp *http.Response) (*GetWebhookRecoveryAccountWideResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookRecoveryAccountWideResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetWebhookRecoveryAccountWideResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetWebhookRecoveryAccountWideResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -19081,6 +21755,300 @@ func ParseGetWebhookPublicKeyResponse(rsp *http.Response) (*GetWebhookPublicKeyR
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetWebhookPublicKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRecoverWebhookDeliveriesResponse parses an HTTP response from a RecoverWebhookDeliveriesWithResponse call
+func ParseRecoverWebhookDeliveriesResponse(rsp *http.Response) (*RecoverWebhookDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RecoverWebhookDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RecoverWebhookDeliveriesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RecoverWebhookDeliveriesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelWebhookRecoveryResponse parses an HTTP response from a CancelWebhookRecoveryWithResponse call
+func ParseCancelWebhookRecoveryResponse(rsp *http.Response) (*CancelWebhookRecoveryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelWebhookRecoveryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CancelWebhookRecoveryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CancelWebhookRecoveryResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookRecoveryResponse parses an HTTP response from a GetWebhookRecoveryWithResponse call
+func ParseGetWebhookRecoveryResponse(rsp *http.Response) (*GetWebhookRecoveryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookRecoveryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetWebhookRecoveryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetWebhookRecoveryResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

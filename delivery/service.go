@@ -64,6 +64,11 @@ type Config struct {
 	// EventTypes checks each published event's type and data before it is stored; nil
 	// means a registry over the store, read again every eventtype.DefaultRefresh.
 	EventTypes *eventtype.Registry
+	// RecoveryRate bounds the retries a recovery asks for per second; 0 means
+	// DefaultRecoveryRate. RecoveryBatch is how many one activity asks for; 0 means
+	// DefaultRecoveryBatch.
+	RecoveryRate  float64
+	RecoveryBatch int
 }
 
 // Service publishes events, retries and tests deliveries.

@@ -14,3 +14,10 @@ func Register(r worker.Registry, a *activities.Activities) {
 	r.RegisterWorkflowWithOptions(Event, workflow.RegisterOptions{Name: delivery.EventWorkflow})
 	r.RegisterActivity(a)
 }
+
+// RegisterRecovery adds the recovery workflow and its activities, which retry through the
+// delivery service, to a worker.
+func RegisterRecovery(r worker.Registry, rec *delivery.Recoverer) {
+	r.RegisterWorkflowWithOptions(Recovery, workflow.RegisterOptions{Name: RecoveryName})
+	r.RegisterActivity(rec)
+}

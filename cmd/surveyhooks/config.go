@@ -52,6 +52,8 @@ type config struct {
 	TemporalAPIKey string
 	// Disable says when surveyhooks turns a failing webhook off by itself.
 	Disable delivery.DisablePolicy
+	// RecoveryRate bounds the retries a recovery asks for per second.
+	RecoveryRate float64
 	// Retention is how long delivery history is kept; 0 keeps it forever.
 	Retention time.Duration
 	// ShutdownTimeout bounds how long a stopping worker waits for the attempts in flight.
@@ -119,6 +121,7 @@ var knownVariables = []string{
 	"SURVEYHOOKS_SIGNATURE_FORMAT",
 	"SURVEYHOOKS_DISABLE_AFTER",
 	"SURVEYHOOKS_DISABLE_MIN_FAILURES",
+	"SURVEYHOOKS_RECOVERY_RATE",
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 }
@@ -151,6 +154,7 @@ func loadConfig(lookup envLookup) (config, error) {
 		RequestTimeout:    api.DefaultRequestTimeout,
 		RateLimit:         api.DefaultRateLimit,
 		Disable:           delivery.DisablePolicy{After: delivery.DefaultDisableAfter, MinFailures: delivery.DefaultDisableMinFailures},
+		RecoveryRate:      delivery.DefaultRecoveryRate,
 	}
 	var problems []string
 	str := func(name string, dst *string) {
@@ -305,6 +309,13 @@ func loadConfig(lookup envLookup) (config, error) {
 			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_DISABLE_MIN_FAILURES=%q must be an integer of at least 1", v))
 		}
 		cfg.Disable.MinFailures = n
+	}
+	if v, ok := lookup("SURVEYHOOKS_RECOVERY_RATE"); ok && strings.TrimSpace(v) != "" {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || f <= 0 || math.IsInf(f, 0) {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_RECOVERY_RATE=%q must be a positive number of retries a second, such as 20", v))
+		}
+		cfg.RecoveryRate = f
 	}
 	if v, ok := lookup("SURVEYHOOKS_DB_MAX_CONNS"); ok && strings.TrimSpace(v) != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(v))

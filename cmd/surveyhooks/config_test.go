@@ -91,6 +91,20 @@ func TestLoadConfigDisablePolicy(t *testing.T) {
 	require.ErrorContains(t, err, "SURVEYHOOKS_DISABLE_AFTER=")
 }
 
+func TestLoadConfigRecoveryRate(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, delivery.DefaultRecoveryRate, cfg.RecoveryRate)
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_RECOVERY_RATE": "2.5"}))
+	require.NoError(t, err)
+	require.Equal(t, 2.5, cfg.RecoveryRate)
+	for _, bad := range []string{"0", "-1", "fast", "Inf"} {
+		_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_RECOVERY_RATE": bad}))
+		require.ErrorContains(t, err, "SURVEYHOOKS_RECOVERY_RATE=", bad)
+	}
+}
+
 func TestLoadConfigRetention(t *testing.T) {
 	t.Parallel()
 	for value, want := range map[string]time.Duration{

@@ -177,13 +177,15 @@ func newWorker(cfg config, tc client.Client, st *store.Store, logger *slog.Logge
 		WorkerStopTimeout: cfg.ShutdownTimeout,
 	})
 	workflows.Register(w, newActivities(cfg, st, logger))
+	// Recoveries ask for retries as the API does, through a delivery service of their own.
+	workflows.RegisterRecovery(w, delivery.NewRecoverer(newDeliveries(cfg, st, tc, logger)))
 	retention.Register(w, retention.NewActivities(st, logger))
 	return w
 }
 
 // newDeliveries builds the delivery service: publish, retry, test and the outbox.
 func newDeliveries(cfg config, st *store.Store, tc client.Client, logger *slog.Logger) *delivery.Service {
-	return delivery.New(st, tc, delivery.Config{TaskQueue: cfg.TaskQueue, Schedule: cfg.schedule()}, logger)
+	return delivery.New(st, tc, delivery.Config{TaskQueue: cfg.TaskQueue, Schedule: cfg.schedule(), RecoveryRate: cfg.RecoveryRate}, logger)
 }
 
 // newAPI builds the REST API.
