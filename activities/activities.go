@@ -38,6 +38,9 @@ type Config struct {
 	// Disable says when a failing webhook is turned off; the zero value turns one off only
 	// when its receiver answers 410 Gone.
 	Disable delivery.DisablePolicy
+	// NoticeAccount, when set, also gets the notices of every account (webhook.disabled),
+	// for the operator's own webhooks; each account gets its own in any case.
+	NoticeAccount string
 }
 
 // Activities are the activities' implementations with their dependencies. Register the

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/signature"
 	"github.com/surveyhooks/surveyhooks/store"
@@ -108,7 +109,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		return DeliverResult{}, fmt.Errorf("record attempt: %w", err)
 	}
 	if reason := a.cfg.Disable.DisableReason(sent.statusCode, streak.ConsecutiveFailures, streak.FailingSince, a.now()); reason != "" {
-		a.disable(ctx, target.Webhook.ID, reason, sent.statusCode == http.StatusGone)
+		a.disable(ctx, target.Webhook, reason, sent.statusCode == http.StatusGone)
 	}
 	a.logger.InfoContext(ctx, "delivery attempt",
 		"delivery_id", in.DeliveryID, "event_id", target.EventID, "webhook_id", target.Webhook.ID,
@@ -130,16 +131,50 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	}
 }
 
-// disable turns the webhook off for reason. The attempt is recorded whatever happens here:
-// when the webhook cannot be turned off now, its next failed attempt tries again.
-func (a *Activities) disable(ctx context.Context, webhookID uuid.UUID, reason string, gone bool) {
-	done, err := a.store.DisableWebhook(ctx, webhookID, reason)
+// disable turns the webhook off for reason and sends the webhook.disabled notice. The
+// attempt is recorded whatever happens here: when the webhook cannot be turned off now, its
+// next failed attempt tries again.
+func (a *Activities) disable(ctx context.Context, hook store.Webhook, reason string, gone bool) {
+	done, err := a.store.DisableWebhook(ctx, hook.ID, reason)
 	switch {
 	case err != nil:
-		a.logger.ErrorContext(ctx, "could not disable a failing webhook", "webhook_id", webhookID, "reason", reason, "error", err)
-	case done:
-		a.logger.WarnContext(ctx, "webhook disabled", "webhook_id", webhookID, "reason", reason)
-		a.metrics.webhookDisabled(ctx, gone)
+		a.logger.ErrorContext(ctx, "could not disable a failing webhook", "webhook_id", hook.ID, "reason", reason, "error", err)
+		return
+	case !done:
+		return // off already: another attempt turned it off, and noticed it
+	}
+	a.logger.WarnContext(ctx, "webhook disabled", "webhook_id", hook.ID, "reason", reason)
+	a.metrics.webhookDisabled(ctx, gone)
+	at := a.now()
+	data, err := json.Marshal(map[string]any{
+		"webhook": map[string]any{"id": hook.ID, "accountId": hook.AccountID, "surveyId": hook.SurveyID,
+			"name": hook.Name, "url": hook.URL},
+		"disabledAt": at.UTC().Truncate(time.Millisecond), "reason": reason,
+	})
+	if err != nil {
+		a.logger.ErrorContext(ctx, "could not encode the webhook.disabled notice", "webhook_id", hook.ID, "error", err)
+		return
+	}
+	accounts := []string{hook.AccountID}
+	if a.cfg.NoticeAccount != "" && a.cfg.NoticeAccount != hook.AccountID {
+		accounts = append(accounts, a.cfg.NoticeAccount)
+	}
+	for _, account := range accounts {
+		a.notice(ctx, account, fmt.Sprintf("notice-%s-disabled-%d-%s", hook.ID, at.UnixMilli(), account), eventtype.WebhookDisabled, at, data)
+	}
+}
+
+// notice stores one of surveyhooks' own events in account, as a publish would, with no
+// survey: it goes to the account's webhooks that are not of one survey and subscribe to it.
+// The outbox of the API processes starts its workflow, so it is signed, retried and logged
+// like any event. A notice that cannot be stored is logged: the change it tells of stands.
+func (a *Activities) notice(ctx context.Context, account, id, eventType string, at time.Time, data json.RawMessage) {
+	body, err := delivery.Envelope(id, eventType, at, data)
+	if err == nil {
+		_, err = a.store.PublishEvent(ctx, store.Event{ID: id, AccountID: account, EventType: eventType, Body: body})
+	}
+	if err != nil {
+		a.logger.ErrorContext(ctx, "could not store a notice", "event_id", id, "event_type", eventType, "account_id", account, "error", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -61,8 +62,13 @@ func setupEngineSigning(t *testing.T, deliveryPolicy netguard.Policy, profile si
 	acts := activities.New(st, deliveryPolicy.Client(), activities.Config{
 		Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}, Signature: profile}, nil)
 	// Recoveries go 4 retries a batch, 8 a second, so that a test sees one run.
+	// The outbox runs as in serve, quickly, so that notices (which the worker stores for it
+	// to start) go out within a second.
 	d := delivery.New(st, te.Client, delivery.Config{TaskQueue: te.TaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second},
-		RecoveryRate: 8, RecoveryBatch: 4}, nil)
+		RecoveryRate: 8, RecoveryBatch: 4, Outbox: delivery.OutboxConfig{Interval: 200 * time.Millisecond, Grace: time.Second}}, nil)
+	outboxCtx, stopOutbox := context.WithCancel(context.Background())
+	go func() { _ = d.Run(outboxCtx) }()
+	t.Cleanup(stopOutbox)
 	te.StartWorker(t, func(r worker.Registry) {
 		workflows.Register(r, acts)
 		workflows.RegisterRecovery(r, delivery.NewRecoverer(d))

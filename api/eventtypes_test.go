@@ -53,7 +53,7 @@ func TestEventTypeList(t *testing.T) {
 		names = append(names, et.Name)
 		require.NotEmpty(t, et.Description)
 		require.Equal(t, et.Name != eventtype.WebhookTest, et.Subscribable, et.Name)
-		require.Equal(t, et.Name == eventtype.WebhookTest, et.BuiltIn, et.Name)
+		require.Equal(t, et.Name == eventtype.WebhookTest || et.Name == eventtype.WebhookDisabled, et.BuiltIn, et.Name)
 		require.False(t, et.Archived)
 		require.Nil(t, et.ArchivedAt)
 		require.Equal(t, et.BuiltIn, et.CreatedAt == nil, et.Name)
@@ -76,6 +76,7 @@ func TestEventTypeList(t *testing.T) {
 		eventtype.SurveyResponseCompleted,
 		eventtype.SurveyResponseDisqualified,
 		eventtype.SurveyResponseUpdated,
+		eventtype.WebhookDisabled,
 		eventtype.WebhookTest,
 	}, names)
 
@@ -94,7 +95,7 @@ func TestEventTypeRoutesNeedPlatformKey(t *testing.T) {
 	b := setup(t)
 	key := createKey(t, b, "acme", "ci").Key
 
-	require.Len(t, listEventTypes(t, b, key), 5)
+	require.Len(t, listEventTypes(t, b, key), 6)
 	resp := b.do(t, http.MethodGet, eventTypesPath+"/"+eventtype.FormSubmissionCreated, "", withKey(key))
 	require.Equal(t, http.StatusOK, resp.status)
 
@@ -107,7 +108,7 @@ func TestEventTypeRoutesNeedPlatformKey(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, resp.status, "%s %s", tc.method, tc.path)
 		require.Equal(t, CodeForbidden, apiError(t, resp).Code)
 	}
-	require.Len(t, listEventTypes(t, b, testKey), 5, "nothing was created")
+	require.Len(t, listEventTypes(t, b, testKey), 6, "nothing was created")
 	got := decode[eventTypeResponse](t, b.do(t, http.MethodGet, eventTypesPath+"/"+eventtype.FormSubmissionCreated, ""))
 	require.NotEqual(t, "changed", got.Description)
 	require.False(t, got.Archived)
@@ -131,7 +132,7 @@ func TestEventTypeCreate(t *testing.T) {
 
 	got := decode[eventTypeResponse](t, b.do(t, http.MethodGet, eventTypesPath+"/survey.response.created", ""))
 	require.Equal(t, created, got)
-	require.Len(t, listEventTypes(t, b, testKey), 6)
+	require.Len(t, listEventTypes(t, b, testKey), 7)
 
 	resp = b.do(t, http.MethodPost, eventTypesPath, createdBody("survey.response.created"))
 	require.Equal(t, http.StatusConflict, resp.status)
@@ -202,7 +203,7 @@ func TestEventTypeCreateRefuses(t *testing.T) {
 			}
 		})
 	}
-	require.Len(t, listEventTypes(t, b, testKey), 5, "nothing was created")
+	require.Len(t, listEventTypes(t, b, testKey), 6, "nothing was created")
 }
 
 func TestEventTypeUpdate(t *testing.T) {

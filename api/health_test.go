@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/surveyhooks/surveyhooks/netguard"
+	"github.com/surveyhooks/surveyhooks/signature"
 )
 
 // A webhook's health and stats follow its attempts through the real engine: two refused
@@ -87,12 +89,21 @@ func TestEngineGoneDisablesTheWebhook(t *testing.T) {
 	rc := newReceiver(t, http.StatusGone, http.StatusOK)
 	hookID, _ := e.createWebhook(t, rc.URL, []string{"*"}, "")
 	hook := "/api/surveys/survey-1/webhooks/" + hookID
-	status, out := e.do(t, http.MethodGet, hook, nil)
+	// The account's notices go to the webhooks that ask for them, not to "*".
+	notices, everything := newReceiver(t), newReceiver(t)
+	status, out := e.do(t, http.MethodPost, "/api/accounts/default/webhooks",
+		map[string]any{"name": "ops", "url": notices.URL, "events": []string{"webhook.disabled"}})
+	require.Equal(t, http.StatusCreated, status, out)
+	noticeSecret := out["secret"].(string)
+	status, out = e.do(t, http.MethodPost, "/api/accounts/default/webhooks",
+		map[string]any{"name": "all", "url": everything.URL, "events": []string{"*"}})
+	require.Equal(t, http.StatusCreated, status, out)
+	status, out = e.do(t, http.MethodGet, hook, nil)
 	require.Equal(t, http.StatusOK, status, out)
 	require.Nil(t, out["disabled"])
 
 	e.publish(t, "evt-gone")
-	require.Equal(t, "failed", e.deliveriesOf(t, "evt-gone", 1)[0]["status"])
+	require.Equal(t, "failed", deliveryTo(e.deliveriesOf(t, "evt-gone", 2), hookID)["status"])
 	status, out = e.do(t, http.MethodGet, hook, nil)
 	require.Equal(t, http.StatusOK, status, out)
 	require.Equal(t, false, out["isActive"])
@@ -100,8 +111,27 @@ func TestEngineGoneDisablesTheWebhook(t *testing.T) {
 	require.Equal(t, "the receiver answered 410 Gone", disabled["reason"])
 	require.NotEmpty(t, disabled["at"])
 
+	// The webhook.disabled notice, signed like any event, through the outbox.
+	require.Eventually(t, func() bool { return len(notices.got()) == 1 }, 30*time.Second, 50*time.Millisecond)
+	notice := notices.got()[0]
+	require.NoError(t, signature.VerifyStandard(noticeSecret, notice.header, notice.body, time.Now(), 5*time.Minute))
+	var sent struct {
+		Type string `json:"event_type"`
+		Data struct {
+			Webhook struct{ ID, AccountID, URL string } `json:"webhook"`
+			Reason  string                              `json:"reason"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(notice.body, &sent))
+	require.Equal(t, "webhook.disabled", sent.Type)
+	require.Equal(t, hookID, sent.Data.Webhook.ID)
+	require.Equal(t, "default", sent.Data.Webhook.AccountID)
+	require.Equal(t, rc.URL, sent.Data.Webhook.URL)
+	require.Equal(t, "the receiver answered 410 Gone", sent.Data.Reason)
+	require.Len(t, everything.got(), 1, "only evt-gone, not the notice")
+
 	e.publish(t, "evt-while-disabled")
-	skipped := e.deliveriesOf(t, "evt-while-disabled", 1)[0]
+	skipped := deliveryTo(e.deliveriesOf(t, "evt-while-disabled", 2), hookID)
 	require.Equal(t, "skipped", skipped["status"])
 	status, out = e.do(t, http.MethodGet, hook+"/deliveries?status=skipped", nil)
 	require.Equal(t, http.StatusOK, status, out)
@@ -120,4 +150,14 @@ func TestEngineGoneDisablesTheWebhook(t *testing.T) {
 		return out["status"] == "delivered"
 	}, 30*time.Second, 50*time.Millisecond)
 	require.Len(t, rc.got(), 2, "the skipped delivery, once")
+}
+
+// deliveryTo is the delivery of ds to the webhook.
+func deliveryTo(ds []map[string]any, webhookID string) map[string]any {
+	for _, d := range ds {
+		if d["webhookId"] == webhookID {
+			return d
+		}
+	}
+	return nil
 }

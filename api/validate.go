@@ -33,6 +33,11 @@ const (
 // path, a header, a log line, a workflow id and a search attribute.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+// ValidID reports whether id may name an account, a survey or an event.
+func ValidID(id string) bool {
+	return idPattern.MatchString(id)
+}
+
 // checkSurveyID validates the {surveyId} path parameter.
 func checkSurveyID(id string) error {
 	if !idPattern.MatchString(id) {

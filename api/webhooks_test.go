@@ -222,7 +222,7 @@ func createCases() []invalidCase {
 		bad("events empty", body("events=[]"), "events"),
 		bad("events unknown", body(`events=["survey.response_completed"]`), "events[0]"),
 		bad("events test type", body(`events=["webhook.test"]`), "events[0]"),
-		bad("events wildcard matching nothing", body(`events=["webhook.*"]`), "events[0]"),
+		bad("events wildcard matching nothing", body(`events=["form.response.*"]`), "events[0]"),
 		bad("events bad wildcard", body(`events=["survey*"]`), "events[0]"),
 		bad("events duplicate", body(`events=["*","form.*","*"]`), "events[2]"),
 		bad("events too many", body(`events=[`+strings.Repeat(`"*",`, 20)+`"*"]`), "events"),

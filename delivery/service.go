@@ -216,20 +216,30 @@ func (s *Service) newEvent(ev NewEvent, target *uuid.UUID) (store.Event, error) 
 	if id == "" {
 		id = uuid.NewString()
 	}
+	body, err := Envelope(id, ev.Type, s.now(), ev.Data)
+	if err != nil {
+		return store.Event{}, err
+	}
+	return store.Event{ID: id, AccountID: ev.AccountID, EventType: ev.Type, SurveyID: ev.SurveyID, Body: body, TargetWebhookID: target}, nil
+}
+
+// Envelope is the body every attempt of an event sends, in canonical form: its id, type,
+// the time surveyhooks received it (to the millisecond) and its data.
+func Envelope(id, eventType string, at time.Time, data json.RawMessage) ([]byte, error) {
 	envelope, err := json.Marshal(signature.Event{
 		EventID:   id,
-		EventType: ev.Type,
-		Timestamp: s.now().UTC().Truncate(time.Millisecond),
-		Data:      ev.Data,
+		EventType: eventType,
+		Timestamp: at.UTC().Truncate(time.Millisecond),
+		Data:      data,
 	})
 	if err != nil {
-		return store.Event{}, fmt.Errorf("encode the envelope of event %s: %w", id, err)
+		return nil, fmt.Errorf("encode the envelope of event %s: %w", id, err)
 	}
 	body, err := jsoncanon.Canonical(envelope)
 	if err != nil {
-		return store.Event{}, fmt.Errorf("canonical envelope of event %s: %w", id, err)
+		return nil, fmt.Errorf("canonical envelope of event %s: %w", id, err)
 	}
-	return store.Event{ID: id, AccountID: ev.AccountID, EventType: ev.Type, SurveyID: ev.SurveyID, Body: body, TargetWebhookID: target}, nil
+	return body, nil
 }
 
 // dispatch starts the workflow of an event stored with its deliveries and marks the event

@@ -23,10 +23,19 @@ const (
 	// WebhookTest is sent by the test endpoint to one webhook; no subscription asks for it
 	// and no publisher may send it.
 	WebhookTest = "webhook.test"
+	// WebhookDisabled is a notice: surveyhooks sends it when it turns a webhook off
+	// (delivery.DisablePolicy), to the webhooks subscribed to it by name or by "webhook.*".
+	WebhookDisabled = "webhook.disabled"
 )
 
-// Wildcard subscribes to every event type (except WebhookTest).
+// Wildcard subscribes to every event type except the built-in ones: WebhookTest and the
+// notices, which a webhook asks for by name or by "webhook.*".
 const Wildcard = "*"
+
+// IsNotice reports whether eventType is one of surveyhooks' own notices.
+func IsNotice(eventType string) bool {
+	return eventType == WebhookDisabled
+}
 
 // Type is one event type: its name, what it means, the JSON Schema (draft 2020-12) its
 // events' data must match, and an example of that data, which matches the schema.
@@ -53,7 +62,7 @@ func (t Type) Archived() bool {
 // BuiltIn reports whether the type is part of surveyhooks rather than of the registry: it
 // cannot be changed, archived or published.
 func (t Type) BuiltIn() bool {
-	return t.Name == WebhookTest
+	return t.Name == WebhookTest || IsNotice(t.Name)
 }
 
 // webhookTest is the built-in type of the test endpoint's events (delivery.Service.Test
@@ -66,6 +75,21 @@ var webhookTest = Type{
 		`"message":{"type":"string"}}}`),
 	Example: json.RawMessage(`{"webhook":{"id":"0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80","name":"CRM sync"},` +
 		`"message":"This is a test event from surveyhooks."}`),
+}
+
+// webhookDisabled is the built-in type of the notice sent when surveyhooks turns a webhook
+// off (activities builds its data).
+var webhookDisabled = Type{
+	Name: WebhookDisabled,
+	Description: "surveyhooks turned a webhook off: its receiver answered 410 Gone, or every attempt failed for days. " +
+		"Sent to the webhooks of the disabled webhook's account, and of the operator's account (SURVEYHOOKS_NOTICE_ACCOUNT), " +
+		"that subscribe to it by name or with webhook.*; cannot be published.",
+	Schema: json.RawMessage(`{"type":"object","required":["webhook","disabledAt","reason"],"properties":{` +
+		`"webhook":{"type":"object","required":["id","accountId","name","url"],"properties":{"id":{"type":"string","format":"uuid"},` +
+		`"accountId":{"type":"string"},"surveyId":{"type":"string"},"name":{"type":"string"},"url":{"type":"string"}}},` +
+		`"disabledAt":{"type":"string","format":"date-time"},"reason":{"type":"string"}}}`),
+	Example: json.RawMessage(`{"webhook":{"id":"0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80","accountId":"acme","surveyId":"srv_123",` +
+		`"name":"CRM sync","url":"https://crm.example.com/hooks"},"disabledAt":"2026-12-05T12:00:00Z","reason":"the receiver answered 410 Gone"}`),
 }
 
 // MaxNameLength is the longest event type name, and so the longest subscription pattern.
@@ -122,7 +146,7 @@ func Matches(pattern, eventType string) bool {
 	}
 	switch {
 	case pattern == Wildcard:
-		return true
+		return !IsNotice(eventType)
 	case strings.HasSuffix(pattern, ".*"):
 		// Keep the dot so that "survey.*" does not match "surveys.x".
 		prefix := strings.TrimSuffix(pattern, "*")
@@ -133,8 +157,8 @@ func Matches(pattern, eventType string) bool {
 	}
 }
 
-// MatchingPatterns returns every pattern that selects eventType: Wildcard, each prefix
-// wildcard ending at one of its dots, and the type itself. A subscription matches eventType
+// MatchingPatterns returns every pattern that selects eventType: Wildcard (but for a
+// notice), each prefix wildcard ending at one of its dots, and the type itself. A subscription matches eventType
 // exactly when one of its patterns is in the list, so that the database can pick subscribed
 // webhooks with an array overlap instead of returning every webhook of the survey. It is nil
 // for WebhookTest, which no pattern selects.
@@ -142,7 +166,10 @@ func MatchingPatterns(eventType string) []string {
 	if eventType == WebhookTest || eventType == "" {
 		return nil
 	}
-	patterns := []string{Wildcard}
+	patterns := []string{}
+	if !IsNotice(eventType) {
+		patterns = append(patterns, Wildcard)
+	}
 	for i := 1; i < len(eventType); i++ {
 		if eventType[i] == '.' && !strings.Contains(eventType[:i], "*") {
 			patterns = append(patterns, eventType[:i+1]+"*")

@@ -113,14 +113,17 @@ func TestSetAll(t *testing.T) {
 		eventtype.SurveyResponseCompleted,
 		eventtype.SurveyResponseDisqualified,
 		eventtype.SurveyResponseUpdated,
+		eventtype.WebhookDisabled,
 		eventtype.WebhookTest,
 	}, names)
 
-	test, ok := defaults(t).Lookup(eventtype.WebhookTest)
-	require.True(t, ok)
-	require.True(t, test.BuiltIn())
-	_, err := eventtype.CheckDefinition(test.Schema, test.Example)
-	require.NoError(t, err, "the built-in example matches its schema")
+	for _, name := range []string{eventtype.WebhookTest, eventtype.WebhookDisabled} {
+		builtIn, ok := defaults(t).Lookup(name)
+		require.True(t, ok)
+		require.True(t, builtIn.BuiltIn())
+		_, err := eventtype.CheckDefinition(builtIn.Schema, builtIn.Example)
+		require.NoError(t, err, "the example of %s matches its schema", name)
+	}
 }
 
 func TestValidPattern(t *testing.T) {
@@ -141,7 +144,8 @@ func TestValidPattern(t *testing.T) {
 		{"form.*", true},
 		{"form.submission.*", true},
 		{eventtype.WebhookTest, false},
-		{"webhook.*", false}, // matches only webhook.test
+		{eventtype.WebhookDisabled, true},
+		{"webhook.*", true}, // the notices
 		{"legacy.response.done", false},
 		{"legacy.*", false}, // matches only an archived type
 		{"", false},
@@ -182,6 +186,9 @@ func TestMatches(t *testing.T) {
 		{"*", eventtype.WebhookTest, false},
 		{"webhook.*", eventtype.WebhookTest, false},
 		{eventtype.WebhookTest, eventtype.WebhookTest, false},
+		{"*", eventtype.WebhookDisabled, false},
+		{"webhook.*", eventtype.WebhookDisabled, true},
+		{eventtype.WebhookDisabled, eventtype.WebhookDisabled, true},
 		{"survey.*", eventtype.SurveyResponseCompleted, true},
 		{"survey.*", eventtype.FormSubmissionCreated, false},
 		{"survey.response.*", eventtype.SurveyResponseDisqualified, true},
@@ -211,8 +218,8 @@ func TestMatchingPatternsAgreeWithMatches(t *testing.T) {
 	patterns := []string{"*", ".*", "*.*", "survey.*", "survey.response.*", "survey.resp.*", "surveys.*",
 		"survey.response", "survey.response.completed.*", "form.*", "form.submission.*", "webhook.*"}
 	patterns = append(patterns, surveyTypes...)
-	patterns = append(patterns, eventtype.WebhookTest)
-	for _, name := range append(slices.Clone(patterns), eventtype.WebhookTest, "", "a.b") {
+	patterns = append(patterns, eventtype.WebhookTest, eventtype.WebhookDisabled)
+	for _, name := range append(slices.Clone(patterns), eventtype.WebhookTest, eventtype.WebhookDisabled, "", "a.b") {
 		if strings.Contains(name, "*") {
 			continue
 		}
@@ -223,6 +230,7 @@ func TestMatchingPatternsAgreeWithMatches(t *testing.T) {
 	require.Equal(t, []string{"*", "survey.*", "survey.response.*", "survey.response.completed"},
 		eventtype.MatchingPatterns(eventtype.SurveyResponseCompleted))
 	require.Nil(t, eventtype.MatchingPatterns(eventtype.WebhookTest))
+	require.Equal(t, []string{"webhook.*", "webhook.disabled"}, eventtype.MatchingPatterns(eventtype.WebhookDisabled), "no wildcard for a notice")
 }
 
 // Event types never contain '*' (CheckName); any pattern may be stored.

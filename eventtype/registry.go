@@ -161,10 +161,10 @@ type entry struct {
 }
 
 // newSet compiles the schemas of types, reusing old's compilation of every schema that has
-// not changed. WebhookTest is added; the types are kept in name order.
+// not changed. The built-in types are added; the types are kept in name order.
 func newSet(types []Type, old *Set) *Set {
 	all := slices.DeleteFunc(slices.Clone(types), Type.BuiltIn)
-	all = append(all, webhookTest)
+	all = append(all, webhookTest, webhookDisabled)
 	slices.SortFunc(all, func(a, b Type) int { return strings.Compare(a.Name, b.Name) })
 	s := &Set{types: make([]entry, 0, len(all)), byName: make(map[string]int, len(all))}
 	for _, t := range all {
@@ -191,7 +191,7 @@ func (s *Set) lookup(name string) (entry, bool) {
 	return s.types[i], true
 }
 
-// All returns every type in name order, WebhookTest included.
+// All returns every type in name order, the built-in ones included.
 func (s *Set) All() []Type {
 	out := make([]Type, 0, len(s.types))
 	for _, e := range s.types {
@@ -208,7 +208,7 @@ func (s *Set) Lookup(name string) (Type, bool) {
 
 // Check returns nil when an event of type name with data may be published: name is
 // registered and data matches its schema. An archived type may still be published, so
-// that the webhooks subscribed to it keep receiving it; WebhookTest may not.
+// that the webhooks subscribed to it keep receiving it; the built-in ones may not.
 func (s *Set) Check(name string, data json.RawMessage) error {
 	e, ok := s.lookup(name)
 	if !ok || e.BuiltIn() {

@@ -207,6 +207,7 @@ func TestSetCheck(t *testing.T) {
 	require.ErrorAs(t, set.Check("survey.response.created", json.RawMessage(`{}`)), &unknown)
 	require.Equal(t, "survey.response.created", unknown.Name)
 	require.ErrorAs(t, set.Check(WebhookTest, json.RawMessage(`{"webhook":{"id":"x"},"message":"m"}`)), &unknown)
+	require.ErrorAs(t, set.Check(WebhookDisabled, webhookDisabled.Example), &unknown, "a notice cannot be published")
 
 	// A stored type named like the built-in one does not replace it.
 	r, _, _ = newTestRegistry(withSchema(WebhookTest, `{}`))
@@ -215,7 +216,7 @@ func TestSetCheck(t *testing.T) {
 	test, ok := set.Lookup(WebhookTest)
 	require.True(t, ok)
 	require.Equal(t, webhookTest, test)
-	require.Len(t, set.All(), 1)
+	require.Len(t, set.All(), 2, "the built-in types only")
 }
 
 // BenchmarkRegistryCheck is the publish path's cost of the registry: a lookup in memory and

@@ -48,8 +48,8 @@ type Event struct {
 	// EventID identifies the event; the same event delivered twice has the
 	// same ID.
 	EventID string `json:"event_id"`
-	// EventType is one of survey.response.completed, survey.response.updated,
-	// survey.response.disqualified, form.submission.created or webhook.test.
+	// EventType is a registered type (such as survey.response.completed), webhook.test, or
+	// one of surveyhooks' notices (webhook.disabled).
 	EventType string `json:"event_type"`
 	// Timestamp is when the event happened (RFC 3339).
 	Timestamp time.Time `json:"timestamp"`

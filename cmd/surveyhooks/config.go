@@ -54,6 +54,8 @@ type config struct {
 	Disable delivery.DisablePolicy
 	// RecoveryRate bounds the retries a recovery asks for per second.
 	RecoveryRate float64
+	// NoticeAccount also gets every account's notices (webhook.disabled); "" for none.
+	NoticeAccount string
 	// Retention is how long delivery history is kept; 0 keeps it forever.
 	Retention time.Duration
 	// ShutdownTimeout bounds how long a stopping worker waits for the attempts in flight.
@@ -122,6 +124,7 @@ var knownVariables = []string{
 	"SURVEYHOOKS_DISABLE_AFTER",
 	"SURVEYHOOKS_DISABLE_MIN_FAILURES",
 	"SURVEYHOOKS_RECOVERY_RATE",
+	"SURVEYHOOKS_NOTICE_ACCOUNT",
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 }
@@ -309,6 +312,10 @@ func loadConfig(lookup envLookup) (config, error) {
 			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_DISABLE_MIN_FAILURES=%q must be an integer of at least 1", v))
 		}
 		cfg.Disable.MinFailures = n
+	}
+	str("SURVEYHOOKS_NOTICE_ACCOUNT", &cfg.NoticeAccount)
+	if cfg.NoticeAccount != "" && !api.ValidID(cfg.NoticeAccount) {
+		problems = append(problems, fmt.Sprintf("SURVEYHOOKS_NOTICE_ACCOUNT=%q must be an account id: 1 to 128 of A-Z a-z 0-9 . _ : -", cfg.NoticeAccount))
 	}
 	if v, ok := lookup("SURVEYHOOKS_RECOVERY_RATE"); ok && strings.TrimSpace(v) != "" {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)

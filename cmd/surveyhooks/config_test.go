@@ -91,6 +91,18 @@ func TestLoadConfigDisablePolicy(t *testing.T) {
 	require.ErrorContains(t, err, "SURVEYHOOKS_DISABLE_AFTER=")
 }
 
+func TestLoadConfigNoticeAccount(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(mapLookup(nil))
+	require.NoError(t, err)
+	require.Empty(t, cfg.NoticeAccount)
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_NOTICE_ACCOUNT": " ops "}))
+	require.NoError(t, err)
+	require.Equal(t, "ops", cfg.NoticeAccount)
+	_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_NOTICE_ACCOUNT": "ops/team"}))
+	require.ErrorContains(t, err, "SURVEYHOOKS_NOTICE_ACCOUNT=")
+}
+
 func TestLoadConfigRecoveryRate(t *testing.T) {
 	t.Parallel()
 	cfg, err := loadConfig(mapLookup(nil))
