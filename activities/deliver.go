@@ -131,51 +131,52 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	}
 }
 
-// disable turns the webhook off for reason and sends the webhook.disabled notice. The
-// attempt is recorded whatever happens here: when the webhook cannot be turned off now, its
-// next failed attempt tries again.
+// disable turns the webhook off for reason, with the webhook.disabled notices in the same
+// transaction. The attempt is recorded whatever happens here: when the webhook cannot be
+// turned off now, its next failed attempt tries again.
 func (a *Activities) disable(ctx context.Context, hook store.Webhook, reason string, gone bool) {
-	done, err := a.store.DisableWebhook(ctx, hook.ID, reason)
+	notices, err := a.disabledNotices(hook, reason, a.now())
+	if err != nil {
+		a.logger.ErrorContext(ctx, "could not build the webhook.disabled notice", "webhook_id", hook.ID, "error", err)
+		return
+	}
+	done, err := a.store.DisableWebhook(ctx, hook.ID, reason, notices...)
 	switch {
 	case err != nil:
 		a.logger.ErrorContext(ctx, "could not disable a failing webhook", "webhook_id", hook.ID, "reason", reason, "error", err)
-		return
-	case !done:
-		return // off already: another attempt turned it off, and noticed it
+	case done:
+		a.logger.WarnContext(ctx, "webhook disabled", "webhook_id", hook.ID, "reason", reason)
+		a.metrics.webhookDisabled(ctx, gone)
 	}
-	a.logger.WarnContext(ctx, "webhook disabled", "webhook_id", hook.ID, "reason", reason)
-	a.metrics.webhookDisabled(ctx, gone)
-	at := a.now()
+}
+
+// disabledNotices are the webhook.disabled events of hook: one in its account and, when
+// set, one in the operator's (NoticeAccount). They have no survey, so they go to the
+// account's webhooks that are not of one survey and subscribe to them; the outbox of the
+// API processes starts them, so they are signed, retried and logged like any event.
+func (a *Activities) disabledNotices(hook store.Webhook, reason string, at time.Time) ([]store.Event, error) {
 	data, err := json.Marshal(map[string]any{
 		"webhook": map[string]any{"id": hook.ID, "accountId": hook.AccountID, "surveyId": hook.SurveyID,
 			"name": hook.Name, "url": hook.URL},
 		"disabledAt": at.UTC().Truncate(time.Millisecond), "reason": reason,
 	})
 	if err != nil {
-		a.logger.ErrorContext(ctx, "could not encode the webhook.disabled notice", "webhook_id", hook.ID, "error", err)
-		return
+		return nil, err
 	}
 	accounts := []string{hook.AccountID}
 	if a.cfg.NoticeAccount != "" && a.cfg.NoticeAccount != hook.AccountID {
 		accounts = append(accounts, a.cfg.NoticeAccount)
 	}
+	var notices []store.Event
 	for _, account := range accounts {
-		a.notice(ctx, account, fmt.Sprintf("notice-%s-disabled-%d-%s", hook.ID, at.UnixMilli(), account), eventtype.WebhookDisabled, at, data)
+		id := fmt.Sprintf("notice-%s-disabled-%d-%s", hook.ID, at.UnixMilli(), account)
+		body, err := delivery.Envelope(id, eventtype.WebhookDisabled, at, data)
+		if err != nil {
+			return nil, err
+		}
+		notices = append(notices, store.Event{ID: id, AccountID: account, EventType: eventtype.WebhookDisabled, Body: body})
 	}
-}
-
-// notice stores one of surveyhooks' own events in account, as a publish would, with no
-// survey: it goes to the account's webhooks that are not of one survey and subscribe to it.
-// The outbox of the API processes starts its workflow, so it is signed, retried and logged
-// like any event. A notice that cannot be stored is logged: the change it tells of stands.
-func (a *Activities) notice(ctx context.Context, account, id, eventType string, at time.Time, data json.RawMessage) {
-	body, err := delivery.Envelope(id, eventType, at, data)
-	if err == nil {
-		_, err = a.store.PublishEvent(ctx, store.Event{ID: id, AccountID: account, EventType: eventType, Body: body})
-	}
-	if err != nil {
-		a.logger.ErrorContext(ctx, "could not store a notice", "event_id", id, "event_type", eventType, "account_id", account, "error", err)
-	}
+	return notices, nil
 }
 
 // keepAlive heartbeats until the returned function is called, so that Temporal notices a

@@ -197,3 +197,48 @@ func TestDeleteWebhookWhileRecording(t *testing.T) {
 	require.NoError(t, g.Wait())
 	requireNoOrphanHealth(t, db)
 }
+
+// Disabling a webhook ends its waiting deliveries (skipped before any attempt, failed after
+// one) and stores its notices with it, once: a second call finds it off and stores nothing.
+func TestDisableWebhookEndsWaitingDeliveriesWithNotices(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	scope := store.Scope{AccountID: "acct-d", SurveyID: "s1"}
+	hook := scopedHook(t, st, scope, "failing")
+	var ds []store.EventDelivery
+	for range 2 {
+		ev := completedEvent(uuid.NewString(), "s1")
+		ev.AccountID = "acct-d"
+		p, err := st.PublishEvent(ctx, ev)
+		require.NoError(t, err)
+		ds = append(ds, p.Deliveries[0])
+	}
+	_, _, err := st.RecordAttempt(ctx, attemptAt(ds[0], 0, time.Now(), 5, 500)) // retrying
+	require.NoError(t, err)
+	notice := func(id string) store.Event {
+		return store.Event{ID: id, AccountID: "acct-d", EventType: "webhook.disabled", Body: []byte(`{}`)}
+	}
+
+	done, err := st.DisableWebhook(ctx, hook.ID, "gone", notice("notice-1"))
+	require.NoError(t, err)
+	require.True(t, done)
+	got, err := st.GetWebhook(ctx, scope, hook.ID)
+	require.NoError(t, err)
+	require.False(t, got.IsActive)
+	require.Equal(t, "gone", got.DisabledReason)
+	for i, want := range []string{"failed", "skipped"} {
+		d, err := st.GetDelivery(ctx, hook.ID, ds[i].ID)
+		require.NoError(t, err)
+		require.Equal(t, want, d.Status)
+		require.Equal(t, "the webhook was disabled: gone", d.LastError)
+	}
+	_, err = st.GetEvent(ctx, "notice-1")
+	require.NoError(t, err, "the notice is stored with the change")
+
+	done, err = st.DisableWebhook(ctx, hook.ID, "gone again", notice("notice-2"))
+	require.NoError(t, err)
+	require.False(t, done)
+	_, err = st.GetEvent(ctx, "notice-2")
+	require.ErrorIs(t, err, store.ErrNotFound, "no notice when nothing changed")
+}

@@ -88,8 +88,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 // atomically runs fn in the transaction s already runs in (an Audited change), or else in a
 // transaction of its own.
 func (s *Store) atomically(ctx context.Context, fn func(q queryer) error) error {
-	if tx, ok := s.q.(*sqlx.Tx); ok {
-		return fn(tx)
+	if _, ok := s.q.(*sqlx.Tx); ok {
+		return fn(s.q)
 	}
 	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(tx) })
 }

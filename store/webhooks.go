@@ -84,14 +84,29 @@ WITH w AS (
 SELECT count(*) FROM w`
 
 // DisableWebhook turns the active webhook id off for reason (delivery.DisablePolicy), as
-// surveyhooks does by itself, and ends its deliveries waiting for an attempt. It reports
-// whether it did: false when the webhook was off already or is gone.
-func (s *Store) DisableWebhook(ctx context.Context, id uuid.UUID, reason string) (bool, error) {
-	var n int
-	if err := s.q.GetContext(ctx, &n, disableWebhookQuery, id, reason); err != nil {
-		return false, fmt.Errorf("disable webhook %s: %w", id, mapError(err))
-	}
-	return n == 1, nil
+// surveyhooks does by itself, ends its deliveries waiting for an attempt, and publishes
+// notices (the events that tell of it) in the same transaction, so that a webhook is never
+// turned off without them. It reports whether it did: false when the webhook was off
+// already or is gone, and then publishes nothing.
+func (s *Store) DisableWebhook(ctx context.Context, id uuid.UUID, reason string, notices ...Event) (bool, error) {
+	var done bool
+	err := s.atomically(ctx, func(q queryer) error {
+		var n int
+		if err := q.GetContext(ctx, &n, disableWebhookQuery, id, reason); err != nil {
+			return fmt.Errorf("disable webhook %s: %w", id, mapError(err))
+		}
+		if done = n == 1; !done {
+			return nil
+		}
+		in := &Store{db: s.db, q: q, keys: s.keys}
+		for _, ev := range notices {
+			if _, err := in.PublishEvent(ctx, ev); err != nil {
+				return fmt.Errorf("disable webhook %s: notice %s: %w", id, ev.EventType, err)
+			}
+		}
+		return nil
+	})
+	return done, err
 }
 
 const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
