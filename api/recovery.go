@@ -16,7 +16,8 @@ import (
 // recoveryResponse is a recovery as the API shows it.
 type recoveryResponse struct {
 	ID string `json:"id"`
-	// Status is running, completed, failed, canceled or terminated.
+	// Status is the workflow's: running, completed, failed, canceled or terminated; or
+	// canceling in the answer to a DELETE.
 	Status   string `json:"status"`
 	Matched  int    `json:"matched"`
 	Retried  int    `json:"retried"`
@@ -99,13 +100,9 @@ func (s *Server) handleWebhookRecover(w http.ResponseWriter, r *http.Request) {
 	}
 	s.recordAudit(r, hook.AccountID, "webhook.recovered", hook.ID.String(), map[string]any{
 		"recoveryId": recoveryID, "since": since, "until": nullTime(until), "statuses": statuses})
-	rec, err := s.deliveries.Recovery(r.Context(), hook.ID, recoveryID)
-	if err != nil {
-		s.writeError(w, r, recoveryError(err))
-		return
-	}
+	// The answer does not wait for the workflow's first task: GET shows its progress.
 	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/recover")+"/recoveries/"+recoveryID)
-	s.writeJSON(w, r, http.StatusAccepted, newRecoveryResponse(rec))
+	s.writeJSON(w, r, http.StatusAccepted, recoveryResponse{ID: recoveryID, Status: "running"})
 }
 
 func nullTime(t time.Time) any {
@@ -150,12 +147,8 @@ func (s *Server) handleRecoveryCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.recordAudit(r, hook.AccountID, "recovery.cancelled", hook.ID.String(), map[string]any{"recoveryId": recoveryID})
-	rec, err := s.deliveries.Recovery(r.Context(), id, recoveryID)
-	if err != nil {
-		s.writeError(w, r, recoveryError(err))
-		return
-	}
-	s.writeJSON(w, r, http.StatusAccepted, newRecoveryResponse(rec))
+	// The workflow stops at its next step; GET shows where it stopped.
+	s.writeJSON(w, r, http.StatusAccepted, recoveryResponse{ID: recoveryID, Status: "canceling"})
 }
 
 var errRecoveryNotFound = Errorf(CodeNotFound, "No recovery of this webhook has this id.")
@@ -166,6 +159,8 @@ func recoveryError(err error) error {
 		return errRecoveryNotFound
 	case errors.Is(err, delivery.ErrInactive):
 		return Errorf(CodeConflict, "The webhook is inactive: activate it (PATCH isActive true) before recovering its deliveries.")
+	case errors.Is(err, delivery.ErrRecoveryFinished):
+		return Errorf(CodeConflict, "The recovery has finished: there is nothing to stop.")
 	}
 	return deliveryError(err)
 }

@@ -84,6 +84,10 @@ func TestEngineRecoveryRetriesFailedDeliveries(t *testing.T) {
 	}
 	mu.Unlock()
 
+	// A finished recovery cannot be stopped.
+	status, out := e.do(t, http.MethodDelete, hook+"/recoveries/"+id, nil)
+	require.Equal(t, http.StatusConflict, status, out)
+
 	// Another webhook's path does not reach the recovery; bad requests change nothing.
 	otherID, _ := e.createWebhook(t, rc.URL+"/other", []string{"*"}, "")
 	status, _ = e.do(t, http.MethodGet, "/api/surveys/survey-1/webhooks/"+otherID+"/recoveries/"+id, nil)
@@ -99,8 +103,39 @@ func TestEngineRecoveryRetriesFailedDeliveries(t *testing.T) {
 		status, out := e.do(t, http.MethodPost, hook+"/recover", bad)
 		require.Equal(t, http.StatusBadRequest, status, "%v: %v", bad, out)
 	}
-	status, out := e.do(t, http.MethodPatch, "/api/surveys/survey-1/webhooks/"+otherID, map[string]any{"isActive": false})
+	status, out = e.do(t, http.MethodPatch, "/api/surveys/survey-1/webhooks/"+otherID, map[string]any{"isActive": false})
 	require.Equal(t, http.StatusOK, status, out)
 	status, out = e.do(t, http.MethodPost, "/api/surveys/survey-1/webhooks/"+otherID+"/recover", body)
 	require.Equal(t, http.StatusConflict, status, out)
+}
+
+// A running recovery stops when cancelled: it asks for no more retries and shows why.
+func TestEngineRecoveryCancel(t *testing.T) {
+	t.Parallel()
+	e := setupEngine(t, netguard.Policy{AllowHTTP: true, Allowed: loopback})
+	rc := newReceiver(t, http.StatusBadRequest)
+	hookID, _ := e.createWebhook(t, rc.URL, []string{"*"}, "")
+	hook := "/api/surveys/survey-1/webhooks/" + hookID
+	since := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	// 40 refused deliveries: at 8 a second the recovery takes 5 s.
+	const events = 40
+	for i := range events {
+		e.publish(t, fmt.Sprintf("evt-cancel-%d", i))
+	}
+	for i := range events {
+		e.deliveriesOf(t, fmt.Sprintf("evt-cancel-%d", i), 1)
+	}
+	status, out := e.do(t, http.MethodPost, hook+"/recover", map[string]any{"since": since})
+	require.Equal(t, http.StatusAccepted, status, out)
+	id := out["id"].(string)
+	status, out = e.do(t, http.MethodDelete, hook+"/recoveries/"+id, nil)
+	require.Equal(t, http.StatusAccepted, status, out)
+	require.Equal(t, "canceling", out["status"])
+	require.Eventually(t, func() bool {
+		_, out = e.do(t, http.MethodGet, hook+"/recoveries/"+id, nil)
+		return out["status"] != "running"
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, "canceled", out["status"], out)
+	require.Equal(t, "cancelled", out["error"])
+	require.Less(t, out["retried"], float64(events), "it stopped before the end")
 }

@@ -249,6 +249,7 @@ func (e ReadyStatus) Valid() bool {
 // Defines values for RecoveryStatus.
 const (
 	RecoveryStatusCanceled       RecoveryStatus = "canceled"
+	RecoveryStatusCanceling      RecoveryStatus = "canceling"
 	RecoveryStatusCompleted      RecoveryStatus = "completed"
 	RecoveryStatusContinuedAsNew RecoveryStatus = "continued_as_new"
 	RecoveryStatusFailed         RecoveryStatus = "failed"
@@ -261,6 +262,8 @@ const (
 func (e RecoveryStatus) Valid() bool {
 	switch e {
 	case RecoveryStatusCanceled:
+		return true
+	case RecoveryStatusCanceling:
 		return true
 	case RecoveryStatusCompleted:
 		return true
@@ -835,11 +838,13 @@ type Recovery struct {
 	Retried int `json:"retried"`
 
 	// Skipped Picked deliveries that were delivered meanwhile: nothing sent.
-	Skipped int            `json:"skipped"`
-	Status  RecoveryStatus `json:"status"`
+	Skipped int `json:"skipped"`
+
+	// Status The workflow's status; canceling in the answer to a DELETE (GET shows where it stopped).
+	Status RecoveryStatus `json:"status"`
 }
 
-// RecoveryStatus defines model for Recovery.Status.
+// RecoveryStatus The workflow's status; canceling in the answer to a DELETE (GET shows where it stopped).
 type RecoveryStatus string
 
 // RecoveryRequest Which deliveries of the webhook to attempt again: those made from since until until (default: when the recovery starts) whose status is one of statuses.
@@ -10227,6 +10232,8 @@ type CancelWebhookRecoveryForAccountSurveyResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -10257,6 +10264,11 @@ func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON401() *Unauthorize
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelWebhookRecoveryForAccountSurveyResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -11884,6 +11896,8 @@ type CancelWebhookRecoveryAccountWideResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -11914,6 +11928,11 @@ func (r CancelWebhookRecoveryAccountWideResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r CancelWebhookRecoveryAccountWideResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelWebhookRecoveryAccountWideResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -14276,6 +14295,8 @@ type CancelWebhookRecoveryResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -14306,6 +14327,11 @@ func (r CancelWebhookRecoveryResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r CancelWebhookRecoveryResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelWebhookRecoveryResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -18092,6 +18118,13 @@ func ParseCancelWebhookRecoveryForAccountSurveyResponse(rsp *http.Response) (*Ca
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19658,6 +19691,13 @@ func ParseCancelWebhookRecoveryAccountWideResponse(rsp *http.Response) (*CancelW
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
@@ -21921,6 +21961,13 @@ func ParseCancelWebhookRecoveryResponse(rsp *http.Response) (*CancelWebhookRecov
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests

@@ -225,11 +225,21 @@ func (s *Service) CancelRecovery(ctx context.Context, webhookID uuid.UUID, id st
 	if !strings.HasPrefix(id, recoveryIDPrefix+webhookID.String()+"-") {
 		return fmt.Errorf("recovery %s: %w", id, store.ErrNotFound)
 	}
+	desc, err := s.client.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return recoveryError(id, err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return ErrRecoveryFinished
+	}
 	if err := s.client.CancelWorkflow(ctx, id, ""); err != nil {
 		return recoveryError(id, err)
 	}
 	return nil
 }
+
+// ErrRecoveryFinished: the recovery ended already; there is nothing to stop.
+var ErrRecoveryFinished = errors.New("the recovery has finished")
 
 // recoveryError maps Temporal's answers about a recovery's workflow.
 func recoveryError(id string, err error) error {
