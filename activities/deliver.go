@@ -108,6 +108,9 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		// The POST happened but its record did not: retrying sends again (at least once).
 		return DeliverResult{}, fmt.Errorf("record attempt: %w", err)
 	}
+	if a.cfg.Disable.Failing(streak.FailuresBefore, streak.ConsecutiveFailures) && streak.FailingSince != nil {
+		a.warnFailing(ctx, target.Webhook, streak, sent.attempt.Error)
+	}
 	if reason := a.cfg.Disable.DisableReason(sent.statusCode, streak.ConsecutiveFailures, streak.FailingSince, a.now()); reason != "" {
 		a.disable(ctx, target.Webhook, reason, sent.statusCode == http.StatusGone)
 	}
@@ -135,7 +138,9 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 // transaction. The attempt is recorded whatever happens here: when the webhook cannot be
 // turned off now, its next failed attempt tries again.
 func (a *Activities) disable(ctx context.Context, hook store.Webhook, reason string, gone bool) {
-	notices, err := a.disabledNotices(hook, reason, a.now())
+	at := a.now()
+	notices, err := a.notices(hook, eventtype.WebhookDisabled, fmt.Sprintf("disabled-%d", at.UnixMilli()), at,
+		map[string]any{"disabledAt": at.UTC().Truncate(time.Millisecond), "reason": reason})
 	if err != nil {
 		a.logger.ErrorContext(ctx, "could not build the webhook.disabled notice", "webhook_id", hook.ID, "error", err)
 		return
@@ -150,16 +155,37 @@ func (a *Activities) disable(ctx context.Context, hook store.Webhook, reason str
 	}
 }
 
-// disabledNotices are the webhook.disabled events of hook: one in its account and, when
-// set, one in the operator's (NoticeAccount). They have no survey, so they go to the
-// account's webhooks that are not of one survey and subscribe to them; the outbox of the
-// API processes starts them, so they are signed, retried and logged like any event.
-func (a *Activities) disabledNotices(hook store.Webhook, reason string, at time.Time) ([]store.Event, error) {
-	data, err := json.Marshal(map[string]any{
-		"webhook": map[string]any{"id": hook.ID, "accountId": hook.AccountID, "surveyId": hook.SurveyID,
-			"name": hook.Name, "url": hook.URL},
-		"disabledAt": at.UTC().Truncate(time.Millisecond), "reason": reason,
-	})
+// warnFailing publishes the webhook.failing notices of a streak that reached the policy's
+// threshold. Their ids name the streak, so that attempts recorded together, which all see
+// the threshold crossed, publish them once.
+func (a *Activities) warnFailing(ctx context.Context, hook store.Webhook, streak store.Streak, lastError string) {
+	at := a.now()
+	notices, err := a.notices(hook, eventtype.WebhookFailing, fmt.Sprintf("failing-%d", streak.FailingSince.UnixMilli()), at,
+		map[string]any{"consecutiveFailures": streak.ConsecutiveFailures,
+			"failingSince": streak.FailingSince.UTC().Truncate(time.Millisecond), "lastError": lastError})
+	if err == nil {
+		for _, ev := range notices {
+			if _, err = a.store.PublishEvent(ctx, ev); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		a.logger.ErrorContext(ctx, "could not publish the webhook.failing notice", "webhook_id", hook.ID, "error", err)
+		return
+	}
+	a.logger.WarnContext(ctx, "webhook failing", "webhook_id", hook.ID, "consecutive_failures", streak.ConsecutiveFailures)
+}
+
+// notices are the events of a notice about hook: one in its account and, when set, one in
+// the operator's (NoticeAccount), each with the webhook and fields as data, and an id made
+// of the webhook's, key and the account. They have no survey, so they go to the account's
+// webhooks that are not of one survey and subscribe to them; the outbox of the API
+// processes starts them, so they are signed, retried and logged like any event.
+func (a *Activities) notices(hook store.Webhook, eventType, key string, at time.Time, fields map[string]any) ([]store.Event, error) {
+	fields["webhook"] = map[string]any{"id": hook.ID, "accountId": hook.AccountID, "surveyId": hook.SurveyID,
+		"name": hook.Name, "url": hook.URL}
+	data, err := json.Marshal(fields)
 	if err != nil {
 		return nil, err
 	}
@@ -169,12 +195,12 @@ func (a *Activities) disabledNotices(hook store.Webhook, reason string, at time.
 	}
 	var notices []store.Event
 	for _, account := range accounts {
-		id := fmt.Sprintf("notice-%s-disabled-%d-%s", hook.ID, at.UnixMilli(), account)
-		body, err := delivery.Envelope(id, eventtype.WebhookDisabled, at, data)
+		id := fmt.Sprintf("notice-%s-%s-%s", hook.ID, key, account)
+		body, err := delivery.Envelope(id, eventType, at, data)
 		if err != nil {
 			return nil, err
 		}
-		notices = append(notices, store.Event{ID: id, AccountID: account, EventType: eventtype.WebhookDisabled, Body: body})
+		notices = append(notices, store.Event{ID: id, AccountID: account, EventType: eventType, Body: body})
 	}
 	return notices, nil
 }

@@ -53,7 +53,7 @@ func TestEventTypeList(t *testing.T) {
 		names = append(names, et.Name)
 		require.NotEmpty(t, et.Description)
 		require.Equal(t, et.Name != eventtype.WebhookTest, et.Subscribable, et.Name)
-		require.Equal(t, et.Name == eventtype.WebhookTest || et.Name == eventtype.WebhookDisabled, et.BuiltIn, et.Name)
+		require.Equal(t, et.Name == eventtype.WebhookTest || eventtype.IsNotice(et.Name), et.BuiltIn, et.Name)
 		require.False(t, et.Archived)
 		require.Nil(t, et.ArchivedAt)
 		require.Equal(t, et.BuiltIn, et.CreatedAt == nil, et.Name)
@@ -77,6 +77,7 @@ func TestEventTypeList(t *testing.T) {
 		eventtype.SurveyResponseDisqualified,
 		eventtype.SurveyResponseUpdated,
 		eventtype.WebhookDisabled,
+		eventtype.WebhookFailing,
 		eventtype.WebhookTest,
 	}, names)
 
@@ -95,7 +96,7 @@ func TestEventTypeRoutesNeedPlatformKey(t *testing.T) {
 	b := setup(t)
 	key := createKey(t, b, "acme", "ci").Key
 
-	require.Len(t, listEventTypes(t, b, key), 6)
+	require.Len(t, listEventTypes(t, b, key), 7)
 	resp := b.do(t, http.MethodGet, eventTypesPath+"/"+eventtype.FormSubmissionCreated, "", withKey(key))
 	require.Equal(t, http.StatusOK, resp.status)
 
@@ -108,7 +109,7 @@ func TestEventTypeRoutesNeedPlatformKey(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, resp.status, "%s %s", tc.method, tc.path)
 		require.Equal(t, CodeForbidden, apiError(t, resp).Code)
 	}
-	require.Len(t, listEventTypes(t, b, testKey), 6, "nothing was created")
+	require.Len(t, listEventTypes(t, b, testKey), 7, "nothing was created")
 	got := decode[eventTypeResponse](t, b.do(t, http.MethodGet, eventTypesPath+"/"+eventtype.FormSubmissionCreated, ""))
 	require.NotEqual(t, "changed", got.Description)
 	require.False(t, got.Archived)
@@ -132,7 +133,7 @@ func TestEventTypeCreate(t *testing.T) {
 
 	got := decode[eventTypeResponse](t, b.do(t, http.MethodGet, eventTypesPath+"/survey.response.created", ""))
 	require.Equal(t, created, got)
-	require.Len(t, listEventTypes(t, b, testKey), 7)
+	require.Len(t, listEventTypes(t, b, testKey), 8)
 
 	resp = b.do(t, http.MethodPost, eventTypesPath, createdBody("survey.response.created"))
 	require.Equal(t, http.StatusConflict, resp.status)
@@ -203,7 +204,7 @@ func TestEventTypeCreateRefuses(t *testing.T) {
 			}
 		})
 	}
-	require.Len(t, listEventTypes(t, b, testKey), 6, "nothing was created")
+	require.Len(t, listEventTypes(t, b, testKey), 7, "nothing was created")
 }
 
 func TestEventTypeUpdate(t *testing.T) {

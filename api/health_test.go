@@ -104,9 +104,12 @@ func TestEngineGoneDisablesTheWebhook(t *testing.T) {
 
 	e.publish(t, "evt-gone")
 	require.Equal(t, "failed", deliveryTo(e.deliveriesOf(t, "evt-gone", 2), hookID)["status"])
-	status, out = e.do(t, http.MethodGet, hook, nil)
-	require.Equal(t, http.StatusOK, status, out)
-	require.Equal(t, false, out["isActive"])
+	// The attempt is recorded first, then the webhook turned off.
+	require.Eventually(t, func() bool {
+		status, out = e.do(t, http.MethodGet, hook, nil)
+		require.Equal(t, http.StatusOK, status, out)
+		return out["isActive"] == false
+	}, 10*time.Second, 20*time.Millisecond)
 	disabled := out["disabled"].(map[string]any)
 	require.Equal(t, "the receiver answered 410 Gone", disabled["reason"])
 	require.NotEmpty(t, disabled["at"])

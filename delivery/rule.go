@@ -93,6 +93,7 @@ func Single(statusBefore, trigger string) bool {
 const (
 	DefaultDisableAfter       = 5 * 24 * time.Hour
 	DefaultDisableMinFailures = 10
+	DefaultFailingAfter       = 5
 )
 
 // DisablePolicy says when surveyhooks turns a failing webhook off by itself.
@@ -102,6 +103,15 @@ type DisablePolicy struct {
 	// MinFailures is how many failed attempts that streak must hold at least, so that a
 	// webhook that hears one event a week is not disabled by its first failure.
 	MinFailures int
+	// FailingAfter is the streak of failed attempts at which a webhook.failing notice warns
+	// that the webhook is failing; 0 sends none.
+	FailingAfter int
+}
+
+// Failing reports whether a streak that went from before to now failed attempts crosses
+// p.FailingAfter: the webhook.failing notice goes once per streak.
+func (p DisablePolicy) Failing(before, now int) bool {
+	return p.FailingAfter > 0 && before < p.FailingAfter && now >= p.FailingAfter
 }
 
 // DisableReason is the one rule for "does this attempt turn its webhook off?", applied as

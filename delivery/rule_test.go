@@ -91,3 +91,14 @@ func TestDisableReason(t *testing.T) {
 		require.Equal(t, c.want, c.policy.DisableReason(c.status, c.fail, c.since, now), c.name)
 	}
 }
+
+func TestFailing(t *testing.T) {
+	t.Parallel()
+	p := DisablePolicy{FailingAfter: 5}
+	require.True(t, p.Failing(4, 5))
+	require.True(t, p.Failing(3, 7), "a batch that jumps past the threshold crosses it")
+	require.True(t, p.Failing(0, 5), "a batch with a success, then five failures")
+	require.False(t, p.Failing(5, 6), "once per streak")
+	require.False(t, p.Failing(2, 4))
+	require.False(t, DisablePolicy{}.Failing(0, 100), "0 sends none")
+}

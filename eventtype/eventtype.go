@@ -26,6 +26,9 @@ const (
 	// WebhookDisabled is a notice: surveyhooks sends it when it turns a webhook off
 	// (delivery.DisablePolicy), to the webhooks subscribed to it by name or by "webhook.*".
 	WebhookDisabled = "webhook.disabled"
+	// WebhookFailing is a notice: a webhook's streak of failed attempts reached the warning
+	// threshold (SURVEYHOOKS_FAILING_AFTER), once per streak.
+	WebhookFailing = "webhook.failing"
 )
 
 // Wildcard subscribes to every event type except the built-in ones: WebhookTest and the
@@ -34,7 +37,7 @@ const Wildcard = "*"
 
 // IsNotice reports whether eventType is one of surveyhooks' own notices.
 func IsNotice(eventType string) bool {
-	return eventType == WebhookDisabled
+	return eventType == WebhookDisabled || eventType == WebhookFailing
 }
 
 // Type is one event type: its name, what it means, the JSON Schema (draft 2020-12) its
@@ -90,6 +93,21 @@ var webhookDisabled = Type{
 		`"disabledAt":{"type":"string","format":"date-time"},"reason":{"type":"string"}}}`),
 	Example: json.RawMessage(`{"webhook":{"id":"0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80","accountId":"acme","surveyId":"srv_123",` +
 		`"name":"CRM sync","url":"https://crm.example.com/hooks"},"disabledAt":"2026-12-05T12:00:00Z","reason":"the receiver answered 410 Gone"}`),
+}
+
+// webhookFailing is the built-in type of the notice sent when a webhook's streak of failed
+// attempts reaches the warning threshold (activities builds its data).
+var webhookFailing = Type{
+	Name: WebhookFailing,
+	Description: "A webhook's attempts keep failing: its streak of failed attempts reached SURVEYHOOKS_FAILING_AFTER. " +
+		"Sent once per streak, before surveyhooks turns the webhook off (webhook.disabled), to the same webhooks as webhook.disabled; cannot be published.",
+	Schema: json.RawMessage(`{"type":"object","required":["webhook","consecutiveFailures","failingSince","lastError"],"properties":{` +
+		`"webhook":{"type":"object","required":["id","accountId","name","url"],"properties":{"id":{"type":"string","format":"uuid"},` +
+		`"accountId":{"type":"string"},"surveyId":{"type":"string"},"name":{"type":"string"},"url":{"type":"string"}}},` +
+		`"consecutiveFailures":{"type":"integer"},"failingSince":{"type":"string","format":"date-time"},"lastError":{"type":"string"}}}`),
+	Example: json.RawMessage(`{"webhook":{"id":"0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80","accountId":"acme","surveyId":"srv_123",` +
+		`"name":"CRM sync","url":"https://crm.example.com/hooks"},"consecutiveFailures":5,"failingSince":"2026-12-05T11:00:00Z",` +
+		`"lastError":"receiver answered 503 Service Unavailable"}`),
 }
 
 // MaxNameLength is the longest event type name, and so the longest subscription pattern.

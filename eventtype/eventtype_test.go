@@ -114,10 +114,11 @@ func TestSetAll(t *testing.T) {
 		eventtype.SurveyResponseDisqualified,
 		eventtype.SurveyResponseUpdated,
 		eventtype.WebhookDisabled,
+		eventtype.WebhookFailing,
 		eventtype.WebhookTest,
 	}, names)
 
-	for _, name := range []string{eventtype.WebhookTest, eventtype.WebhookDisabled} {
+	for _, name := range []string{eventtype.WebhookTest, eventtype.WebhookDisabled, eventtype.WebhookFailing} {
 		builtIn, ok := defaults(t).Lookup(name)
 		require.True(t, ok)
 		require.True(t, builtIn.BuiltIn())
@@ -189,6 +190,8 @@ func TestMatches(t *testing.T) {
 		{"*", eventtype.WebhookDisabled, false},
 		{"webhook.*", eventtype.WebhookDisabled, true},
 		{eventtype.WebhookDisabled, eventtype.WebhookDisabled, true},
+		{"*", eventtype.WebhookFailing, false},
+		{"webhook.*", eventtype.WebhookFailing, true},
 		{"survey.*", eventtype.SurveyResponseCompleted, true},
 		{"survey.*", eventtype.FormSubmissionCreated, false},
 		{"survey.response.*", eventtype.SurveyResponseDisqualified, true},

@@ -326,10 +326,13 @@ WITH v AS (
 		latency_counts = ARRAY(SELECT coalesce(x, 0) + coalesce(y, 0)
 			FROM unnest(s.latency_counts, excluded.latency_counts) AS t (x, y))
 )
-SELECT stored.id AS attempt_id, health.webhook_id, health.consecutive_failures, health.failing_since
+SELECT stored.id AS attempt_id, health.webhook_id, health.consecutive_failures, health.failing_since,
+	CASE WHEN streak.last_success_at IS NULL THEN health.consecutive_failures - streak.failures_after ELSE 0 END
+		AS failures_before
 FROM stored
 JOIN updated ON updated.attempt_id = stored.id
-JOIN health ON health.webhook_id = updated.webhook_id`
+JOIN health ON health.webhook_id = updated.webhook_id
+JOIN streak ON streak.webhook_id = updated.webhook_id`
 
 // Streak is a webhook's run of failed attempts, as recorded.
 type Streak struct {
@@ -338,6 +341,9 @@ type Streak struct {
 	ConsecutiveFailures int `db:"consecutive_failures"`
 	// FailingSince is when the first of them started; nil when there is none.
 	FailingSince *time.Time `db:"failing_since"`
+	// FailuresBefore is ConsecutiveFailures before the statement that returned the streak
+	// (0 when that statement recorded a success), so that a threshold is seen crossed once.
+	FailuresBefore int `db:"failures_before"`
 }
 
 // RecordAttempt stores r's attempt as number r.Prior+1 with the delivery's new state, in

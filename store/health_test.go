@@ -61,6 +61,7 @@ func TestWebhookHealthFollowsAttempts(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, 1, streak.ConsecutiveFailures)
+	require.Zero(t, streak.FailuresBefore)
 	// A batch: two more failures, one without an answer, and another webhook's success.
 	recorded, err := st.RecordAttempts(ctx, []store.AttemptRecord{
 		attemptAt(d, 1, t0.Add(time.Minute), 30, 503),
@@ -69,6 +70,11 @@ func TestWebhookHealthFollowsAttempts(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Len(t, recorded, 3)
+	for _, r := range recorded {
+		if r.WebhookID == hook.ID {
+			require.Equal(t, []int{1, 3}, []int{r.FailuresBefore, r.ConsecutiveFailures}, "the batch took the streak from 1 to 3")
+		}
+	}
 	h := health()
 	require.Equal(t, 3, h.ConsecutiveFailures)
 	require.True(t, t0.Equal(*h.FailingSince), h.FailingSince)
@@ -85,8 +91,11 @@ func TestWebhookHealthFollowsAttempts(t *testing.T) {
 		attemptAt(e3, 0, t0.Add(5*time.Minute), 40, 502),
 	})
 	require.NoError(t, err)
-	_, err = st.RecordAttempts(ctx, []store.AttemptRecord{attemptAt(e2, 1, t0.Add(6*time.Minute), 40, 429)})
+	recorded, err = st.RecordAttempts(ctx, []store.AttemptRecord{attemptAt(e2, 1, t0.Add(6*time.Minute), 40, 429)})
 	require.NoError(t, err)
+	for _, r := range recorded {
+		require.Equal(t, []int{1, 2}, []int{r.FailuresBefore, r.ConsecutiveFailures}, "after a batch with a success")
+	}
 	h = health()
 	require.Equal(t, 2, h.ConsecutiveFailures)
 	require.True(t, t0.Add(5*time.Minute).Equal(*h.FailingSince), h.FailingSince)

@@ -38,9 +38,21 @@ func TestEventDisablesAFailingWebhook(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusInternalServerError)
 	})
-	b.disable = delivery.DisablePolicy{After: time.Hour, MinFailures: 3}
+	b.disable = delivery.DisablePolicy{After: time.Hour, MinFailures: 3, FailingAfter: 2}
 	b.newRun()
 	res := b.run(t)
+	hook := b.theWebhook(t)
+	// The streak reached 2 at the second attempt (+1 m): one webhook.failing notice, and the
+	// disable at +1 h 21 m its webhook.disabled notice, both in the webhook's account.
+	var notices []struct{ ID, EventType string }
+	require.NoError(t, b.db.Select(&notices, `SELECT id, event_type AS eventtype FROM events WHERE event_type LIKE 'webhook.%' ORDER BY event_type`))
+	require.Len(t, notices, 2)
+	require.Equal(t, "webhook.disabled", notices[0].EventType)
+	require.Equal(t, "webhook.failing", notices[1].EventType)
+	failing, err := b.st.GetEvent(t.Context(), notices[1].ID)
+	require.NoError(t, err)
+	require.Contains(t, string(failing.Body), `"consecutiveFailures":2`)
+	require.Contains(t, string(failing.Body), `"id":"`+hook.ID.String()+`"`)
 
 	d, as, offsets := b.attempts(t)
 	require.Equal(t, []time.Duration{0, time.Minute, 6 * time.Minute, 21 * time.Minute, time.Hour + 21*time.Minute}, offsets)
@@ -49,7 +61,7 @@ func TestEventDisablesAFailingWebhook(t *testing.T) {
 	require.Equal(t, delivery.StatusFailed, d.Status)
 	require.Contains(t, d.LastError, "the webhook was disabled: every attempt failed for 1h21m0s (5 attempts since")
 	require.Equal(t, delivery.StatusFailed, res.Deliveries[0].Status)
-	hook := b.theWebhook(t)
+	hook = b.theWebhook(t)
 	require.False(t, hook.IsActive)
 	require.NotNil(t, hook.DisabledAt)
 	require.Contains(t, hook.DisabledReason, "every attempt failed for 1h21m0s")
@@ -66,7 +78,7 @@ func TestEventDisablesAFailingWebhook(t *testing.T) {
 	// On again: the disabled reason goes, the streak starts over, and a retry delivers the
 	// skipped delivery with one attempt.
 	on := true
-	hook, err := b.st.UpdateWebhook(t.Context(), hook.Scope(), hook.ID, store.WebhookUpdate{IsActive: &on})
+	hook, err = b.st.UpdateWebhook(t.Context(), hook.Scope(), hook.ID, store.WebhookUpdate{IsActive: &on})
 	require.NoError(t, err)
 	require.Nil(t, hook.DisabledAt)
 	require.Empty(t, hook.DisabledReason)

@@ -123,6 +123,7 @@ var knownVariables = []string{
 	"SURVEYHOOKS_SIGNATURE_FORMAT",
 	"SURVEYHOOKS_DISABLE_AFTER",
 	"SURVEYHOOKS_DISABLE_MIN_FAILURES",
+	"SURVEYHOOKS_FAILING_AFTER",
 	"SURVEYHOOKS_RECOVERY_RATE",
 	"SURVEYHOOKS_NOTICE_ACCOUNT",
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -156,8 +157,9 @@ func loadConfig(lookup envLookup) (config, error) {
 		ShutdownTimeout:   30 * time.Second,
 		RequestTimeout:    api.DefaultRequestTimeout,
 		RateLimit:         api.DefaultRateLimit,
-		Disable:           delivery.DisablePolicy{After: delivery.DefaultDisableAfter, MinFailures: delivery.DefaultDisableMinFailures},
-		RecoveryRate:      delivery.DefaultRecoveryRate,
+		Disable: delivery.DisablePolicy{After: delivery.DefaultDisableAfter, MinFailures: delivery.DefaultDisableMinFailures,
+			FailingAfter: delivery.DefaultFailingAfter},
+		RecoveryRate: delivery.DefaultRecoveryRate,
 	}
 	var problems []string
 	str := func(name string, dst *string) {
@@ -312,6 +314,13 @@ func loadConfig(lookup envLookup) (config, error) {
 			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_DISABLE_MIN_FAILURES=%q must be an integer of at least 1", v))
 		}
 		cfg.Disable.MinFailures = n
+	}
+	if v, ok := lookup("SURVEYHOOKS_FAILING_AFTER"); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_FAILING_AFTER=%q must be a number of failed attempts in a row, or 0 for no webhook.failing notice", v))
+		}
+		cfg.Disable.FailingAfter = n
 	}
 	str("SURVEYHOOKS_NOTICE_ACCOUNT", &cfg.NoticeAccount)
 	if cfg.NoticeAccount != "" && !api.ValidID(cfg.NoticeAccount) {

@@ -76,14 +76,16 @@ func TestLoadConfigDisablePolicy(t *testing.T) {
 	t.Parallel()
 	cfg, err := loadConfig(mapLookup(nil))
 	require.NoError(t, err)
-	require.Equal(t, delivery.DisablePolicy{After: 5 * 24 * time.Hour, MinFailures: 10}, cfg.Disable)
-	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "36h", "SURVEYHOOKS_DISABLE_MIN_FAILURES": "3"}))
+	require.Equal(t, delivery.DisablePolicy{After: 5 * 24 * time.Hour, MinFailures: 10, FailingAfter: 5}, cfg.Disable)
+	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "36h", "SURVEYHOOKS_DISABLE_MIN_FAILURES": "3",
+		"SURVEYHOOKS_FAILING_AFTER": "0"}))
 	require.NoError(t, err)
 	require.Equal(t, delivery.DisablePolicy{After: 36 * time.Hour, MinFailures: 3}, cfg.Disable)
 	cfg, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "0"}))
 	require.NoError(t, err)
 	require.Zero(t, cfg.Disable.After, "0 never disables for failures")
-	for name, bad := range map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "-1h", "SURVEYHOOKS_DISABLE_MIN_FAILURES": "0"} {
+	for name, bad := range map[string]string{"SURVEYHOOKS_DISABLE_AFTER": "-1h", "SURVEYHOOKS_DISABLE_MIN_FAILURES": "0",
+		"SURVEYHOOKS_FAILING_AFTER": "-2"} {
 		_, err = loadConfig(mapLookup(map[string]string{name: bad}))
 		require.ErrorContains(t, err, name+"=")
 	}
