@@ -123,11 +123,11 @@ func (a *Activities) FailDelivery(ctx context.Context, in FailDeliveryInput) err
 	if err := a.store.FailDelivery(ctx, in.DeliveryID, in.Reason); err != nil {
 		return err
 	}
-	if a.metrics != nil {
-		// The metric is labelled by event type, which only the delivery's row knows.
-		if t, err := a.store.GetTarget(ctx, in.DeliveryID); err == nil {
-			a.metrics.ended(ctx, t.EventType, delivery.StatusFailed, nil, a.now())
-		}
+	// The metric is labelled by event type, and the notice tells of the delivery: only its
+	// row knows them.
+	if t, err := a.store.GetTarget(ctx, in.DeliveryID); err == nil {
+		a.metrics.ended(ctx, t.EventType, delivery.StatusFailed, nil, a.now())
+		a.exhausted(ctx, t, t.AttemptCount, nil, in.Reason)
 	}
 	return nil
 }

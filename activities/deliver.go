@@ -114,6 +114,9 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	if reason := a.cfg.Disable.DisableReason(sent.statusCode, streak.ConsecutiveFailures, streak.FailingSince, a.now()); reason != "" {
 		a.disable(ctx, target.Webhook, reason, sent.statusCode == http.StatusGone)
 	}
+	if outcome.Status == delivery.StatusFailed && in.Trigger != delivery.TriggerTest {
+		a.exhausted(ctx, target, number, outcome.LastStatusCode, outcome.LastError)
+	}
 	a.logger.InfoContext(ctx, "delivery attempt",
 		"delivery_id", in.DeliveryID, "event_id", target.EventID, "webhook_id", target.Webhook.ID,
 		"attempt", number, "trigger", in.Trigger, "status_code", sent.statusCode,
@@ -177,6 +180,39 @@ func (a *Activities) warnFailing(ctx context.Context, hook store.Webhook, streak
 	a.logger.WarnContext(ctx, "webhook failing", "webhook_id", hook.ID, "consecutive_failures", streak.ConsecutiveFailures)
 }
 
+// exhausted publishes the delivery.exhausted notices of a delivery that ended failed after
+// attempts, when a webhook asks for them: a failing endpoint ends many deliveries, and
+// notices nobody asked for are not stored.
+func (a *Activities) exhausted(ctx context.Context, t store.Target, attempts int, statusCode *int, lastError string) {
+	wanted, err := a.store.NoticeWanted(ctx, a.noticeAccounts(t.Webhook), eventtype.DeliveryExhausted)
+	if err == nil && wanted {
+		var notices []store.Event
+		at := a.now()
+		notices, err = a.notices(t.Webhook, eventtype.DeliveryExhausted, fmt.Sprintf("exhausted-%s-%d", t.DeliveryID, attempts), at,
+			map[string]any{"delivery": map[string]any{"id": t.DeliveryID, "eventId": t.EventID, "eventType": t.EventType,
+				"attempts": attempts, "lastStatusCode": statusCode, "lastError": lastError}})
+		for _, ev := range notices {
+			if err != nil {
+				break
+			}
+			_, err = a.store.PublishEvent(ctx, ev)
+		}
+	}
+	if err != nil {
+		a.logger.ErrorContext(ctx, "could not publish the delivery.exhausted notice", "delivery_id", t.DeliveryID, "error", err)
+	}
+}
+
+// noticeAccounts are the accounts that get the notices about hook: its own and, when set,
+// the operator's (NoticeAccount).
+func (a *Activities) noticeAccounts(hook store.Webhook) []string {
+	accounts := []string{hook.AccountID}
+	if a.cfg.NoticeAccount != "" && a.cfg.NoticeAccount != hook.AccountID {
+		accounts = append(accounts, a.cfg.NoticeAccount)
+	}
+	return accounts
+}
+
 // notices are the events of a notice about hook: one in its account and, when set, one in
 // the operator's (NoticeAccount), each with the webhook and fields as data, and an id made
 // of the webhook's, key and the account. They have no survey, so they go to the account's
@@ -189,12 +225,8 @@ func (a *Activities) notices(hook store.Webhook, eventType, key string, at time.
 	if err != nil {
 		return nil, err
 	}
-	accounts := []string{hook.AccountID}
-	if a.cfg.NoticeAccount != "" && a.cfg.NoticeAccount != hook.AccountID {
-		accounts = append(accounts, a.cfg.NoticeAccount)
-	}
 	var notices []store.Event
-	for _, account := range accounts {
+	for _, account := range a.noticeAccounts(hook) {
 		id := fmt.Sprintf("notice-%s-%s-%s", hook.ID, key, account)
 		body, err := delivery.Envelope(id, eventType, at, data)
 		if err != nil {

@@ -72,6 +72,7 @@ func TestEventTypeList(t *testing.T) {
 		require.JSONEq(t, string(et.Example), string(payload.Data))
 	}
 	require.Equal(t, []string{
+		eventtype.DeliveryExhausted,
 		eventtype.FormSubmissionCreated,
 		eventtype.SurveyResponseCompleted,
 		eventtype.SurveyResponseDisqualified,
@@ -96,7 +97,7 @@ func TestEventTypeRoutesNeedPlatformKey(t *testing.T) {
 	b := setup(t)
 	key := createKey(t, b, "acme", "ci").Key
 
-	require.Len(t, listEventTypes(t, b, key), 7)
+	require.Len(t, listEventTypes(t, b, key), 8)
 	resp := b.do(t, http.MethodGet, eventTypesPath+"/"+eventtype.FormSubmissionCreated, "", withKey(key))
 	require.Equal(t, http.StatusOK, resp.status)
 
@@ -109,7 +110,7 @@ func TestEventTypeRoutesNeedPlatformKey(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, resp.status, "%s %s", tc.method, tc.path)
 		require.Equal(t, CodeForbidden, apiError(t, resp).Code)
 	}
-	require.Len(t, listEventTypes(t, b, testKey), 7, "nothing was created")
+	require.Len(t, listEventTypes(t, b, testKey), 8, "nothing was created")
 	got := decode[eventTypeResponse](t, b.do(t, http.MethodGet, eventTypesPath+"/"+eventtype.FormSubmissionCreated, ""))
 	require.NotEqual(t, "changed", got.Description)
 	require.False(t, got.Archived)
@@ -133,7 +134,7 @@ func TestEventTypeCreate(t *testing.T) {
 
 	got := decode[eventTypeResponse](t, b.do(t, http.MethodGet, eventTypesPath+"/survey.response.created", ""))
 	require.Equal(t, created, got)
-	require.Len(t, listEventTypes(t, b, testKey), 8)
+	require.Len(t, listEventTypes(t, b, testKey), 9)
 
 	resp = b.do(t, http.MethodPost, eventTypesPath, createdBody("survey.response.created"))
 	require.Equal(t, http.StatusConflict, resp.status)
@@ -204,7 +205,7 @@ func TestEventTypeCreateRefuses(t *testing.T) {
 			}
 		})
 	}
-	require.Len(t, listEventTypes(t, b, testKey), 7, "nothing was created")
+	require.Len(t, listEventTypes(t, b, testKey), 8, "nothing was created")
 }
 
 func TestEventTypeUpdate(t *testing.T) {

@@ -2211,7 +2211,7 @@ type ClientInterface interface {
 	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookAccountWide` operationId).
 	TestWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListEventTypes List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing and webhook.disabled (notices surveyhooks sends when a webhook keeps failing and when it turns one off; subscribed to by name or webhook.*, never through *), in name order.
+	// ListEventTypes List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing, webhook.disabled and delivery.exhausted (notices surveyhooks sends when a webhook keeps failing, when it turns one off and when a delivery ends failed; subscribed to by name or prefix, never through *), in name order.
 	//
 	// Any key. The list is read from the database on each request. The survey types (survey.response.completed, .updated, .disqualified, form.submission.created) are defaults that platform keys may change.
 	//
@@ -3317,7 +3317,7 @@ func (c *Client) TestWebhookAccountWide(ctx context.Context, accountID AccountID
 	return c.Client.Do(req)
 }
 
-// ListEventTypes List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing and webhook.disabled (notices surveyhooks sends when a webhook keeps failing and when it turns one off; subscribed to by name or webhook.*, never through *), in name order.
+// ListEventTypes List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing, webhook.disabled and delivery.exhausted (notices surveyhooks sends when a webhook keeps failing, when it turns one off and when a delivery ends failed; subscribed to by name or prefix, never through *), in name order.
 //
 // Any key. The list is read from the database on each request. The survey types (survey.response.completed, .updated, .disqualified, form.submission.created) are defaults that platform keys may change.
 //
@@ -7988,7 +7988,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookAccountWide` operationId).
 	TestWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*TestWebhookAccountWideResponse, error)
 
-	// ListEventTypesWithResponse List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing and webhook.disabled (notices surveyhooks sends when a webhook keeps failing and when it turns one off; subscribed to by name or webhook.*, never through *), in name order.
+	// ListEventTypesWithResponse List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing, webhook.disabled and delivery.exhausted (notices surveyhooks sends when a webhook keeps failing, when it turns one off and when a delivery ends failed; subscribed to by name or prefix, never through *), in name order.
 	//
 	// Any key. The list is read from the database on each request. The survey types (survey.response.completed, .updated, .disqualified, form.submission.created) are defaults that platform keys may change.
 	//
@@ -15761,7 +15761,7 @@ func (c *ClientWithResponses) TestWebhookAccountWideWithResponse(ctx context.Con
 	return ParseTestWebhookAccountWideResponse(rsp)
 }
 
-// ListEventTypesWithResponse List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing and webhook.disabled (notices surveyhooks sends when a webhook keeps failing and when it turns one off; subscribed to by name or webhook.*, never through *), in name order.
+// ListEventTypesWithResponse List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing, webhook.disabled and delivery.exhausted (notices surveyhooks sends when a webhook keeps failing, when it turns one off and when a delivery ends failed; subscribed to by name or prefix, never through *), in name order.
 //
 // Any key. The list is read from the database on each request. The survey types (survey.response.completed, .updated, .disqualified, form.submission.created) are defaults that platform keys may change.
 //

@@ -29,6 +29,9 @@ const (
 	// WebhookFailing is a notice: a webhook's streak of failed attempts reached the warning
 	// threshold (SURVEYHOOKS_FAILING_AFTER), once per streak.
 	WebhookFailing = "webhook.failing"
+	// DeliveryExhausted is a notice: a delivery ended failed, its schedule over or its
+	// receiver refusing for good.
+	DeliveryExhausted = "delivery.exhausted"
 )
 
 // Wildcard subscribes to every event type except the built-in ones: WebhookTest and the
@@ -37,7 +40,7 @@ const Wildcard = "*"
 
 // IsNotice reports whether eventType is one of surveyhooks' own notices.
 func IsNotice(eventType string) bool {
-	return eventType == WebhookDisabled || eventType == WebhookFailing
+	return eventType == WebhookDisabled || eventType == WebhookFailing || eventType == DeliveryExhausted
 }
 
 // Type is one event type: its name, what it means, the JSON Schema (draft 2020-12) its
@@ -110,6 +113,24 @@ var webhookFailing = Type{
 		`"lastError":"receiver answered 503 Service Unavailable"}`),
 }
 
+// deliveryExhausted is the built-in type of the notice sent when a delivery ends failed
+// (activities builds its data).
+var deliveryExhausted = Type{
+	Name: DeliveryExhausted,
+	Description: "A delivery ended failed: its schedule is over, or its receiver refused it for good. " +
+		"Sent to the same webhooks as webhook.disabled (asked for by name or delivery.*; never through *), " +
+		"and stored only when one of them asks for it; cannot be published.",
+	Schema: json.RawMessage(`{"type":"object","required":["delivery","webhook"],"properties":{` +
+		`"delivery":{"type":"object","required":["id","eventId","eventType","attempts","lastError"],"properties":{` +
+		`"id":{"type":"string","format":"uuid"},"eventId":{"type":"string"},"eventType":{"type":"string"},` +
+		`"attempts":{"type":"integer"},"lastStatusCode":{"type":["integer","null"]},"lastError":{"type":"string"}}},` +
+		`"webhook":{"type":"object","required":["id","accountId","name","url"],"properties":{"id":{"type":"string","format":"uuid"},` +
+		`"accountId":{"type":"string"},"surveyId":{"type":"string"},"name":{"type":"string"},"url":{"type":"string"}}}}}`),
+	Example: json.RawMessage(`{"delivery":{"id":"0190f5a2-8000-7000-8000-000000000001","eventId":"evt_42","eventType":"survey.response.completed",` +
+		`"attempts":6,"lastStatusCode":503,"lastError":"receiver answered 503 Service Unavailable"},` +
+		`"webhook":{"id":"0190f5a2-7c1e-7d3a-9b1a-2f4c5d6e7f80","accountId":"acme","surveyId":"srv_123","name":"CRM sync","url":"https://crm.example.com/hooks"}}`),
+}
+
 // MaxNameLength is the longest event type name, and so the longest subscription pattern.
 const MaxNameLength = 128
 
@@ -136,7 +157,7 @@ func (e *NameError) Unwrap() error {
 
 // CheckName reports whether name may be registered: dot notation (2 to 10 segments of
 // a-z, 0-9 and '_'), at most MaxNameLength characters, outside the reserved webhook.*
-// names. '*' never appears in a name, so that a name is never mistaken for a pattern. Its
+// names and surveyhooks' notices. '*' never appears in a name, so that a name is never mistaken for a pattern. Its
 // errors are *NameError.
 func CheckName(name string) error {
 	switch {
@@ -146,6 +167,8 @@ func CheckName(name string) error {
 		return &NameError{Name: name, Reason: "must be 2 to 10 segments of a-z, 0-9 and _ separated by dots, such as survey.response.created"}
 	case strings.HasPrefix(name, "webhook."):
 		return &NameError{Name: name, Reason: "must not start with webhook.: those names are reserved for surveyhooks"}
+	case IsNotice(name):
+		return &NameError{Name: name, Reason: "is one of surveyhooks' own notices"}
 	}
 	return nil
 }

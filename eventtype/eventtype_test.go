@@ -92,6 +92,7 @@ func TestCheckName(t *testing.T) {
 		strings.Repeat("a", 64) + "." + strings.Repeat("b", 64),
 		"webhook.test",
 		"webhook.custom",
+		"delivery.exhausted",
 		"survey.réponse",
 	} {
 		err := eventtype.CheckName(name)
@@ -108,6 +109,7 @@ func TestSetAll(t *testing.T) {
 		names = append(names, typ.Name)
 	}
 	require.Equal(t, []string{
+		eventtype.DeliveryExhausted,
 		eventtype.FormSubmissionCreated,
 		"legacy.response.done",
 		eventtype.SurveyResponseCompleted,
@@ -118,7 +120,7 @@ func TestSetAll(t *testing.T) {
 		eventtype.WebhookTest,
 	}, names)
 
-	for _, name := range []string{eventtype.WebhookTest, eventtype.WebhookDisabled, eventtype.WebhookFailing} {
+	for _, name := range []string{eventtype.WebhookTest, eventtype.WebhookDisabled, eventtype.WebhookFailing, eventtype.DeliveryExhausted} {
 		builtIn, ok := defaults(t).Lookup(name)
 		require.True(t, ok)
 		require.True(t, builtIn.BuiltIn())
@@ -191,6 +193,8 @@ func TestMatches(t *testing.T) {
 		{"webhook.*", eventtype.WebhookDisabled, true},
 		{eventtype.WebhookDisabled, eventtype.WebhookDisabled, true},
 		{"*", eventtype.WebhookFailing, false},
+		{"*", eventtype.DeliveryExhausted, false},
+		{"delivery.*", eventtype.DeliveryExhausted, true},
 		{"webhook.*", eventtype.WebhookFailing, true},
 		{"survey.*", eventtype.SurveyResponseCompleted, true},
 		{"survey.*", eventtype.FormSubmissionCreated, false},

@@ -164,7 +164,7 @@ type entry struct {
 // not changed. The built-in types are added; the types are kept in name order.
 func newSet(types []Type, old *Set) *Set {
 	all := slices.DeleteFunc(slices.Clone(types), Type.BuiltIn)
-	all = append(all, webhookTest, webhookDisabled, webhookFailing)
+	all = append(all, webhookTest, webhookDisabled, webhookFailing, deliveryExhausted)
 	slices.SortFunc(all, func(a, b Type) int { return strings.Compare(a.Name, b.Name) })
 	s := &Set{types: make([]entry, 0, len(all)), byName: make(map[string]int, len(all))}
 	for _, t := range all {

@@ -216,7 +216,7 @@ func TestSetCheck(t *testing.T) {
 	test, ok := set.Lookup(WebhookTest)
 	require.True(t, ok)
 	require.Equal(t, webhookTest, test)
-	require.Len(t, set.All(), 3, "the built-in types only")
+	require.Len(t, set.All(), 4, "the built-in types only")
 }
 
 // BenchmarkRegistryCheck is the publish path's cost of the registry: a lookup in memory and

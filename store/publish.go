@@ -188,3 +188,24 @@ func (s *Store) MarkDispatched(ctx context.Context, eventIDs ...string) error {
 	}
 	return nil
 }
+
+// noticeWantedQuery says whether an event of one of the types ($2: the patterns that
+// select it) with no survey would reach any webhook of the accounts ($1): an active one of
+// no survey, whose filter lets every survey through, subscribed to it. Served by
+// webhooks_scope_idx.
+const noticeWantedQuery = `
+SELECT EXISTS (
+	SELECT FROM webhooks
+	WHERE account_id = ANY ($1::text[]) AND coalesce(survey_id, '') = '' AND survey_ids IS NULL
+	  AND is_active AND events && $2::text[])`
+
+// NoticeWanted reports whether a notice of eventType published in any of the accounts
+// would go to a webhook, so that a frequent notice nobody asked for is not stored at all.
+func (s *Store) NoticeWanted(ctx context.Context, accounts []string, eventType string) (bool, error) {
+	var wanted bool
+	err := s.q.GetContext(ctx, &wanted, noticeWantedQuery, pq.StringArray(accounts), pq.Array(eventtype.MatchingPatterns(eventType)))
+	if err != nil {
+		return false, fmt.Errorf("who wants %s: %w", eventType, mapError(err))
+	}
+	return wanted, nil
+}

@@ -276,3 +276,33 @@ func TestMarkDispatchedReadsThePrimaryKey(t *testing.T) {
 		}
 	}
 }
+
+// A notice is wanted when an active webhook of no survey and no filter, in one of the
+// accounts, subscribes to it by name or by prefix; "*" does not ask for notices.
+func TestNoticeWanted(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	wanted := func(accounts ...string) bool {
+		t.Helper()
+		ok, err := st.NoticeWanted(ctx, accounts, "delivery.exhausted")
+		require.NoError(t, err)
+		return ok
+	}
+	hook := func(scope store.Scope, events []string, surveyIDs ...string) store.Webhook {
+		w := newWebhook(scope.SurveyID, "n")
+		w.AccountID, w.Events, w.SurveyIDs = scope.AccountID, events, surveyIDs
+		created, err := st.CreateWebhook(ctx, w)
+		require.NoError(t, err)
+		return created
+	}
+	hook(store.Scope{AccountID: "a"}, []string{"*"})
+	hook(store.Scope{AccountID: "a", SurveyID: "s1"}, []string{"delivery.exhausted"})
+	hook(store.Scope{AccountID: "a"}, []string{"delivery.exhausted"}, "s1")
+	require.False(t, wanted("a"), "* , a survey's webhook and a filtered one do not ask")
+	ops := hook(store.Scope{AccountID: "ops"}, []string{"delivery.*"})
+	require.False(t, wanted("a"))
+	require.True(t, wanted("a", "ops"))
+	deactivated(t, st, ops)
+	require.False(t, wanted("a", "ops"), "an inactive webhook does not ask")
+}

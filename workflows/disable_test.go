@@ -119,3 +119,36 @@ func TestEvent410DisablesAtOnce(t *testing.T) {
 	require.Equal(t, "the receiver answered 410 Gone", hook.DisabledReason)
 	require.Equal(t, int32(1), calls.Load())
 }
+
+// A delivery that ends failed publishes a delivery.exhausted notice to the webhook that
+// asks for it, once; with nobody asking, nothing is stored.
+func TestEventExhaustedNotice(t *testing.T) {
+	t.Parallel()
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "bad payload", http.StatusBadRequest)
+	})
+	b.run(t)
+	var notices int
+	require.NoError(t, b.db.Get(&notices, `SELECT count(*) FROM events WHERE event_type = 'delivery.exhausted'`))
+	require.Zero(t, notices, "nobody asked")
+
+	ops, err := b.st.CreateWebhook(t.Context(), store.Webhook{AccountID: store.DefaultAccount, Name: "ops",
+		URL: "https://ops.example.com/hooks", Events: []string{"delivery.exhausted"}, IsActive: true, Secret: "a-secret-of-16-chars"})
+	require.NoError(t, err)
+	eventID := uuid.NewString()
+	b.publish(t, store.Event{ID: eventID, AccountID: store.DefaultAccount, EventType: "survey.response.completed", SurveyID: "survey-1",
+		Body: []byte(`{"event_id":"` + eventID + `"}`)}, delivery.TriggerAuto)
+	b.run(t)
+	d, _, _ := b.attempts(t)
+	var ids []string
+	require.NoError(t, b.db.Select(&ids, `SELECT id FROM events WHERE event_type = 'delivery.exhausted'`))
+	require.Len(t, ids, 1)
+	notice, err := b.st.GetEvent(t.Context(), ids[0])
+	require.NoError(t, err)
+	require.Contains(t, string(notice.Body), `"id":"`+d.ID.String()+`"`)
+	require.Contains(t, string(notice.Body), `"lastStatusCode":400`)
+	targets, err := b.st.ListEventTargets(t.Context(), ids[0])
+	require.NoError(t, err)
+	require.Len(t, targets, 1)
+	require.Equal(t, ops.ID, targets[0].WebhookID, "to the webhook that asked for it")
+}
