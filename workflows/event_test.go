@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/delivery"
@@ -92,6 +93,9 @@ func (b *scheduleBundle) restart(t *testing.T) {
 func (b *scheduleBundle) newRun() {
 	var suite testsuite.WorkflowTestSuite
 	b.env = suite.NewTestWorkflowEnvironment()
+	// The test environment runs activities on the workflow's goroutine: on a loaded machine
+	// their statements may take longer than the default 1 s deadlock check allows.
+	b.env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: time.Minute})
 	acts := activities.New(b.st, b.client, activities.Config{Schedule: schedule, Disable: b.disable}, nil, activities.WithClock(b.env.Now))
 	workflows.Register(b.env, acts)
 }
