@@ -18,18 +18,20 @@ type recoveryResponse struct {
 	ID string `json:"id"`
 	// Status is the workflow's: running, completed, failed, canceled or terminated; or
 	// canceling in the answer to a DELETE.
-	Status   string `json:"status"`
-	Matched  int    `json:"matched"`
-	Retried  int    `json:"retried"`
-	Skipped  int    `json:"skipped"`
-	Finished bool   `json:"finished"`
-	Error    string `json:"error,omitempty"`
+	Status    string `json:"status"`
+	Matched   int    `json:"matched"`
+	Retried   int    `json:"retried"`
+	Skipped   int    `json:"skipped"`
+	Delivered int    `json:"delivered"`
+	Failed    int    `json:"failed"`
+	Finished  bool   `json:"finished"`
+	Error     string `json:"error,omitempty"`
 }
 
 func newRecoveryResponse(rec delivery.Recovery) recoveryResponse {
 	p := rec.Progress
 	return recoveryResponse{ID: rec.ID, Status: rec.Status, Matched: p.Matched, Retried: p.Retried, Skipped: p.Skipped,
-		Finished: p.Finished, Error: p.Error}
+		Delivered: rec.Delivered, Failed: rec.Failed, Finished: p.Finished, Error: p.Error}
 }
 
 // handleWebhookRecover starts a recovery: {since, until?, statuses?}.

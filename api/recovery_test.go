@@ -77,6 +77,10 @@ func TestEngineRecoveryRetriesFailedDeliveries(t *testing.T) {
 			return e.deliveriesOf(t, id, 1)[0]["status"] == "delivered"
 		}, 30*time.Second, 50*time.Millisecond)
 	}
+	// The outcomes of its retries: all delivered.
+	status, progress = e.do(t, http.MethodGet, hook+"/recoveries/"+id, nil)
+	require.Equal(t, http.StatusOK, status, progress)
+	require.Equal(t, []any{float64(events), 0.0}, []any{progress["delivered"], progress["failed"]})
 	mu.Lock()
 	require.Len(t, got, events)
 	for webhookID, n := range got {

@@ -824,9 +824,15 @@ type ReadyStatus string
 
 // Recovery A recovery: a Temporal workflow (its id is the workflow id, so it shows in the Temporal UI) that asks for the retry of each picked delivery, in creation order, in batches, at most SURVEYHOOKS_RECOVERY_RATE a second, as POST .../retry does. Each retry is one attempt; its outcome shows in the delivery.
 type Recovery struct {
+	// Delivered Retried deliveries whose retry was delivered so far.
+	Delivered int `json:"delivered"`
+
 	// Error Why the recovery stopped early: cancelled, or the webhook was turned off.
-	Error    *string `json:"error,omitempty"`
-	Finished bool    `json:"finished"`
+	Error *string `json:"error,omitempty"`
+
+	// Failed Retried deliveries whose retry failed; the rest of retried wait for their attempt.
+	Failed   int  `json:"failed"`
+	Finished bool `json:"finished"`
 
 	// ID Example: recovery-01a2467b-757b-7515-8c7b-95b5230029b0-3f2a9c1d0e4b5a69
 	ID string `json:"id"`

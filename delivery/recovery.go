@@ -64,6 +64,11 @@ type RecoveryProgress struct {
 	// Error says why it stopped early.
 	Finished bool
 	Error    string
+	// Filter is what the recovery picks, its window's end set; StartedAt when it started;
+	// Last the last delivery handled. They let the service count the outcomes.
+	Filter    store.RecoveryFilter
+	StartedAt time.Time
+	Last      uuid.UUID
 }
 
 // RecoverBatchInput asks for the retry of up to Limit deliveries of Filter after After.
@@ -150,6 +155,10 @@ type Recovery struct {
 	// Status is running, completed, failed, canceled or terminated.
 	Status   string
 	Progress RecoveryProgress
+	// Delivered and Failed count the retried deliveries by how their retry ended so far;
+	// the others wait for their attempt.
+	Delivered int
+	Failed    int
 }
 
 // Recover starts the recovery of hook's deliveries made in [since, until) (until zero:
@@ -215,6 +224,13 @@ func (s *Service) Recovery(ctx context.Context, webhookID uuid.UUID, id string) 
 	}
 	if err := value.Get(&rec.Progress); err != nil {
 		return Recovery{}, fmt.Errorf("recovery %s: progress: %w", id, err)
+	}
+	if p := rec.Progress; p.Last != uuid.Nil {
+		outcomes, err := s.store.RecoveredOutcomes(ctx, p.Filter, p.Last, p.StartedAt)
+		if err != nil {
+			return Recovery{}, fmt.Errorf("recovery %s: %w", id, err)
+		}
+		rec.Delivered, rec.Failed = outcomes[StatusDelivered], outcomes[StatusFailed]
 	}
 	return rec, nil
 }

@@ -50,3 +50,29 @@ func (s *Store) ListRecoverable(ctx context.Context, f RecoveryFilter, after uui
 	}
 	return ids, nil
 }
+
+// recoveredOutcomesQuery counts, by status, the deliveries of a recovery's filter up to its
+// last one handled ($4) that got a manual attempt since it started ($5): its retries, as
+// they ended so far.
+const recoveredOutcomesQuery = `
+SELECT d.status, count(*) AS n FROM deliveries d
+WHERE d.webhook_id = $1 AND d.created_at >= $2 AND d.created_at < $3 AND d.id <= $4
+  AND EXISTS (SELECT FROM delivery_attempts a WHERE a.delivery_id = d.id AND a.trigger = 'manual' AND a.started_at >= $5)
+GROUP BY d.status`
+
+// RecoveredOutcomes counts by status the deliveries of f, up to last, that got a manual
+// attempt since started.
+func (s *Store) RecoveredOutcomes(ctx context.Context, f RecoveryFilter, last uuid.UUID, started time.Time) (map[string]int, error) {
+	var rows []struct {
+		Status string `db:"status"`
+		N      int    `db:"n"`
+	}
+	if err := s.q.SelectContext(ctx, &rows, recoveredOutcomesQuery, f.WebhookID, f.Since, f.Until, last, started); err != nil {
+		return nil, fmt.Errorf("count the outcomes of a recovery of webhook %s: %w", f.WebhookID, mapError(err))
+	}
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, nil
+}

@@ -33,6 +33,9 @@ func Recovery(ctx workflow.Context, in delivery.RecoveryInput) (delivery.Recover
 	if in.Filter.Until.IsZero() {
 		in.Filter.Until = workflow.Now(ctx)
 	}
+	if progress.StartedAt.IsZero() {
+		progress.StartedAt, progress.Filter = workflow.Now(ctx), in.Filter
+	}
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
 		HeartbeatTimeout:    time.Minute,
@@ -60,7 +63,7 @@ func Recovery(ctx workflow.Context, in delivery.RecoveryInput) (delivery.Recover
 			delivery.RecoverBatchInput{Filter: in.Filter, After: in.After, Limit: in.Batch}).Get(ctx, &res)
 		progress.Retried += res.Retried
 		progress.Skipped += res.Skipped
-		in.After = res.Last
+		in.After, progress.Last = res.Last, res.Last
 		if err != nil {
 			return stop(err)
 		}
