@@ -162,6 +162,7 @@ func (a *Activities) disable(ctx context.Context, hook store.Webhook, reason str
 // threshold. Their ids name the streak, so that attempts recorded together, which all see
 // the threshold crossed, publish them once.
 func (a *Activities) warnFailing(ctx context.Context, hook store.Webhook, streak store.Streak, lastError string) {
+	a.metrics.webhookFailing(ctx)
 	at := a.now()
 	notices, err := a.notices(hook, eventtype.WebhookFailing, fmt.Sprintf("failing-%d", streak.FailingSince.UnixMilli()), at,
 		map[string]any{"consecutiveFailures": streak.ConsecutiveFailures,

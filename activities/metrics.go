@@ -41,6 +41,7 @@ var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", statusClassTi
 //	surveyhooks_delivery_attempt_duration_seconds{status_class}     one POST, connect to last response byte
 //	surveyhooks_delivery_latency_seconds{event_type}                event received by the API -> delivered
 //	surveyhooks_webhooks_disabled_total{cause}                      webhooks turned off by delivery.DisablePolicy: gone (410), failing
+//	surveyhooks_webhooks_failing_total                              failure streaks that reached DisablePolicy.FailingAfter
 //
 // A nil *Metrics records nothing.
 type Metrics struct {
@@ -49,6 +50,7 @@ type Metrics struct {
 	attemptDuration metric.Float64Histogram
 	latency         metric.Float64Histogram
 	disabled        metric.Int64Counter
+	failing         metric.Int64Counter
 
 	// classOpts are the attribute sets of statusClasses, made once: recording an attempt
 	// allocates no attribute set.
@@ -95,6 +97,10 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		metric.WithDescription("Webhooks surveyhooks turned off by itself, by cause: gone (the receiver answered 410), failing (every attempt failed for SURVEYHOOKS_DISABLE_AFTER)."),
 		metric.WithUnit("{webhook}"))
 	check(err)
+	m.failing, err = meter.Int64Counter("surveyhooks_webhooks_failing",
+		metric.WithDescription("Webhooks whose failed attempts in a row reached SURVEYHOOKS_FAILING_AFTER, once per streak (a webhook.failing notice)."),
+		metric.WithUnit("{webhook}"))
+	check(err)
 	for i, class := range statusClasses {
 		m.classOpts[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("status_class", class)))
 	}
@@ -124,6 +130,14 @@ func (m *Metrics) webhookDisabled(ctx context.Context, gone bool) {
 		cause = "gone"
 	}
 	m.disabled.Add(ctx, 1, metric.WithAttributes(attribute.String("cause", cause)))
+}
+
+// webhookFailing records a failure streak that reached the warning threshold.
+func (m *Metrics) webhookFailing(ctx context.Context) {
+	if m == nil {
+		return
+	}
+	m.failing.Add(ctx, 1)
 }
 
 // ended records a delivery that reached status (delivered or failed); body is the event

@@ -103,7 +103,8 @@ func setupObserved(t *testing.T, receivers propagation.TextMapPropagator) *obser
 	metrics, err := activities.NewMetrics(tel.MeterProvider())
 	require.NoError(t, err)
 	delays := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
-	acts := activities.New(st, netguard.Policy{AllowHTTP: true, Allowed: loopback}.Client(), activities.Config{Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second}}, logger, activities.WithTracing(tel.TracerProvider(), receivers), activities.WithMetrics(metrics))
+	acts := activities.New(st, netguard.Policy{AllowHTTP: true, Allowed: loopback}.Client(), activities.Config{Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: 2 * time.Second},
+		Disable: delivery.DisablePolicy{FailingAfter: 1}}, logger, activities.WithTracing(tel.TracerProvider(), receivers), activities.WithMetrics(metrics))
 	w := worker.New(tc, te.TaskQueue, worker.Options{WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
@@ -325,6 +326,8 @@ func TestTelemetryMetricsAfterDeliveries(t *testing.T) {
 	// The 410 turned its webhook off: three of the four stay active.
 	requireSample(t, families, 3, "surveyhooks_webhooks_active", nil)
 	requireSample(t, families, 1, "surveyhooks_webhooks_disabled_total", map[string]string{"cause": "gone"})
+	// A streak of one failure is the threshold here: the flaky and the gone webhooks.
+	requireSample(t, families, 2, "surveyhooks_webhooks_failing_total", nil)
 
 	// The flaky delivery waited for its retry (200 ms): its latency is in a bucket above.
 	latency := families["surveyhooks_delivery_latency_seconds"].Metric[0].Histogram
