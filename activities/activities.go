@@ -41,6 +41,9 @@ type Config struct {
 	// NoticeAccount, when set, also gets the notices of every account (webhook.disabled),
 	// for the operator's own webhooks; each account gets its own in any case.
 	NoticeAccount string
+	// EndpointConcurrency bounds the attempts this worker has in flight to one endpoint;
+	// 0 means DefaultEndpointConcurrency, a negative value no bound.
+	EndpointConcurrency int
 }
 
 // Activities are the activities' implementations with their dependencies. Register the
@@ -59,6 +62,8 @@ type Activities struct {
 	metrics *Metrics
 	// recorder records attempts, sharing statements among concurrent ones.
 	recorder *recorder
+	// gate bounds the attempts in flight to each endpoint.
+	gate *endpointGate
 }
 
 // Option changes how Activities are built.
@@ -100,11 +105,15 @@ func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, 
 	if cfg.Signature == (signature.Profile{}) {
 		cfg.Signature = signature.DefaultProfile
 	}
+	if cfg.EndpointConcurrency == 0 {
+		cfg.EndpointConcurrency = DefaultEndpointConcurrency
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
 	a := &Activities{store: st, client: client, cfg: cfg, logger: logger, now: time.Now,
-		tracer: noop.NewTracerProvider().Tracer(TracerName), recorder: newRecorder(st)}
+		tracer: noop.NewTracerProvider().Tracer(TracerName), recorder: newRecorder(st),
+		gate: newEndpointGate(cfg.EndpointConcurrency)}
 	for _, opt := range opts {
 		opt(a)
 	}

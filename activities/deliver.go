@@ -45,6 +45,9 @@ type DeliverInput struct {
 	Trigger string
 	// Force attempts a delivery that was already delivered.
 	Force bool
+	// Held counts the times the workflow held this attempt before (ErrTypeHeld), so that
+	// the wait for a busy endpoint grows with each.
+	Held int
 }
 
 // DeliverResult is how a delivery ended without a failure.
@@ -60,12 +63,13 @@ type DeliverResult struct {
 }
 
 // Deliver makes one attempt of a delivery, if the rule for sending (delivery.Decide) allows
-// it now: it signs the event's body with the webhook's secrets, POSTs it, records the
+// it now and its endpoint can take it (admit: this worker's attempts in flight to it, the
+// webhook's rate limit): it signs the event's body with the webhook's secrets, POSTs it, records the
 // attempt and the delivery's new state, and tells Temporal what comes next. The schedule is
 // read from the recorded attempt count, so a try that never reached the receiver or was
 // never recorded costs no attempt. A retryable failure returns an error carrying the delay
 // until the schedule's next attempt; an attempt that is not due yet returns the rest of
-// that delay without sending; a final one returns a non-retryable error; success a result.
+// that delay without sending, and one held (ErrTypeHeld) the time to try again; a final one returns a non-retryable error; success a result.
 func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
 	defer keepAlive(ctx)()
 	target, err := a.store.GetTarget(ctx, in.DeliveryID)
@@ -92,9 +96,18 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(
 			fmt.Sprintf("attempt %d of %d is due in %s", target.AttemptCount+1, a.cfg.Schedule.MaxAttempts(), verdict.Wait.Round(time.Second)),
 			ErrTypeNotDue, expected(temporal.ApplicationErrorOptions{NextRetryDelay: max(verdict.Wait, time.Millisecond)}))
+	case delivery.ActionHold:
+		a.metrics.held(ctx, heldPause)
+		return DeliverResult{}, heldError(verdict.Reason, jitter(verdict.Wait))
+	}
+	done, err := a.admit(ctx, target, heldTimes(ctx, in))
+	if err != nil {
+		return DeliverResult{}, err
 	}
 
 	sent := a.send(ctx, target)
+	done(sent.timedOut)
+	a.pause(ctx, target.Webhook, sent)
 	sent.attempt.Trigger = in.Trigger
 	a.metrics.attempt(ctx, &sent)
 	single := delivery.Single(target.Status, in.Trigger)

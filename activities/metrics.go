@@ -42,6 +42,7 @@ var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", statusClassTi
 //	surveyhooks_delivery_latency_seconds{event_type}                event received by the API -> delivered
 //	surveyhooks_webhooks_disabled_total{cause}                      webhooks turned off by delivery.DisablePolicy: gone (410), failing
 //	surveyhooks_webhooks_failing_total                              failure streaks that reached DisablePolicy.FailingAfter
+//	surveyhooks_delivery_attempts_held_total{reason}                attempts held, not sent: pause, rate_limit, endpoint_busy
 //
 // A nil *Metrics records nothing.
 type Metrics struct {
@@ -51,6 +52,7 @@ type Metrics struct {
 	latency         metric.Float64Histogram
 	disabled        metric.Int64Counter
 	failing         metric.Int64Counter
+	heldCounter     metric.Int64Counter
 
 	// classOpts are the attribute sets of statusClasses, made once: recording an attempt
 	// allocates no attribute set.
@@ -101,6 +103,10 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		metric.WithDescription("Webhooks whose failed attempts in a row reached SURVEYHOOKS_FAILING_AFTER, once per streak (a webhook.failing notice)."),
 		metric.WithUnit("{webhook}"))
 	check(err)
+	m.heldCounter, err = meter.Int64Counter("surveyhooks_delivery_attempts_held",
+		metric.WithDescription("Attempts held back without being sent, by reason: pause (the receiver asked for one), rate_limit (the webhook's), endpoint_busy (this worker's attempts in flight to the endpoint)."),
+		metric.WithUnit("{attempt}"))
+	check(err)
 	for i, class := range statusClasses {
 		m.classOpts[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("status_class", class)))
 	}
@@ -130,6 +136,21 @@ func (m *Metrics) webhookDisabled(ctx context.Context, gone bool) {
 		cause = "gone"
 	}
 	m.disabled.Add(ctx, 1, metric.WithAttributes(attribute.String("cause", cause)))
+}
+
+// Reasons of held attempts (the reason label).
+const (
+	heldPause     = "pause"
+	heldRateLimit = "rate_limit"
+	heldBusy      = "endpoint_busy"
+)
+
+// held records an attempt held back for reason.
+func (m *Metrics) held(ctx context.Context, reason string) {
+	if m == nil {
+		return
+	}
+	m.heldCounter.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
 }
 
 // webhookFailing records a failure streak that reached the warning threshold.

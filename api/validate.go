@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -27,6 +28,9 @@ const (
 	maxSecretLength   = 256
 	maxSurveyIDLength = 128
 	maxOverlapSeconds = 7 * 24 * 60 * 60
+	// A webhook's rate limit: at most this many requests a second, and in a burst.
+	maxRatePerSecond = 10000
+	maxRateBurst     = 10000
 )
 
 // idPattern is what a publisher-chosen id (a survey id, an event id) may be: safe in a URL
@@ -60,6 +64,7 @@ type webhookInput struct {
 	IsActive    optional[bool]
 	Secret      optional[string]
 	Signing     optional[string]
+	RateLimit   optional[map[string]json.RawMessage]
 }
 
 // decodeWebhookInput takes the webhook members out of m; unknown members are reported.
@@ -74,6 +79,7 @@ func decodeWebhookInput(m *members) webhookInput {
 		IsActive:    member[bool](m, "isActive", "true or false"),
 		Secret:      member[string](m, "secret", "a string"),
 		Signing:     member[string](m, "signing", `"hmac" or "ed25519"`),
+		RateLimit:   member[map[string]json.RawMessage](m, "rateLimit", "an object {perSecond, burst}, or null for none"),
 	}
 	m.rejectUnknown()
 	return in
@@ -119,6 +125,37 @@ func checkSurveyIDs(m *members, ids []string) {
 		}
 		seen[id] = true
 	}
+}
+
+// checkRateLimit reads a rateLimit object: perSecond, a positive number of requests a
+// second, and burst, how many may go at once (default 1).
+func checkRateLimit(m *members, obj map[string]json.RawMessage) store.RateLimit {
+	sub := &members{obj: obj}
+	perSecond := member[float64](sub, "perSecond", "a number of requests a second")
+	burst := member[int](sub, "burst", "an integer")
+	sub.rejectUnknown()
+	limit := store.RateLimit{Burst: 1}
+	switch {
+	case !perSecond.Set || perSecond.Null:
+		sub.fail("perSecond", "is required")
+	case perSecond.Bad:
+	case perSecond.Value <= 0 || perSecond.Value > maxRatePerSecond:
+		sub.fail("perSecond", fmt.Sprintf("must be more than 0 and at most %d requests a second", maxRatePerSecond))
+	default:
+		limit.PerSecond = perSecond.Value
+	}
+	if burst.usable() {
+		if burst.Value < 1 || burst.Value > maxRateBurst {
+			sub.fail("burst", fmt.Sprintf("must be 1 to %d requests", maxRateBurst))
+		}
+		limit.Burst = burst.Value
+	} else if burst.Null {
+		sub.fail("burst", "must be an integer; leave it out for 1")
+	}
+	for _, e := range sub.errs {
+		m.fail("rateLimit."+e.Field, e.Message)
+	}
+	return limit
 }
 
 // checkName returns the trimmed name.

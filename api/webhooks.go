@@ -83,12 +83,14 @@ type webhookResponse struct {
 	Description string    `json:"description"`
 	IsActive    bool      `json:"isActive"`
 	// Disabled says when and why surveyhooks turned the webhook off; nil otherwise.
-	Disabled  *disabledResponse `json:"disabled"`
-	Signing   string            `json:"signing"`
-	Secret    string            `json:"secret,omitempty"`
-	PublicKey string            `json:"publicKey,omitempty"`
-	CreatedAt time.Time         `json:"createdAt"`
-	UpdatedAt time.Time         `json:"updatedAt"`
+	Disabled *disabledResponse `json:"disabled"`
+	// RateLimit bounds the requests sent to the webhook; nil for none.
+	RateLimit *rateLimitResponse `json:"rateLimit"`
+	Signing   string             `json:"signing"`
+	Secret    string             `json:"secret,omitempty"`
+	PublicKey string             `json:"publicKey,omitempty"`
+	CreatedAt time.Time          `json:"createdAt"`
+	UpdatedAt time.Time          `json:"updatedAt"`
 	// Health is shown by GET and lists only.
 	Health *healthResponse `json:"health,omitempty"`
 }
@@ -110,10 +112,25 @@ func newWebhookResponse(w store.Webhook) webhookResponse {
 		Description: w.Description,
 		IsActive:    w.IsActive,
 		Disabled:    newDisabledResponse(w),
+		RateLimit:   newRateLimitResponse(w),
 		Signing:     w.Signing,
 		CreatedAt:   w.CreatedAt.UTC(),
 		UpdatedAt:   w.UpdatedAt.UTC(),
 	}
+}
+
+// rateLimitResponse is a webhook's rate limit.
+type rateLimitResponse struct {
+	PerSecond float64 `json:"perSecond"`
+	Burst     int     `json:"burst"`
+}
+
+func newRateLimitResponse(w store.Webhook) *rateLimitResponse {
+	limit := w.Limit()
+	if limit == nil {
+		return nil
+	}
+	return &rateLimitResponse{PerSecond: limit.PerSecond, Burst: limit.Burst}
 }
 
 // disabledResponse is why surveyhooks turned a webhook off (delivery.DisablePolicy).
@@ -369,6 +386,12 @@ func (s *Server) checkWebhookChange(ctx context.Context, m *members, in webhookI
 	}
 	if notNull(m, "isActive", in.IsActive) {
 		u.IsActive = &in.IsActive.Value
+	}
+	if in.RateLimit.Null {
+		u.RateLimit = &store.RateLimit{}
+	} else if in.RateLimit.usable() {
+		limit := checkRateLimit(m, in.RateLimit.Value)
+		u.RateLimit = &limit
 	}
 	return u, nil
 }

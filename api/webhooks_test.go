@@ -247,6 +247,15 @@ func createCases() []invalidCase {
 		bad("null", "null"),
 		bad("array", "[]"),
 		bad("string", `"hello"`),
+		bad("rateLimit not an object", body(`rateLimit=5`), "rateLimit"),
+		bad("rateLimit without perSecond", body(`rateLimit={"burst":2}`), "rateLimit.perSecond"),
+		bad("rateLimit zero", body(`rateLimit={"perSecond":0}`), "rateLimit.perSecond"),
+		bad("rateLimit negative", body(`rateLimit={"perSecond":-1}`), "rateLimit.perSecond"),
+		bad("rateLimit too high", body(`rateLimit={"perSecond":10001}`), "rateLimit.perSecond"),
+		bad("rateLimit burst zero", body(`rateLimit={"perSecond":5,"burst":0}`), "rateLimit.burst"),
+		bad("rateLimit burst fraction", body(`rateLimit={"perSecond":5,"burst":1.5}`), "rateLimit.burst"),
+		bad("rateLimit burst null", body(`rateLimit={"perSecond":5,"burst":null}`), "rateLimit.burst"),
+		bad("rateLimit unknown member", body(`rateLimit={"perSecond":5,"perMinute":300}`), "rateLimit.perMinute"),
 		bad("malformed", `{"name": "n",}`),
 		bad("truncated", `{"name": "n"`),
 		bad("trailing data", body("")+` {}`),
@@ -342,6 +351,8 @@ func TestWebhookUpdateValidation(t *testing.T) {
 		bad("surveyId other", `{"surveyId":"survey-2"}`, "surveyId"),
 		bad("unknown field", `{"createdAt":"2024-01-01T00:00:00Z"}`, "createdAt"),
 		bad("valid and invalid together", `{"name":"ok","url":"https://u@example.com"}`, "url"),
+		bad("rateLimit without perSecond", `{"rateLimit":{}}`, "rateLimit.perSecond"),
+		bad("rateLimit and an invalid name", `{"rateLimit":{"perSecond":5},"name":""}`, "name"),
 		bad("empty body", ""),
 		bad("not an object", `["name"]`),
 		bad("trailing data", `{"name":"x"}{"name":"y"}`),
@@ -645,4 +656,28 @@ func TestWebhookMaxBodyBytes(t *testing.T) {
 	require.Equal(t, 0, countWebhooks(t, b))
 	resp = b.do(t, http.MethodPost, webhooksPath, `{"name":"n","url":"https://a.io","events":["*"]}`)
 	require.Equal(t, http.StatusCreated, resp.status, string(resp.body))
+}
+
+// A webhook's rate limit is set at creation, shown, changed, kept by other changes and
+// removed with null.
+func TestWebhookRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	created := createWebhook(t, b, "survey-1", `{"name":"n","url":"https://example.com/h","events":["*"],"rateLimit":{"perSecond":2.5}}`)
+	require.Equal(t, &rateLimitResponse{PerSecond: 2.5, Burst: 1}, created.RateLimit, "burst defaults to 1")
+	path := webhooksPath + "/" + created.ID.String()
+	for _, step := range []struct {
+		body string
+		want *rateLimitResponse
+	}{
+		{`{"rateLimit":{"perSecond":5,"burst":10}}`, &rateLimitResponse{PerSecond: 5, Burst: 10}},
+		{`{"name":"renamed"}`, &rateLimitResponse{PerSecond: 5, Burst: 10}},
+		{`{"rateLimit":null}`, nil},
+	} {
+		resp := b.do(t, http.MethodPatch, path, step.body)
+		require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+		require.Equal(t, step.want, decode[webhookResponse](t, resp).RateLimit, step.body)
+		resp = b.do(t, http.MethodGet, path, "")
+		require.Contains(t, string(resp.body), `"rateLimit":`, "shown, null when none")
+	}
 }

@@ -809,6 +809,19 @@ type PublicKey struct {
 	PublicKey string `json:"publicKey"`
 }
 
+// RateLimit Bounds the requests sent to the webhook across every worker together (a generic cell rate algorithm in PostgreSQL): perSecond on average, with up to burst at once. A delivery that would go past it waits for its turn, and the wait costs no attempt of the retry schedule. Whatever the limit, a receiver that answers 429, or 503 with Retry-After, pauses every delivery of the webhook for the time it asks (5 s for a 429 without Retry-After, at most 1 h).
+type RateLimit struct {
+	// Burst Requests that may go at once, above the rate.
+	//
+	// Example: 5
+	Burst *int `json:"burst,omitempty"`
+
+	// PerSecond Requests a second, on average.
+	//
+	// Example: 5
+	PerSecond float32 `json:"perSecond"`
+}
+
 // Ready defines model for Ready.
 type Ready struct {
 	// Checks Example: {"postgres":"ok","temporal":"ok"}
@@ -937,6 +950,9 @@ type Webhook struct {
 	// Example: Patient Survey Completion
 	Name string `json:"name"`
 
+	// RateLimit The webhook's rate limit; null for none.
+	RateLimit *RateLimit `json:"rateLimit"`
+
 	// Signing How requests are signed: "hmac" (the default) with a shared secret, HMAC-SHA256 in the profile header (SURVEYHOOKS_SIGNATURE_HEADER) and in Standard Webhooks v1 signatures; or "ed25519", Standard Webhooks v1a signatures that receivers verify with the webhook's public key (GET .../public-key), with no shared secret. Chosen at creation; never changes.
 	Signing WebhookSigning `json:"signing"`
 
@@ -973,6 +989,9 @@ type WebhookCreate struct {
 	//
 	// Example: Patient Survey Completion
 	Name string `json:"name"`
+
+	// RateLimit A rate limit for the webhook's requests; leave it out or send null for none.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 
 	// Secret Your own signing secret: 16 to 256 printable ASCII characters without spaces. When absent a secret "whsec_" + base64(32 random bytes) is generated. Refused with signing "ed25519", whose key pair surveyhooks makes.
 	//
@@ -1039,6 +1058,9 @@ type WebhookCreated struct {
 	//
 	// Example: whpk_165ZtLhPHcwFv/1MIbJkbHWgEqNNs2MowNbIF1OOZ84=
 	PublicKey *string `json:"publicKey,omitempty"`
+
+	// RateLimit The webhook's rate limit; null for none.
+	RateLimit *RateLimit `json:"rateLimit"`
 
 	// Secret HMAC webhooks only: the signing secret; store it. Later shown by GET .../secret.
 	Secret *string `json:"secret,omitempty"`
@@ -1134,6 +1156,9 @@ type WebhookUpdate struct {
 	//
 	// Example: Patient Survey Completion
 	Name *string `json:"name,omitempty"`
+
+	// RateLimit A new rate limit; null removes it.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 
 	// SurveyID Optional on a survey's webhook, where it must equal the surveyId of the path; refused on an account-wide webhook (use surveyIds).
 	SurveyID *string `json:"surveyId,omitempty"`

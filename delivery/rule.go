@@ -32,12 +32,15 @@ type State struct {
 	NextAttemptAt *time.Time
 	// WebhookActive is false once the webhook was deactivated.
 	WebhookActive bool
+	// PausedUntil is when the pause its receiver asked for ends (429, or 503 with
+	// Retry-After); nil when none was asked.
+	PausedUntil *time.Time
 }
 
 // Verdict is the rule's answer: send now, wait, or do not send (and why).
 type Verdict struct {
 	Action Action
-	// Wait is how long until the attempt is due (ActionWait).
+	// Wait is how long until the attempt is due (ActionWait, ActionHold).
 	Wait time.Duration
 	// Reason says why nothing is sent (ActionSkip, ActionEnd, ActionRefuse).
 	Reason string
@@ -57,6 +60,9 @@ const (
 	ActionEnd
 	// ActionRefuse: the webhook is inactive; the delivery ends failed.
 	ActionRefuse
+	// ActionHold: the receiver asked for a pause; the attempt goes when it ends, and the
+	// wait costs no attempt of the schedule.
+	ActionHold
 )
 
 // Decide is the one rule for "may this delivery be sent now?", which the API applies before
@@ -64,19 +70,22 @@ const (
 //   - a delivered delivery is sent again only when forced;
 //   - an inactive webhook gets test attempts only;
 //   - the schedule (trigger auto) never goes past its end, and never ahead of the time the
-//     last attempt set for the next one; a person's retry or a test goes at once.
+//     last attempt set for the next one; a person's retry or a test goes at once;
+//   - nothing but a test goes while the receiver's pause runs: a test is one request a
+//     person asked for, and shows them what the receiver answers now.
 func Decide(st State, trigger string, force bool, now time.Time) Verdict {
 	switch {
 	case st.Status == StatusDelivered && !force:
 		return Verdict{Action: ActionSkip, Reason: "already delivered"}
 	case !st.WebhookActive && trigger != TriggerTest:
 		return Verdict{Action: ActionRefuse, Reason: "the webhook is inactive"}
-	case trigger != TriggerAuto:
-		return Verdict{Action: ActionSend}
-	case st.Status == StatusFailed:
+	case trigger == TriggerAuto && st.Status == StatusFailed:
 		return Verdict{Action: ActionEnd, Reason: fmt.Sprintf("the schedule ended after %d attempts", st.AttemptCount)}
-	case st.NextAttemptAt != nil && now.Before(*st.NextAttemptAt):
+	case trigger == TriggerAuto && st.NextAttemptAt != nil && now.Before(*st.NextAttemptAt):
 		return Verdict{Action: ActionWait, Wait: st.NextAttemptAt.Sub(now)}
+	case trigger != TriggerTest && st.PausedUntil != nil && now.Before(*st.PausedUntil):
+		return Verdict{Action: ActionHold, Wait: st.PausedUntil.Sub(now),
+			Reason: "the receiver asked for a pause until " + st.PausedUntil.UTC().Format(time.RFC3339)}
 	}
 	return Verdict{Action: ActionSend}
 }
@@ -129,4 +138,29 @@ func (p DisablePolicy) DisableReason(statusCode, consecutiveFailures int, failin
 			now.Sub(*failingSince).Round(time.Second), consecutiveFailures, failingSince.UTC().Format(time.RFC3339))
 	}
 	return ""
+}
+
+// Bounds of the pause a receiver asks for.
+const (
+	// DefaultPause is how long a 429 without Retry-After pauses its webhook.
+	DefaultPause = 5 * time.Second
+	// MaxPause caps the pause a Retry-After asks for, so that a receiver's mistake (a
+	// Retry-After of days) cannot stop a webhook for longer than the schedule's own waits.
+	MaxPause = time.Hour
+)
+
+// PauseFor is the one rule for "does this answer pause the webhook, and for how long?": a
+// 429 Too Many Requests pauses it for its Retry-After (DefaultPause without one), a 503
+// Service Unavailable with a Retry-After for that time, at most MaxPause. Every delivery of
+// the webhook then waits (ActionHold) without the wait costing an attempt; the attempt that
+// was answered so is recorded as a failed one and retried on the schedule, no sooner than
+// the Retry-After. 0 means no pause.
+func PauseFor(statusCode int, retryAfter time.Duration) time.Duration {
+	switch {
+	case statusCode == http.StatusTooManyRequests && retryAfter <= 0:
+		return DefaultPause
+	case statusCode == http.StatusTooManyRequests, statusCode == http.StatusServiceUnavailable && retryAfter > 0:
+		return min(retryAfter, MaxPause)
+	}
+	return 0
 }

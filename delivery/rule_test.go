@@ -31,12 +31,19 @@ func TestDecide(t *testing.T) {
 		{"inactive webhook", State{Status: StatusRetrying, WebhookActive: false}, TriggerAuto, false, ActionRefuse},
 		{"inactive webhook, manual", State{Status: StatusFailed, WebhookActive: false}, TriggerManual, false, ActionRefuse},
 		{"inactive webhook, test", State{Status: StatusPending, WebhookActive: false}, TriggerTest, false, ActionSend},
+		{"paused", State{Status: StatusPending, WebhookActive: true, PausedUntil: &later}, TriggerAuto, false, ActionHold},
+		{"paused, manual", State{Status: StatusFailed, WebhookActive: true, PausedUntil: &later}, TriggerManual, false, ActionHold},
+		{"paused, test", State{Status: StatusPending, WebhookActive: true, PausedUntil: &later}, TriggerTest, false, ActionSend},
+		{"pause over", State{Status: StatusRetrying, WebhookActive: true, PausedUntil: &earlier}, TriggerAuto, false, ActionSend},
+		{"paused, schedule over", State{Status: StatusFailed, WebhookActive: true, PausedUntil: &later}, TriggerAuto, false, ActionEnd},
+		{"paused, delivered", State{Status: StatusDelivered, WebhookActive: true, PausedUntil: &later}, TriggerManual, false, ActionSkip},
+		{"paused, inactive", State{Status: StatusPending, WebhookActive: false, PausedUntil: &later}, TriggerAuto, false, ActionRefuse},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Decide(tt.st, tt.trigger, tt.force, now)
 			require.Equal(t, tt.want, got.Action, got.Reason)
-			if got.Action == ActionWait {
+			if got.Action == ActionWait || got.Action == ActionHold {
 				require.Equal(t, time.Minute, got.Wait)
 			}
 			if got.Action != ActionSend && got.Action != ActionWait {
@@ -101,4 +108,25 @@ func TestFailing(t *testing.T) {
 	require.False(t, p.Failing(5, 6), "once per streak")
 	require.False(t, p.Failing(2, 4))
 	require.False(t, DisablePolicy{}.Failing(0, 100), "0 sends none")
+}
+
+func TestPauseFor(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		status     int
+		retryAfter time.Duration
+		want       time.Duration
+	}{
+		{429, 10 * time.Second, 10 * time.Second},
+		{429, 0, DefaultPause},
+		{429, 48 * time.Hour, MaxPause},
+		{503, 30 * time.Second, 30 * time.Second},
+		{503, 0, 0},
+		{500, 30 * time.Second, 0},
+		{408, 30 * time.Second, 0},
+		{200, 0, 0},
+		{0, 0, 0},
+	} {
+		require.Equal(t, tt.want, PauseFor(tt.status, tt.retryAfter), "%d Retry-After %s", tt.status, tt.retryAfter)
+	}
 }

@@ -344,7 +344,8 @@ func (s *Service) Retry(ctx context.Context, webhookID, deliveryID uuid.UUID, fo
 
 // StateOf is what the rule for sending reads of a delivery's target.
 func StateOf(t store.Target) State {
-	return State{Status: t.Status, AttemptCount: t.AttemptCount, NextAttemptAt: t.NextAttemptAt, WebhookActive: t.Webhook.IsActive}
+	return State{Status: t.Status, AttemptCount: t.AttemptCount, NextAttemptAt: t.NextAttemptAt,
+		WebhookActive: t.Webhook.IsActive, PausedUntil: t.PausedUntil}
 }
 
 // Tested is the outcome of a webhook test.

@@ -196,6 +196,9 @@ var deleteAccountQueries = []struct{ what, query string }{
 	{"webhook health", `DELETE FROM webhook_health WHERE webhook_id IN (
 		SELECT h.webhook_id FROM webhooks w JOIN webhook_health h ON h.webhook_id = w.id
 		WHERE w.account_id = $1 LIMIT $2)`},
+	{"webhook throttles", `DELETE FROM webhook_throttle WHERE webhook_id IN (
+		SELECT t.webhook_id FROM webhooks w JOIN webhook_throttle t ON t.webhook_id = w.id
+		WHERE w.account_id = $1 LIMIT $2)`},
 	{"webhooks", `DELETE FROM webhooks WHERE id IN (
 		SELECT id FROM webhooks WHERE account_id = $1 LIMIT $2)`},
 	{"api keys", `DELETE FROM api_keys WHERE id IN (

@@ -64,6 +64,7 @@ func accountRows(t *testing.T, db *sqlx.DB, accountID string) map[string]int64 {
 		"events":            `SELECT count(*) FROM events WHERE account_id = $1`,
 		"webhook stats":     `SELECT count(*) FROM webhook_stats s JOIN webhooks w ON w.id = s.webhook_id WHERE w.account_id = $1`,
 		"webhook health":    `SELECT count(*) FROM webhook_health h JOIN webhooks w ON w.id = h.webhook_id WHERE w.account_id = $1`,
+		"webhook throttles": `SELECT count(*) FROM webhook_throttle x JOIN webhooks w ON w.id = x.webhook_id WHERE w.account_id = $1`,
 		"webhooks":          `SELECT count(*) FROM webhooks WHERE account_id = $1`,
 		"api keys":          `SELECT count(*) FROM api_keys WHERE account_id = $1`,
 		"audit entries":     `SELECT count(*) FROM audit_log WHERE account_id = $1`,
@@ -78,7 +79,7 @@ func accountRows(t *testing.T, db *sqlx.DB, accountID string) map[string]int64 {
 // requireNoOrphanHealth checks that no health or stats row outlives its webhook.
 func requireNoOrphanHealth(t *testing.T, db *sqlx.DB) {
 	t.Helper()
-	for _, table := range []string{"webhook_health", "webhook_stats"} {
+	for _, table := range []string{"webhook_health", "webhook_stats", "webhook_throttle"} {
 		var n int
 		require.NoError(t, db.Get(&n, `SELECT count(*) FROM `+table+` x WHERE NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = x.webhook_id)`))
 		require.Zero(t, n, table)
@@ -106,6 +107,9 @@ func seedAccount(t *testing.T, st *store.Store, db *sqlx.DB, accountID string, a
 	_, err = db.ExecContext(ctx, `INSERT INTO webhook_health (webhook_id, consecutive_failures)
 		SELECT id, 1 FROM webhooks WHERE account_id = $1`, accountID)
 	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `INSERT INTO webhook_throttle (webhook_id, paused_until)
+		SELECT id, now() FROM webhooks WHERE account_id = $1`, accountID)
+	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, `INSERT INTO webhook_stats (webhook_id, bucket, attempts, successes, failures, latency_counts)
 		SELECT id, date_trunc('hour', now()) - h * interval '1 hour', 1, 1, 0, '{1}'
 		FROM webhooks, generate_series(0, 1) h WHERE account_id = $1`, accountID)
@@ -131,7 +135,7 @@ func TestDeleteAccount(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, doomed, deleted)
 	nothing := map[string]int64{"delivery attempts": 0, "deliveries": 0, "events": 0, "webhook stats": 0,
-		"webhook health": 0, "webhooks": 0, "api keys": 0, "audit entries": 0}
+		"webhook health": 0, "webhook throttles": 0, "webhooks": 0, "api keys": 0, "audit entries": 0}
 	require.Equal(t, nothing, accountRows(t, db, "acct-doomed"))
 	require.Equal(t, kept, accountRows(t, db, "acct-kept"))
 	requireNoOrphanHealth(t, db)

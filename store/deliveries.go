@@ -119,7 +119,9 @@ type Target struct {
 	EventID       string     `db:"event_id"`
 	EventType     string     `db:"event_type"`
 	Body          []byte     `db:"body"`
-	Webhook       Webhook    `db:"-"`
+	// PausedUntil is when the webhook's pause ends (PauseWebhook), nil when none was asked.
+	PausedUntil *time.Time `db:"paused_until"`
+	Webhook     Webhook    `db:"-"`
 }
 
 // targetRow is a Target as read, with its webhook's secrets and signing keys sealed.
@@ -133,14 +135,17 @@ SELECT d.id AS delivery_id, d.status, d.attempt_count, d.next_attempt_at, e.id A
 	w.id AS "webhook.id", w.account_id AS "webhook.account_id",
 	coalesce(w.survey_id, '') AS "webhook.survey_id", w.survey_ids AS "webhook.survey_ids", w.name AS "webhook.name",
 	w.url AS "webhook.url", w.events AS "webhook.events", w.description AS "webhook.description",
-	w.is_active AS "webhook.is_active", w.signing AS "webhook.signing", w.secret_sealed AS "webhook.secret_sealed",
+	w.is_active AS "webhook.is_active", w.rate_limit AS "webhook.rate_limit", w.rate_burst AS "webhook.rate_burst",
+	w.signing AS "webhook.signing", w.secret_sealed AS "webhook.secret_sealed",
 	w.previous_secret_sealed AS "webhook.previous_secret_sealed", w.signing_key_sealed AS "webhook.signing_key_sealed",
 	w.previous_signing_key_sealed AS "webhook.previous_signing_key_sealed",
 	w.previous_secret_expires_at AS "webhook.previous_secret_expires_at",
 	w.created_at AS "webhook.created_at", w.updated_at AS "webhook.updated_at"
+	, t.paused_until
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN webhooks w ON w.id = d.webhook_id
+LEFT JOIN webhook_throttle t ON t.webhook_id = w.id
 WHERE d.id = $1`
 
 // GetTarget loads what an attempt of the delivery needs in one round trip. ErrNotFound means

@@ -50,6 +50,10 @@ type Webhook struct {
 	// DisabledReason; nil for an active webhook or one a person turned off.
 	DisabledAt     *time.Time `db:"disabled_at"`
 	DisabledReason string     `db:"disabled_reason"`
+	// RateLimit, when set, bounds the requests per second sent to the webhook across all
+	// workers, with up to RateBurst at once (Limit); RateBurst is 0 without it.
+	RateLimit *float64 `db:"rate_limit"`
+	RateBurst int      `db:"rate_burst"`
 	// Signing is SigningHMAC (with Secret) or SigningEd25519 (with SigningKey); it never
 	// changes. CreateWebhook takes "" as SigningHMAC.
 	Signing string `db:"signing"`

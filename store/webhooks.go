@@ -16,7 +16,7 @@ import (
 // caller should hold it (retention and every write to the row clear it for good). An
 // account-wide webhook's survey_id reads as "".
 const webhookColumns = `id, account_id, coalesce(survey_id, '') AS survey_id, survey_ids, name, url, events,
-	description, is_active, disabled_at, disabled_reason, signing, secret_sealed, signing_key_sealed,
+	description, is_active, disabled_at, disabled_reason, rate_limit, rate_burst, signing, secret_sealed, signing_key_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_sealed END AS previous_secret_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_signing_key_sealed END AS previous_signing_key_sealed,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_expires_at,
@@ -35,8 +35,8 @@ const keepLivePreviousSecret = `
 
 const insertWebhookQuery = `INSERT INTO webhooks
 	(id, account_id, survey_id, survey_ids, name, url, events, description, is_active, signing, secret_sealed,
-	 signing_key_sealed)
-	VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	 signing_key_sealed, rate_limit, rate_burst)
+	VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 	RETURNING ` + webhookColumns
 
 const getWebhookQuery = `SELECT ` + webhookColumns + ` FROM webhooks
@@ -49,7 +49,8 @@ const listWebhooksQuery = `SELECT ` + webhookColumns + ` FROM webhooks
 	LIMIT $4`
 
 // updateWebhookQuery changes only the columns whose argument is not NULL; survey_ids is
-// set when $10 is true (to $9, NULL meaning every survey). Turning a webhook on clears
+// set when $10 is true (to $9, NULL meaning every survey), and the rate limit when $11 is
+// (to $12 and $13, NULL and 0 meaning none). Turning a webhook on clears
 // why it was disabled.
 const updateWebhookQuery = `UPDATE webhooks SET
 	name = COALESCE($4, name),
@@ -60,6 +61,8 @@ const updateWebhookQuery = `UPDATE webhooks SET
 	disabled_at = CASE WHEN $8 THEN NULL ELSE disabled_at END,
 	disabled_reason = CASE WHEN $8 THEN '' ELSE disabled_reason END,
 	survey_ids = CASE WHEN $10::boolean THEN $9::text[] ELSE survey_ids END,
+	rate_limit = CASE WHEN $11::boolean THEN $12::double precision ELSE rate_limit END,
+	rate_burst = CASE WHEN $11::boolean THEN $13::integer ELSE rate_burst END,
 	updated_at = now(),` + keepLivePreviousSecret + `
 	WHERE ` + inScope + ` AND id = $3
 	RETURNING ` + webhookColumns
@@ -114,7 +117,8 @@ const countActiveWebhooksQuery = `SELECT count(*) FROM webhooks WHERE is_active`
 const deleteWebhookQuery = `DELETE FROM webhooks WHERE ` + inScope + ` AND id = $3`
 
 const deleteWebhookHealthQuery = `
-WITH health AS (DELETE FROM webhook_health WHERE webhook_id = $1)
+WITH health AS (DELETE FROM webhook_health WHERE webhook_id = $1),
+	throttle AS (DELETE FROM webhook_throttle WHERE webhook_id = $1)
 DELETE FROM webhook_stats WHERE webhook_id = $1`
 
 // rotateWebhookSecretQuery keeps the current secret, or an ed25519 webhook's signing key, as
@@ -170,7 +174,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 	var row webhookRow
 	err = s.q.GetContext(ctx, &row, insertWebhookQuery,
 		id, w.AccountID, w.SurveyID, surveyIDsArg(w.SurveyIDs), w.Name, w.URL, w.Events, w.Description, w.IsActive,
-		w.Signing, secret, key)
+		w.Signing, secret, key, w.RateLimit, w.RateBurst)
 	if err != nil {
 		return Webhook{}, fmt.Errorf("insert webhook: %w", mapError(err))
 	}
@@ -218,6 +222,8 @@ type WebhookUpdate struct {
 	// SurveyIDs sets an account-wide webhook's filter; a nil filter in it means every
 	// survey.
 	SurveyIDs *[]string
+	// RateLimit sets the webhook's rate limit; one with PerSecond 0 removes it.
+	RateLimit *RateLimit
 }
 
 // Apply makes u's changes to w.
@@ -240,12 +246,19 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 	if u.SurveyIDs != nil {
 		w.SurveyIDs = *u.SurveyIDs
 	}
+	if u.RateLimit != nil {
+		w.RateLimit, w.RateBurst = nil, 0
+		if u.RateLimit.PerSecond > 0 {
+			perSecond := u.RateLimit.PerSecond
+			w.RateLimit, w.RateBurst = &perSecond, u.RateLimit.Burst
+		}
+	}
 }
 
 // IsZero reports whether u changes nothing.
 func (u WebhookUpdate) IsZero() bool {
 	return u.Name == nil && u.URL == nil && u.Events == nil && u.Description == nil && u.IsActive == nil &&
-		u.SurveyIDs == nil
+		u.SurveyIDs == nil && u.RateLimit == nil
 }
 
 // UpdateWebhook applies u to the webhook id in scope and returns the stored row, or
@@ -262,10 +275,16 @@ func (s *Store) UpdateWebhook(ctx context.Context, scope Scope, id uuid.UUID, u 
 	if u.SurveyIDs != nil {
 		surveyIDs = surveyIDsArg(*u.SurveyIDs)
 	}
+	var perSecond *float64
+	var burst int
+	if u.RateLimit != nil && u.RateLimit.PerSecond > 0 {
+		perSecond, burst = &u.RateLimit.PerSecond, u.RateLimit.Burst
+	}
 	var row webhookRow
 	err := s.atomically(ctx, func(q queryer) error {
 		err := q.GetContext(ctx, &row, updateWebhookQuery,
-			scope.AccountID, scope.SurveyID, id, u.Name, u.URL, events, u.Description, u.IsActive, surveyIDs, u.SurveyIDs != nil)
+			scope.AccountID, scope.SurveyID, id, u.Name, u.URL, events, u.Description, u.IsActive, surveyIDs, u.SurveyIDs != nil,
+			u.RateLimit != nil, perSecond, burst)
 		if err != nil || u.IsActive == nil || !*u.IsActive {
 			return err
 		}

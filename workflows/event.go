@@ -104,9 +104,10 @@ func (r *eventRun) start(ctx workflow.Context, d *target, in activities.DeliverI
 
 // deliver runs d through its schedule. The run's first attempt (the one in asks for) is a
 // local activity, so that it leaves within the workflow task that asked for it; while it
-// fails, the schedule's next attempts are the Deliver activity, which Temporal retries at
-// the delays Deliver returns until the delivery ends. A retry request cancels that wait and
-// starts the run again with a manual attempt.
+// fails, or is held because its endpoint cannot take it now, the schedule's next attempts
+// are the Deliver activity, which Temporal retries at the delays Deliver returns until the
+// delivery ends. A retry request cancels that wait and starts the run again with a manual
+// attempt.
 func (r *eventRun) deliver(ctx workflow.Context, d *target, in activities.DeliverInput) {
 	for {
 		res, err := r.attemptNow(ctx, d, in)
@@ -114,7 +115,16 @@ func (r *eventRun) deliver(ctx workflow.Context, d *target, in activities.Delive
 			r.finish(ctx, d, res, err)
 			return
 		}
-		d.Status = delivery.StatusRetrying
+		if wait, held := activities.HeldFor(err); held {
+			// The schedule's first try goes when the hold ends: asked at once, it would be
+			// held again, and a rate limit's turn given to this attempt would go unused.
+			if err := workflow.Sleep(ctx, wait); err != nil {
+				r.finish(ctx, d, res, err)
+				return
+			}
+		} else {
+			d.Status = delivery.StatusRetrying
+		}
 		res, req, err := r.attemptOnSchedule(ctx, d)
 		if req == nil {
 			r.finish(ctx, d, res, err)
@@ -125,8 +135,25 @@ func (r *eventRun) deliver(ctx workflow.Context, d *target, in activities.Delive
 }
 
 // attemptNow makes one attempt of d as a local activity; its failure is left to the
-// caller, never retried here.
+// caller, never retried here. An attempt a person asked for (a retry, a test) that is held
+// waits here for as long as Deliver says and goes again, so that it keeps its trigger; the
+// schedule's own attempt goes on the schedule's path instead, whose retries add nothing to
+// the workflow's history.
 func (r *eventRun) attemptNow(ctx workflow.Context, d *target, in activities.DeliverInput) (activities.DeliverResult, error) {
+	for {
+		res, err := r.attemptOnce(ctx, d, in)
+		wait, held := activities.HeldFor(err)
+		if !held || in.Trigger == delivery.TriggerAuto {
+			return res, err
+		}
+		if err := workflow.Sleep(ctx, wait); err != nil {
+			return res, err
+		}
+		in.Held++
+	}
+}
+
+func (r *eventRun) attemptOnce(ctx workflow.Context, d *target, in activities.DeliverInput) (activities.DeliverResult, error) {
 	r.attemptsNow++
 	defer func() { r.attemptsNow-- }()
 	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/keyring"
@@ -54,6 +55,9 @@ type config struct {
 	Disable delivery.DisablePolicy
 	// RecoveryRate bounds the retries a recovery asks for per second.
 	RecoveryRate float64
+	// EndpointConcurrency bounds each worker's attempts in flight to one endpoint; negative
+	// for no bound.
+	EndpointConcurrency int
 	// NoticeAccount also gets every account's notices (webhook.disabled); "" for none.
 	NoticeAccount string
 	// Retention is how long delivery history is kept; 0 keeps it forever.
@@ -125,6 +129,7 @@ var knownVariables = []string{
 	"SURVEYHOOKS_DISABLE_MIN_FAILURES",
 	"SURVEYHOOKS_FAILING_AFTER",
 	"SURVEYHOOKS_RECOVERY_RATE",
+	"SURVEYHOOKS_ENDPOINT_CONCURRENCY",
 	"SURVEYHOOKS_NOTICE_ACCOUNT",
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -159,7 +164,8 @@ func loadConfig(lookup envLookup) (config, error) {
 		RateLimit:         api.DefaultRateLimit,
 		Disable: delivery.DisablePolicy{After: delivery.DefaultDisableAfter, MinFailures: delivery.DefaultDisableMinFailures,
 			FailingAfter: delivery.DefaultFailingAfter},
-		RecoveryRate: delivery.DefaultRecoveryRate,
+		RecoveryRate:        delivery.DefaultRecoveryRate,
+		EndpointConcurrency: activities.DefaultEndpointConcurrency,
 	}
 	var problems []string
 	str := func(name string, dst *string) {
@@ -332,6 +338,16 @@ func loadConfig(lookup envLookup) (config, error) {
 			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_RECOVERY_RATE=%q must be a positive number of retries a second, such as 20", v))
 		}
 		cfg.RecoveryRate = f
+	}
+	if v, ok := lookup("SURVEYHOOKS_ENDPOINT_CONCURRENCY"); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_ENDPOINT_CONCURRENCY=%q must be the number of attempts one worker may have in flight to one endpoint, such as 16, or 0 for no bound", v))
+		}
+		cfg.EndpointConcurrency = n
+		if n == 0 {
+			cfg.EndpointConcurrency = -1
+		}
 	}
 	if v, ok := lookup("SURVEYHOOKS_DB_MAX_CONNS"); ok && strings.TrimSpace(v) != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(v))

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/keyring"
@@ -116,6 +117,19 @@ func TestLoadConfigRecoveryRate(t *testing.T) {
 	for _, bad := range []string{"0", "-1", "fast", "Inf"} {
 		_, err = loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_RECOVERY_RATE": bad}))
 		require.ErrorContains(t, err, "SURVEYHOOKS_RECOVERY_RATE=", bad)
+	}
+}
+
+func TestLoadConfigEndpointConcurrency(t *testing.T) {
+	t.Parallel()
+	for value, want := range map[string]int{"": activities.DefaultEndpointConcurrency, "4": 4, " 64 ": 64, "0": -1} {
+		cfg, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_ENDPOINT_CONCURRENCY": value}))
+		require.NoError(t, err, value)
+		require.Equal(t, want, cfg.EndpointConcurrency, value)
+	}
+	for _, bad := range []string{"-1", "many", "1.5"} {
+		_, err := loadConfig(mapLookup(map[string]string{"SURVEYHOOKS_ENDPOINT_CONCURRENCY": bad}))
+		require.ErrorContains(t, err, "SURVEYHOOKS_ENDPOINT_CONCURRENCY=", bad)
 	}
 }
 

@@ -151,7 +151,8 @@ func newActivities(cfg config, st *store.Store, logger *slog.Logger) *activities
 	if err != nil {
 		logger.Warn("delivery metrics are incomplete", "err", err)
 	}
-	return activities.New(st, cfg.urlPolicy().Client(), activities.Config{Schedule: cfg.schedule(), Signature: cfg.Signature, Disable: cfg.Disable, NoticeAccount: cfg.NoticeAccount}, logger,
+	return activities.New(st, cfg.urlPolicy().Client(), activities.Config{Schedule: cfg.schedule(), Signature: cfg.Signature,
+		Disable: cfg.Disable, NoticeAccount: cfg.NoticeAccount, EndpointConcurrency: cfg.EndpointConcurrency}, logger,
 		activities.WithMetrics(metrics),
 		activities.WithTracing(otel.GetTracerProvider(), receiverPropagator(cfg)))
 }
