@@ -113,7 +113,7 @@ func New(st *store.Store, client *http.Client, cfg Config, logger *slog.Logger, 
 	}
 	a := &Activities{store: st, client: client, cfg: cfg, logger: logger, now: time.Now,
 		tracer: noop.NewTracerProvider().Tracer(TracerName), recorder: newRecorder(st),
-		gate: newEndpointGate(cfg.EndpointConcurrency)}
+		gate: newEndpointGate(cfg.EndpointConcurrency, cfg.Schedule.AttemptTimeout)}
 	for _, opt := range opts {
 		opt(a)
 	}

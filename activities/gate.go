@@ -30,9 +30,12 @@ const ErrTypeHeld = "DeliveryAttemptHeld"
 // bounded share of the worker's activity slots and connections.
 const DefaultEndpointConcurrency = 16
 
-// Bounds of the wait of an attempt held because its endpoint is busy: it doubles with each
-// hold of the same attempt, so that deliveries waiting on a hanging endpoint ask less and
-// less often.
+// Bounds of the wait of an attempt held because its endpoint is busy. The wait starts at
+// how long the endpoint's oldest attempt in flight has been waiting for its answer (at
+// least minBusyWait), or at the attempt timeout while the endpoint is probed, and doubles
+// with each hold of the same attempt, so that deliveries waiting on a slow or hanging
+// endpoint ask seldom: each try costs a task and a read, which the healthy endpoints'
+// deliveries need.
 const (
 	minBusyWait = time.Second
 	maxBusyWait = 5 * time.Minute
@@ -45,50 +48,69 @@ const (
 // limit slots for the attempt timeout each.
 type endpointGate struct {
 	limit int
-	mu    sync.Mutex
-	hosts map[string]*endpointState
+	// timeout is the attempt timeout: how long a probe may hang.
+	timeout time.Duration
+	mu      sync.Mutex
+	hosts   map[string]*endpointState
+	next    uint64
 }
 
 type endpointState struct {
-	inFlight int
+	// inFlight holds the start of each attempt in flight, by a number of the gate's.
+	inFlight map[uint64]time.Time
 	// probing: the last attempt that ended timed out.
 	probing bool
 }
 
-func newEndpointGate(limit int) *endpointGate {
-	return &endpointGate{limit: limit, hosts: map[string]*endpointState{}}
+func newEndpointGate(limit int, timeout time.Duration) *endpointGate {
+	return &endpointGate{limit: limit, timeout: timeout, hosts: map[string]*endpointState{}}
 }
 
-// enter takes a place for one attempt to host, or reports false when there is none now.
-// leave gives it back with whether the attempt timed out.
-func (g *endpointGate) enter(host string) (leave func(timedOut bool), ok bool) {
+// enter takes a place for one attempt to host at now, or, when there is none, returns how
+// long an attempt held for the held-th time should wait (busyWait). leave gives the place
+// back with whether the attempt timed out.
+func (g *endpointGate) enter(host string, now time.Time, held int) (leave func(timedOut bool), wait time.Duration) {
 	if g == nil || g.limit <= 0 {
-		return func(bool) {}, true
+		return func(bool) {}, 0
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st := g.hosts[host]
 	if st == nil {
-		st = &endpointState{}
+		st = &endpointState{inFlight: map[uint64]time.Time{}}
 		g.hosts[host] = st
 	}
 	limit := g.limit
 	if st.probing {
 		limit = 1
 	}
-	if st.inFlight >= limit {
-		return nil, false
+	if len(st.inFlight) >= limit {
+		return nil, st.busyWait(now, held, g.timeout)
 	}
-	st.inFlight++
+	g.next++
+	id := g.next
+	st.inFlight[id] = now
 	return func(timedOut bool) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		st.inFlight--
+		delete(st.inFlight, id)
 		st.probing = timedOut
-		if st.inFlight == 0 && !st.probing {
+		if len(st.inFlight) == 0 && !st.probing {
 			delete(g.hosts, host) // the map holds only busy or hanging endpoints
 		}
-	}, true
+	}, 0
+}
+
+// busyWait is how long an attempt refused for the held-th time waits before it asks again.
+func (st *endpointState) busyWait(now time.Time, held int, timeout time.Duration) time.Duration {
+	base := minBusyWait
+	if st.probing {
+		base = max(base, timeout)
+	}
+	for _, started := range st.inFlight {
+		base = max(base, now.Sub(started))
+	}
+	return min(base<<min(held, 16), maxBusyWait)
 }
 
 // endpointOf is the endpoint a webhook URL names, as the gate counts it.
@@ -105,11 +127,10 @@ func endpointOf(rawURL string) string {
 // at the gate takes no slot of the rate limit. It returns the function that ends the
 // attempt (give back its place) or the hold error to return instead.
 func (a *Activities) admit(ctx context.Context, t store.Target, held int) (done func(timedOut bool), err error) {
-	leave, ok := a.gate.enter(endpointOf(t.Webhook.URL))
-	if !ok {
-		wait := min(minBusyWait<<min(held, 16), maxBusyWait)
+	leave, wait := a.gate.enter(endpointOf(t.Webhook.URL), time.Now(), held)
+	if leave == nil {
 		a.metrics.held(ctx, heldBusy)
-		return nil, heldError(fmt.Sprintf("this worker has %d attempts in flight to the endpoint, as many as it allows", a.gate.limit), jitter(wait))
+		return nil, heldError(fmt.Sprintf("this worker has as many attempts in flight to the endpoint as it allows (%d, or 1 while its last attempt timed out)", a.gate.limit), jitter(wait))
 	}
 	if limit := t.Webhook.Limit(); limit != nil {
 		wait, err := a.takeSlot(ctx, t.Webhook.ID, *limit)

@@ -39,6 +39,9 @@ func (s *Server) registerAccountRoutes(r *mux.Router) {
 	r.HandleFunc(account+"/events", s.handleAccountEventList).Methods(http.MethodGet)
 	r.HandleFunc(account+"/events/{eventId}", s.handleEventGet).Methods(http.MethodGet)
 	r.HandleFunc(account+"/deliveries", s.handleAccountDeliveryList).Methods(http.MethodGet)
+	r.HandleFunc(account+"/deliveries/retry", s.handleAccountRetry).Methods(http.MethodPost)
+	r.HandleFunc(account+"/recoveries/{recoveryId}", s.handleAccountRecoveryGet).Methods(http.MethodGet)
+	r.HandleFunc(account+"/recoveries/{recoveryId}", s.handleAccountRecoveryCancel).Methods(http.MethodDelete)
 }
 
 // platformOnly refuses account keys.

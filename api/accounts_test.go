@@ -128,6 +128,7 @@ func isolationRoutes() []isolationRoute {
 		isolationRoute{method: "GET", path: "/api/accounts/{a}/events?surveyId=s1&type=survey.response.completed", ok: 200, collection: true},
 		isolationRoute{method: "GET", path: "/api/accounts/{a}/events/{ev}", ok: 200},
 		isolationRoute{method: "GET", path: "/api/accounts/{a}/deliveries", ok: 200, collection: true},
+		isolationRoute{method: "POST", path: "/api/accounts/{a}/deliveries/retry", body: map[string]any{"since": "2026-01-01T00:00:00Z", "dryRun": true}, ok: 200, collection: true},
 		isolationRoute{method: "GET", path: "/api/accounts/{a}/audit", ok: 200, collection: true},
 		isolationRoute{method: "GET", path: "/api/accounts/{a}/keys", ok: 200, collection: true, platformOnly: true},
 		isolationRoute{method: "POST", path: "/api/accounts/{a}/keys", body: map[string]any{"name": "k"}, ok: 201, collection: true, platformOnly: true},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -46,10 +48,35 @@ func (s *Server) handleWebhookRecover(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	window := readRecoveryWindow(m)
+	m.rejectUnknown()
+	if len(m.errs) > 0 {
+		s.writeError(w, r, invalidFields(m.errs))
+		return
+	}
+	hook, err := s.store.GetWebhook(r.Context(), scope, id)
+	if err != nil {
+		s.writeError(w, r, webhookError(err))
+		return
+	}
+	recoveryID, err := s.deliveries.Recover(r.Context(), hook, window.Since, window.Until, window.Statuses)
+	if err != nil {
+		s.writeError(w, r, recoveryError(err))
+		return
+	}
+	s.recordAudit(r, hook.AccountID, "webhook.recovered", hook.ID.String(), map[string]any{
+		"recoveryId": recoveryID, "since": window.Since, "until": nullTime(window.Until), "statuses": window.Statuses})
+	// The answer does not wait for the workflow's first task: GET shows its progress.
+	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/recover")+"/recoveries/"+recoveryID)
+	s.writeJSON(w, r, http.StatusAccepted, recoveryResponse{ID: recoveryID, Status: "running"})
+}
+
+// readRecoveryWindow reads the members every recovery takes: since (required), until and
+// statuses (of delivery.RecoverableStatuses), reporting each bad one in m.
+func readRecoveryWindow(m *members) store.RecoveryFilter {
 	sinceIn := member[string](m, "since", "a string")
 	untilIn := member[string](m, "until", "a string")
 	statusesIn := member[[]string](m, "statuses", "an array of strings")
-	m.rejectUnknown()
 	at := func(field string, in optional[string]) time.Time {
 		if !in.usable() {
 			return time.Time{}
@@ -86,25 +113,7 @@ func (s *Server) handleWebhookRecover(w http.ResponseWriter, r *http.Request) {
 	} else if statusesIn.Null {
 		m.fail("statuses", "must not be null")
 	}
-	if len(m.errs) > 0 {
-		s.writeError(w, r, invalidFields(m.errs))
-		return
-	}
-	hook, err := s.store.GetWebhook(r.Context(), scope, id)
-	if err != nil {
-		s.writeError(w, r, webhookError(err))
-		return
-	}
-	recoveryID, err := s.deliveries.Recover(r.Context(), hook, since, until, statuses)
-	if err != nil {
-		s.writeError(w, r, recoveryError(err))
-		return
-	}
-	s.recordAudit(r, hook.AccountID, "webhook.recovered", hook.ID.String(), map[string]any{
-		"recoveryId": recoveryID, "since": since, "until": nullTime(until), "statuses": statuses})
-	// The answer does not wait for the workflow's first task: GET shows its progress.
-	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/recover")+"/recoveries/"+recoveryID)
-	s.writeJSON(w, r, http.StatusAccepted, recoveryResponse{ID: recoveryID, Status: "running"})
+	return store.RecoveryFilter{Since: since, Until: until, Statuses: statuses}
 }
 
 func nullTime(t time.Time) any {
@@ -153,7 +162,7 @@ func (s *Server) handleRecoveryCancel(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusAccepted, recoveryResponse{ID: recoveryID, Status: "canceling"})
 }
 
-var errRecoveryNotFound = Errorf(CodeNotFound, "No recovery of this webhook has this id.")
+var errRecoveryNotFound = Errorf(CodeNotFound, "No recovery here has this id.")
 
 func recoveryError(err error) error {
 	switch {
@@ -165,4 +174,104 @@ func recoveryError(err error) error {
 		return Errorf(CodeConflict, "The recovery has finished: there is nothing to stop.")
 	}
 	return deliveryError(err)
+}
+
+// handleAccountRetry retries the account's deliveries a filter picks, as a recovery:
+// {since, until?, statuses?, surveyId?, eventType?, dryRun?}. A dry run answers how many
+// it picks now and starts nothing.
+func (s *Server) handleAccountRetry(w http.ResponseWriter, r *http.Request) {
+	accountID, err := pathAccount(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, err := s.readObject(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f := readRecoveryWindow(m)
+	f.AccountID = accountID
+	surveyIn := member[string](m, "surveyId", "a string")
+	typeIn := member[string](m, "eventType", "a string")
+	dryRun := member[bool](m, "dryRun", "true or false")
+	m.rejectUnknown()
+	if surveyIn.usable() {
+		if !idPattern.MatchString(surveyIn.Value) {
+			m.fail("surveyId", fmt.Sprintf("must be 1 to %d characters among A-Z a-z 0-9 . _ : -", maxSurveyIDLength))
+		}
+		f.SurveyID = surveyIn.Value
+	}
+	if typeIn.usable() {
+		if err := eventtype.CheckName(typeIn.Value); err != nil {
+			m.fail("eventType", "must be an event type name (no wildcard): "+err.Error())
+		}
+		f.EventType = typeIn.Value
+	}
+	for _, in := range []struct {
+		name string
+		null bool
+	}{{"surveyId", surveyIn.Null}, {"eventType", typeIn.Null}, {"dryRun", dryRun.Null}} {
+		if in.null {
+			m.fail(in.name, "must not be null: leave it out")
+		}
+	}
+	if len(m.errs) > 0 {
+		s.writeError(w, r, invalidFields(m.errs))
+		return
+	}
+	if dryRun.Value {
+		n, err := s.deliveries.CountMatching(r.Context(), f)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeJSON(w, r, http.StatusOK, retryCountResponse{Matched: n, DryRun: true})
+		return
+	}
+	recoveryID, err := s.deliveries.RetryMatching(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, recoveryError(err))
+		return
+	}
+	s.recordAudit(r, accountID, "deliveries.retried", accountID, map[string]any{
+		"recoveryId": recoveryID, "since": f.Since, "until": nullTime(f.Until), "statuses": f.Statuses,
+		"surveyId": f.SurveyID, "eventType": f.EventType})
+	w.Header().Set("Location", "/api/accounts/"+accountID+"/recoveries/"+recoveryID)
+	s.writeJSON(w, r, http.StatusAccepted, recoveryResponse{ID: recoveryID, Status: "running"})
+}
+
+// retryCountResponse answers a dry run.
+type retryCountResponse struct {
+	Matched int  `json:"matched"`
+	DryRun  bool `json:"dryRun"`
+}
+
+func (s *Server) handleAccountRecoveryGet(w http.ResponseWriter, r *http.Request) {
+	accountID, err := pathAccount(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rec, err := s.deliveries.AccountRecovery(r.Context(), accountID, mux.Vars(r)["recoveryId"])
+	if err != nil {
+		s.writeError(w, r, recoveryError(err))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, newRecoveryResponse(rec))
+}
+
+func (s *Server) handleAccountRecoveryCancel(w http.ResponseWriter, r *http.Request) {
+	accountID, err := pathAccount(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	recoveryID := mux.Vars(r)["recoveryId"]
+	if err := s.deliveries.CancelAccountRecovery(r.Context(), accountID, recoveryID); err != nil {
+		s.writeError(w, r, recoveryError(err))
+		return
+	}
+	s.recordAudit(r, accountID, "recovery.cancelled", accountID, map[string]any{"recoveryId": recoveryID})
+	s.writeJSON(w, r, http.StatusAccepted, recoveryResponse{ID: recoveryID, Status: "canceling"})
 }

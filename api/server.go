@@ -93,6 +93,13 @@ type Deliveries interface {
 	Recover(ctx context.Context, hook store.Webhook, since, until time.Time, statuses []string) (string, error)
 	Recovery(ctx context.Context, webhookID uuid.UUID, id string) (delivery.Recovery, error)
 	CancelRecovery(ctx context.Context, webhookID uuid.UUID, id string) error
+	// RetryMatching starts (or finds running) the retry of an account's deliveries that a
+	// filter picks, as a recovery; CountMatching is its dry run; AccountRecovery and
+	// CancelAccountRecovery show and stop one.
+	RetryMatching(ctx context.Context, f store.RecoveryFilter) (string, error)
+	CountMatching(ctx context.Context, f store.RecoveryFilter) (int, error)
+	AccountRecovery(ctx context.Context, accountID, id string) (delivery.Recovery, error)
+	CancelAccountRecovery(ctx context.Context, accountID, id string) error
 	// EventTypes is the registry Publish checks events against: the API serves and
 	// changes the types through it, so that this process sees a change at once.
 	EventTypes() *eventtype.Registry

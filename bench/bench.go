@@ -183,7 +183,7 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate(w Wiring) error {
 	var problems []error
-	known := append(slices.Clone(DefaultScenarios), ScenarioBareSA, ScenarioList, ScenarioBackoff)
+	known := append(slices.Clone(DefaultScenarios), ScenarioBareSA, ScenarioList, ScenarioIsolation, ScenarioBackoff)
 	for _, s := range o.Scenarios {
 		if !slices.Contains(known, s) {
 			problems = append(problems, fmt.Errorf("unknown scenario %q (known: %v)", s, known))
@@ -229,7 +229,7 @@ func Run(ctx context.Context, opts Options, w Wiring) (*Report, error) {
 	rep := newReport(opts)
 	var throughput []string
 	for _, name := range opts.Scenarios {
-		if name != ScenarioList && name != ScenarioBackoff {
+		if name != ScenarioList && name != ScenarioBackoff && name != ScenarioIsolation {
 			throughput = append(throughput, name)
 		}
 	}
@@ -269,6 +269,13 @@ func Run(ctx context.Context, opts Options, w Wiring) (*Report, error) {
 			return rep, fmt.Errorf("list scenario: %w", err)
 		}
 		rep.List = res
+	}
+	if slices.Contains(opts.Scenarios, ScenarioIsolation) {
+		res, err := runIsolation(ctx, st, opts)
+		if err != nil {
+			return rep, fmt.Errorf("isolation scenario: %w", err)
+		}
+		rep.Isolation = res
 	}
 	if slices.Contains(opts.Scenarios, ScenarioBackoff) {
 		// Last: it stops the worker.

@@ -23,9 +23,10 @@ type Report struct {
 	Rounds []Rounds `json:"rounds,omitempty"`
 	// Ratios compare the medians of the maximum-rate passes of ours, bare and raw (with one
 	// round, those passes).
-	Ratios  *Ratios        `json:"ratios,omitempty"`
-	List    *ListResult    `json:"list,omitempty"`
-	Backoff *BackoffResult `json:"backoff,omitempty"`
+	Ratios    *Ratios          `json:"ratios,omitempty"`
+	List      *ListResult      `json:"list,omitempty"`
+	Isolation *IsolationResult `json:"isolation,omitempty"`
+	Backoff   *BackoffResult   `json:"backoff,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -321,6 +322,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.List != nil {
 		r.List.writeText(&b)
+	}
+	if r.Isolation != nil {
+		r.Isolation.writeText(&b)
 	}
 	if r.Backoff != nil {
 		r.Backoff.writeText(&b)

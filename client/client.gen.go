@@ -105,6 +105,24 @@ func (e AuditEntryAction) Valid() bool {
 	}
 }
 
+// Defines values for DeliveryRetryRequestStatuses.
+const (
+	DeliveryRetryRequestStatusesFailed  DeliveryRetryRequestStatuses = "failed"
+	DeliveryRetryRequestStatusesSkipped DeliveryRetryRequestStatuses = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryRetryRequestStatuses enum.
+func (e DeliveryRetryRequestStatuses) Valid() bool {
+	switch e {
+	case DeliveryRetryRequestStatusesFailed:
+		return true
+	case DeliveryRetryRequestStatusesSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryStatus.
 const (
 	DeliveryStatusDelivered DeliveryStatus = "delivered"
@@ -632,6 +650,39 @@ type DeliveryList struct {
 	// NextCursor Pass as ?cursor= for the next page; null on the last page.
 	NextCursor *string `json:"nextCursor"`
 }
+
+// DeliveryRetryCount defines model for DeliveryRetryCount.
+type DeliveryRetryCount struct {
+	// DryRun Always true: nothing was started.
+	DryRun bool `json:"dryRun"`
+
+	// Matched The deliveries the filter picks now.
+	Matched int `json:"matched"`
+}
+
+// DeliveryRetryRequest Picks the account's deliveries to retry: those made in [since, until) whose status is one of statuses, and, when given, of one survey's events and of one event type. dryRun counts them and starts nothing.
+type DeliveryRetryRequest struct {
+	// DryRun Count the deliveries the filter picks now, and start nothing.
+	DryRun *bool `json:"dryRun,omitempty"`
+
+	// EventType Only the deliveries of events of this type (a name, no wildcard).
+	//
+	// Example: survey.response.completed
+	EventType *string   `json:"eventType,omitempty"`
+	Since     time.Time `json:"since"`
+
+	// Statuses Default failed and skipped.
+	Statuses *[]DeliveryRetryRequestStatuses `json:"statuses,omitempty"`
+
+	// SurveyID Only the deliveries of this survey's events.
+	SurveyID *string `json:"surveyId,omitempty"`
+
+	// Until After since. Left out: until the recovery starts.
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// DeliveryRetryRequestStatuses defines model for DeliveryRetryRequest.Statuses.
+type DeliveryRetryRequestStatuses string
 
 // DeliveryStatus pending: created, no attempt finished yet; retrying: an attempt failed, the next one is scheduled; delivered: the receiver answered 2xx; failed: no attempt left, or the receiver refused for good. skipped: the webhook was disabled by surveyhooks when the event came (or before its first attempt); nothing was sent, and a retry once the webhook is active again sends it.
 type DeliveryStatus string
@@ -1429,6 +1480,9 @@ type GetWebhookStatsParams struct {
 // GetWebhookStatsParamsWindow defines parameters for GetWebhookStats.
 type GetWebhookStatsParamsWindow string
 
+// RetryAccountDeliveriesJSONRequestBody defines body for RetryAccountDeliveries for application/json ContentType.
+type RetryAccountDeliveriesJSONRequestBody = DeliveryRetryRequest
+
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyCreate
 
@@ -1906,6 +1960,24 @@ type ClientInterface interface {
 	// Corresponds with GET /api/accounts/{accountId}/deliveries (the `ListAccountDeliveries` operationId).
 	ListAccountDeliveries(ctx context.Context, accountID AccountID, params *ListAccountDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RetryAccountDeliveriesWithBody Retry an account's deliveries by filter, or count them (dry run).
+	//
+	// Retries every delivery of the account that the body picks (default: failed and skipped), across its webhooks, or those of one survey and of one event type, with no cap on their age or count, at a bounded rate (SURVEYHOOKS_RECOVERY_RATE), as a Temporal workflow (a recovery). Each is one attempt, as POST .../retry makes; a delivery of a webhook that is off is skipped. The same request while its retry runs answers that one, and starts nothing. With dryRun it answers how many deliveries the filter picks now, and starts nothing. Recorded in the audit log (deliveries.retried).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/accounts/{accountId}/deliveries/retry (the `RetryAccountDeliveries` operationId).
+	RetryAccountDeliveriesWithBody(ctx context.Context, accountID AccountID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryAccountDeliveries Retry an account's deliveries by filter, or count them (dry run).
+	//
+	// Retries every delivery of the account that the body picks (default: failed and skipped), across its webhooks, or those of one survey and of one event type, with no cap on their age or count, at a bounded rate (SURVEYHOOKS_RECOVERY_RATE), as a Temporal workflow (a recovery). Each is one attempt, as POST .../retry makes; a delivery of a webhook that is off is skipped. The same request while its retry runs answers that one, and starts nothing. With dryRun it answers how many deliveries the filter picks now, and starts nothing. Recorded in the audit log (deliveries.retried).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/accounts/{accountId}/deliveries/retry (the `RetryAccountDeliveries` operationId).
+	RetryAccountDeliveries(ctx context.Context, accountID AccountID, body RetryAccountDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAccountEvents List the account's events, newest first.
 	//
 	// Corresponds with GET /api/accounts/{accountId}/events (the `ListAccountEvents` operationId).
@@ -1949,6 +2021,18 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api/accounts/{accountId}/keys/{keyId} (the `RevokeAPIKey` operationId).
 	RevokeAPIKey(ctx context.Context, accountID AccountID, keyID KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelAccountRecovery Stop a retry by filter.
+	//
+	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+	//
+	// Corresponds with DELETE /api/accounts/{accountId}/recoveries/{recoveryId} (the `CancelAccountRecovery` operationId).
+	CancelAccountRecovery(ctx context.Context, accountID AccountID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAccountRecovery Show the progress of a retry by filter (POST .../deliveries/retry).
+	//
+	// Corresponds with GET /api/accounts/{accountId}/recoveries/{recoveryId} (the `GetAccountRecovery` operationId).
+	GetAccountRecovery(ctx context.Context, accountID AccountID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWebhooksForAccountSurvey List the survey's webhooks in the account, in creation order.
 	//
@@ -2552,6 +2636,44 @@ func (c *Client) ListAccountDeliveries(ctx context.Context, accountID AccountID,
 	return c.Client.Do(req)
 }
 
+// RetryAccountDeliveriesWithBody Retry an account's deliveries by filter, or count them (dry run).
+//
+// Retries every delivery of the account that the body picks (default: failed and skipped), across its webhooks, or those of one survey and of one event type, with no cap on their age or count, at a bounded rate (SURVEYHOOKS_RECOVERY_RATE), as a Temporal workflow (a recovery). Each is one attempt, as POST .../retry makes; a delivery of a webhook that is off is skipped. The same request while its retry runs answers that one, and starts nothing. With dryRun it answers how many deliveries the filter picks now, and starts nothing. Recorded in the audit log (deliveries.retried).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/accounts/{accountId}/deliveries/retry (the `RetryAccountDeliveries` operationId).
+func (c *Client) RetryAccountDeliveriesWithBody(ctx context.Context, accountID AccountID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryAccountDeliveriesRequestWithBody(c.Server, accountID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryAccountDeliveries Retry an account's deliveries by filter, or count them (dry run).
+//
+// Retries every delivery of the account that the body picks (default: failed and skipped), across its webhooks, or those of one survey and of one event type, with no cap on their age or count, at a bounded rate (SURVEYHOOKS_RECOVERY_RATE), as a Temporal workflow (a recovery). Each is one attempt, as POST .../retry makes; a delivery of a webhook that is off is skipped. The same request while its retry runs answers that one, and starts nothing. With dryRun it answers how many deliveries the filter picks now, and starts nothing. Recorded in the audit log (deliveries.retried).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/accounts/{accountId}/deliveries/retry (the `RetryAccountDeliveries` operationId).
+func (c *Client) RetryAccountDeliveries(ctx context.Context, accountID AccountID, body RetryAccountDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryAccountDeliveriesRequest(c.Server, accountID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListAccountEvents List the account's events, newest first.
 //
 // Corresponds with GET /api/accounts/{accountId}/events (the `ListAccountEvents` operationId).
@@ -2646,6 +2768,38 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID AccountID, body Cre
 // Corresponds with DELETE /api/accounts/{accountId}/keys/{keyId} (the `RevokeAPIKey` operationId).
 func (c *Client) RevokeAPIKey(ctx context.Context, accountID AccountID, keyID KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeAPIKeyRequest(c.Server, accountID, keyID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelAccountRecovery Stop a retry by filter.
+//
+// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+//
+// Corresponds with DELETE /api/accounts/{accountId}/recoveries/{recoveryId} (the `CancelAccountRecovery` operationId).
+func (c *Client) CancelAccountRecovery(ctx context.Context, accountID AccountID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelAccountRecoveryRequest(c.Server, accountID, recoveryID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAccountRecovery Show the progress of a retry by filter (POST .../deliveries/retry).
+//
+// Corresponds with GET /api/accounts/{accountId}/recoveries/{recoveryId} (the `GetAccountRecovery` operationId).
+func (c *Client) GetAccountRecovery(ctx context.Context, accountID AccountID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAccountRecoveryRequest(c.Server, accountID, recoveryID)
 	if err != nil {
 		return nil, err
 	}
@@ -4179,6 +4333,53 @@ func NewListAccountDeliveriesRequest(server string, accountID AccountID, params 
 	return req, nil
 }
 
+// NewRetryAccountDeliveriesRequest calls the generic RetryAccountDeliveries builder with application/json body
+func NewRetryAccountDeliveriesRequest(server string, accountID AccountID, body RetryAccountDeliveriesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRetryAccountDeliveriesRequestWithBody(server, accountID, "application/json", bodyReader)
+}
+
+// NewRetryAccountDeliveriesRequestWithBody constructs an http.Request for the RetryAccountDeliveries method, with any body, and a specified content type
+func NewRetryAccountDeliveriesRequestWithBody(server string, accountID AccountID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/deliveries/retry", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListAccountEventsRequest constructs an http.Request for the ListAccountEvents method
 func NewListAccountEventsRequest(server string, accountID AccountID, params *ListAccountEventsParams) (*http.Request, error) {
 	var err error
@@ -4495,6 +4696,88 @@ func NewRevokeAPIKeyRequest(server string, accountID AccountID, keyID KeyID) (*h
 	}
 
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelAccountRecoveryRequest constructs an http.Request for the CancelAccountRecovery method
+func NewCancelAccountRecoveryRequest(server string, accountID AccountID, recoveryID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "recoveryId", recoveryID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/recoveries/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAccountRecoveryRequest constructs an http.Request for the GetAccountRecovery method
+func NewGetAccountRecoveryRequest(server string, accountID AccountID, recoveryID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "recoveryId", recoveryID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/recoveries/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -7627,6 +7910,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/accounts/{accountId}/deliveries (the `ListAccountDeliveries` operationId).
 	ListAccountDeliveriesWithResponse(ctx context.Context, accountID AccountID, params *ListAccountDeliveriesParams, reqEditors ...RequestEditorFn) (*ListAccountDeliveriesResponse, error)
 
+	// RetryAccountDeliveriesWithBodyWithResponse Retry an account's deliveries by filter, or count them (dry run).
+	//
+	// Retries every delivery of the account that the body picks (default: failed and skipped), across its webhooks, or those of one survey and of one event type, with no cap on their age or count, at a bounded rate (SURVEYHOOKS_RECOVERY_RATE), as a Temporal workflow (a recovery). Each is one attempt, as POST .../retry makes; a delivery of a webhook that is off is skipped. The same request while its retry runs answers that one, and starts nothing. With dryRun it answers how many deliveries the filter picks now, and starts nothing. Recorded in the audit log (deliveries.retried).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/accounts/{accountId}/deliveries/retry (the `RetryAccountDeliveries` operationId).
+	RetryAccountDeliveriesWithBodyWithResponse(ctx context.Context, accountID AccountID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryAccountDeliveriesResponse, error)
+
+	// RetryAccountDeliveriesWithResponse Retry an account's deliveries by filter, or count them (dry run).
+	//
+	// Retries every delivery of the account that the body picks (default: failed and skipped), across its webhooks, or those of one survey and of one event type, with no cap on their age or count, at a bounded rate (SURVEYHOOKS_RECOVERY_RATE), as a Temporal workflow (a recovery). Each is one attempt, as POST .../retry makes; a delivery of a webhook that is off is skipped. The same request while its retry runs answers that one, and starts nothing. With dryRun it answers how many deliveries the filter picks now, and starts nothing. Recorded in the audit log (deliveries.retried).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/accounts/{accountId}/deliveries/retry (the `RetryAccountDeliveries` operationId).
+	RetryAccountDeliveriesWithResponse(ctx context.Context, accountID AccountID, body RetryAccountDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryAccountDeliveriesResponse, error)
+
 	// ListAccountEventsWithResponse List the account's events, newest first.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -7678,6 +7979,22 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /api/accounts/{accountId}/keys/{keyId} (the `RevokeAPIKey` operationId).
 	RevokeAPIKeyWithResponse(ctx context.Context, accountID AccountID, keyID KeyID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error)
+
+	// CancelAccountRecoveryWithResponse Stop a retry by filter.
+	//
+	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/accounts/{accountId}/recoveries/{recoveryId} (the `CancelAccountRecovery` operationId).
+	CancelAccountRecoveryWithResponse(ctx context.Context, accountID AccountID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelAccountRecoveryResponse, error)
+
+	// GetAccountRecoveryWithResponse Show the progress of a retry by filter (POST .../deliveries/retry).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/accounts/{accountId}/recoveries/{recoveryId} (the `GetAccountRecovery` operationId).
+	GetAccountRecoveryWithResponse(ctx context.Context, accountID AccountID, recoveryID string, reqEditors ...RequestEditorFn) (*GetAccountRecoveryResponse, error)
 
 	// ListWebhooksForAccountSurveyWithResponse List the survey's webhooks in the account, in creation order.
 	//
@@ -8696,6 +9013,124 @@ func (r ListAccountDeliveriesResponse) ContentType() string {
 	return ""
 }
 
+// RetryAccountDeliveriesResponse401Headers the declared response headers of an HTTP 401 response for RetryAccountDeliveries
+type RetryAccountDeliveriesResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RetryAccountDeliveriesResponse429Headers the declared response headers of an HTTP 429 response for RetryAccountDeliveries
+type RetryAccountDeliveriesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RetryAccountDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryRetryCount
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RetryAccountDeliveriesResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RetryAccountDeliveriesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON200() *DeliveryRetryCount {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON202() *Recovery {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RetryAccountDeliveriesResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryAccountDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryAccountDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryAccountDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryAccountDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListAccountEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAccountEvents
 type ListAccountEventsResponse401Headers struct {
 	WWWAuthenticate *string
@@ -9203,6 +9638,207 @@ func (r RevokeAPIKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelAccountRecoveryResponse401Headers the declared response headers of an HTTP 401 response for CancelAccountRecovery
+type CancelAccountRecoveryResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CancelAccountRecoveryResponse429Headers the declared response headers of an HTTP 429 response for CancelAccountRecovery
+type CancelAccountRecoveryResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CancelAccountRecoveryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelAccountRecoveryResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelAccountRecoveryResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelAccountRecoveryResponse) GetJSON202() *Recovery {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CancelAccountRecoveryResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelAccountRecoveryResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelAccountRecoveryResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelAccountRecoveryResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelAccountRecoveryResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CancelAccountRecoveryResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CancelAccountRecoveryResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelAccountRecoveryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelAccountRecoveryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelAccountRecoveryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelAccountRecoveryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAccountRecoveryResponse401Headers the declared response headers of an HTTP 401 response for GetAccountRecovery
+type GetAccountRecoveryResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetAccountRecoveryResponse429Headers the declared response headers of an HTTP 429 response for GetAccountRecovery
+type GetAccountRecoveryResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetAccountRecoveryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Recovery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetAccountRecoveryResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetAccountRecoveryResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAccountRecoveryResponse) GetJSON200() *Recovery {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetAccountRecoveryResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetAccountRecoveryResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetAccountRecoveryResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetAccountRecoveryResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetAccountRecoveryResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetAccountRecoveryResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAccountRecoveryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAccountRecoveryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAccountRecoveryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAccountRecoveryResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15124,6 +15760,36 @@ func (c *ClientWithResponses) ListAccountDeliveriesWithResponse(ctx context.Cont
 	return ParseListAccountDeliveriesResponse(rsp)
 }
 
+// RetryAccountDeliveriesWithBodyWithResponse Retry an account's deliveries by filter, or count them (dry run).
+//
+// Retries every delivery of the account that the body picks (default: failed and skipped), across its webhooks, or those of one survey and of one event type, with no cap on their age or count, at a bounded rate (SURVEYHOOKS_RECOVERY_RATE), as a Temporal workflow (a recovery). Each is one attempt, as POST .../retry makes; a delivery of a webhook that is off is skipped. The same request while its retry runs answers that one, and starts nothing. With dryRun it answers how many deliveries the filter picks now, and starts nothing. Recorded in the audit log (deliveries.retried).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/accounts/{accountId}/deliveries/retry (the `RetryAccountDeliveries` operationId).
+func (c *ClientWithResponses) RetryAccountDeliveriesWithBodyWithResponse(ctx context.Context, accountID AccountID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryAccountDeliveriesResponse, error) {
+	rsp, err := c.RetryAccountDeliveriesWithBody(ctx, accountID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryAccountDeliveriesResponse(rsp)
+}
+
+// RetryAccountDeliveriesWithResponse Retry an account's deliveries by filter, or count them (dry run).
+//
+// Retries every delivery of the account that the body picks (default: failed and skipped), across its webhooks, or those of one survey and of one event type, with no cap on their age or count, at a bounded rate (SURVEYHOOKS_RECOVERY_RATE), as a Temporal workflow (a recovery). Each is one attempt, as POST .../retry makes; a delivery of a webhook that is off is skipped. The same request while its retry runs answers that one, and starts nothing. With dryRun it answers how many deliveries the filter picks now, and starts nothing. Recorded in the audit log (deliveries.retried).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/accounts/{accountId}/deliveries/retry (the `RetryAccountDeliveries` operationId).
+func (c *ClientWithResponses) RetryAccountDeliveriesWithResponse(ctx context.Context, accountID AccountID, body RetryAccountDeliveriesJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryAccountDeliveriesResponse, error) {
+	rsp, err := c.RetryAccountDeliveries(ctx, accountID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryAccountDeliveriesResponse(rsp)
+}
+
 // ListAccountEventsWithResponse List the account's events, newest first.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -15210,6 +15876,34 @@ func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, acco
 		return nil, err
 	}
 	return ParseRevokeAPIKeyResponse(rsp)
+}
+
+// CancelAccountRecoveryWithResponse Stop a retry by filter.
+//
+// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/accounts/{accountId}/recoveries/{recoveryId} (the `CancelAccountRecovery` operationId).
+func (c *ClientWithResponses) CancelAccountRecoveryWithResponse(ctx context.Context, accountID AccountID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelAccountRecoveryResponse, error) {
+	rsp, err := c.CancelAccountRecovery(ctx, accountID, recoveryID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelAccountRecoveryResponse(rsp)
+}
+
+// GetAccountRecoveryWithResponse Show the progress of a retry by filter (POST .../deliveries/retry).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/accounts/{accountId}/recoveries/{recoveryId} (the `GetAccountRecovery` operationId).
+func (c *ClientWithResponses) GetAccountRecoveryWithResponse(ctx context.Context, accountID AccountID, recoveryID string, reqEditors ...RequestEditorFn) (*GetAccountRecoveryResponse, error) {
+	rsp, err := c.GetAccountRecovery(ctx, accountID, recoveryID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAccountRecoveryResponse(rsp)
 }
 
 // ListWebhooksForAccountSurveyWithResponse List the survey's webhooks in the account, in creation order.
@@ -16642,6 +17336,118 @@ func ParseListAccountDeliveriesResponse(rsp *http.Response) (*ListAccountDeliver
 	return response, nil
 }
 
+// ParseRetryAccountDeliveriesResponse parses an HTTP response from a RetryAccountDeliveriesWithResponse call
+func ParseRetryAccountDeliveriesResponse(rsp *http.Response) (*RetryAccountDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryAccountDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryRetryCount
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RetryAccountDeliveriesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RetryAccountDeliveriesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListAccountEventsResponse parses an HTTP response from a ListAccountEventsWithResponse call
 func ParseListAccountEventsResponse(rsp *http.Response) (*ListAccountEventsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17115,6 +17921,195 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers RevokeAPIKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelAccountRecoveryResponse parses an HTTP response from a CancelAccountRecoveryWithResponse call
+func ParseCancelAccountRecoveryResponse(rsp *http.Response) (*CancelAccountRecoveryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelAccountRecoveryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CancelAccountRecoveryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CancelAccountRecoveryResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAccountRecoveryResponse parses an HTTP response from a GetAccountRecoveryWithResponse call
+func ParseGetAccountRecoveryResponse(rsp *http.Response) (*GetAccountRecoveryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAccountRecoveryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Recovery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetAccountRecoveryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetAccountRecoveryResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -116,12 +116,14 @@ func (r *Recoverer) RecoverBatch(ctx context.Context, in RecoverBatchInput) (Rec
 		return res, err
 	}
 	for _, id := range ids {
-		_, err := r.svc.Retry(ctx, in.Filter.WebhookID, id, false)
+		err := r.retry(ctx, in.Filter, id)
 		switch {
 		case err == nil:
 			res.Retried++
 		case errors.Is(err, ErrDelivered), errors.Is(err, store.ErrNotFound):
 			res.Skipped++
+		case errors.Is(err, ErrInactive) && in.Filter.WebhookID == uuid.Nil:
+			res.Skipped++ // one webhook of the account is off; the others' deliveries go on
 		case errors.Is(err, ErrInactive):
 			return res, temporal.NewNonRetryableApplicationError("the webhook was turned off; turn it on and recover again", "WebhookInactive", err)
 		default:
@@ -134,12 +136,49 @@ func (r *Recoverer) RecoverBatch(ctx context.Context, in RecoverBatchInput) (Rec
 	return res, nil
 }
 
+// retry asks for the retry of delivery id, which f picked: of f's webhook, or of any
+// webhook of f's account.
+func (r *Recoverer) retry(ctx context.Context, f store.RecoveryFilter, id uuid.UUID) error {
+	if f.WebhookID != uuid.Nil {
+		_, err := r.svc.Retry(ctx, f.WebhookID, id, false)
+		return err
+	}
+	t, err := r.svc.store.GetTarget(ctx, id)
+	if err != nil {
+		return err
+	}
+	if t.Webhook.AccountID != f.AccountID {
+		return fmt.Errorf("delivery %s of account %s: %w", id, f.AccountID, store.ErrNotFound)
+	}
+	_, err = r.svc.retry(ctx, t, false)
+	return err
+}
+
 // RecoveryID is the id of the recovery of webhookID with these parameters (until zero
 // meaning "until it starts"): the same request while one runs finds that one.
 func RecoveryID(webhookID uuid.UUID, since, until time.Time, statuses []string) string {
-	sorted := slices.Sorted(slices.Values(statuses))
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d|%d|%s", since.UnixNano(), unixNanoOrZero(until), strings.Join(sorted, ",")))
-	return recoveryIDPrefix + webhookID.String() + "-" + hex.EncodeToString(sum[:8])
+	return recoveryPrefix(store.RecoveryFilter{WebhookID: webhookID}) + filterHash(store.RecoveryFilter{Since: since, Until: until, Statuses: statuses})
+}
+
+// recoveryPrefix starts the ids of the recoveries of f's webhook, or of its account:
+// "recovery-<webhook id>-" or "recovery-account-<account id>-". Webhook ids are UUIDs, so
+// the two never meet.
+func recoveryPrefix(f store.RecoveryFilter) string {
+	if f.WebhookID != uuid.Nil {
+		return recoveryIDPrefix + f.WebhookID.String() + "-"
+	}
+	return recoveryIDPrefix + "account-" + f.AccountID + "-"
+}
+
+// filterHash names a filter's window, statuses, survey and event type in 16 hex digits.
+func filterHash(f store.RecoveryFilter) string {
+	sorted := slices.Sorted(slices.Values(f.Statuses))
+	text := fmt.Sprintf("%d|%d|%s", f.Since.UnixNano(), unixNanoOrZero(f.Until), strings.Join(sorted, ","))
+	if f.SurveyID != "" || f.EventType != "" {
+		text += "|" + f.SurveyID + "|" + f.EventType
+	}
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:8])
 }
 
 func unixNanoOrZero(t time.Time) int64 {
@@ -147,6 +186,18 @@ func unixNanoOrZero(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// ownsRecovery reports whether id is a recovery of f's webhook or account: its prefix,
+// then exactly a filter hash (an account id may hold "-", so that another account's
+// recovery cannot pass for this one's).
+func ownsRecovery(f store.RecoveryFilter, id string) bool {
+	hash, ok := strings.CutPrefix(id, recoveryPrefix(f))
+	if !ok || len(hash) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(hash)
+	return err == nil
 }
 
 // Recovery is a recovery as the service shows it.
@@ -168,14 +219,45 @@ func (s *Service) Recover(ctx context.Context, hook store.Webhook, since, until 
 	if !hook.IsActive {
 		return "", ErrInactive
 	}
-	if len(statuses) == 0 {
-		statuses = RecoverableStatuses
+	return s.startRecovery(ctx, store.RecoveryFilter{WebhookID: hook.ID, Since: since, Until: until, Statuses: statuses},
+		fmt.Sprintf("recover deliveries of webhook %s", hook.ID), fmt.Sprintf("webhook `%s`", hook.ID))
+}
+
+// RetryMatching retries every delivery of an account that f picks (f.AccountID, with
+// f.WebhookID nil), as a recovery does, and returns its id; a delivery of a webhook that
+// is off is skipped. The same request while it runs returns its id and starts nothing.
+func (s *Service) RetryMatching(ctx context.Context, f store.RecoveryFilter) (string, error) {
+	if f.WebhookID != uuid.Nil || f.AccountID == "" {
+		return "", fmt.Errorf("retry matching: the filter must name an account and no webhook")
 	}
-	id := RecoveryID(hook.ID, since, until, statuses)
-	in := RecoveryInput{
-		Filter: store.RecoveryFilter{WebhookID: hook.ID, Since: since, Until: until, Statuses: statuses},
-		Rate:   s.cfg.RecoveryRate, Batch: s.cfg.RecoveryBatch,
+	what := fmt.Sprintf("account `%s`", f.AccountID)
+	if f.SurveyID != "" {
+		what += fmt.Sprintf(", survey `%s`", f.SurveyID)
 	}
+	if f.EventType != "" {
+		what += fmt.Sprintf(", event type `%s`", f.EventType)
+	}
+	return s.startRecovery(ctx, f, fmt.Sprintf("retry deliveries of account %s", f.AccountID), what)
+}
+
+// CountMatching counts the deliveries f picks now: the dry run of a retry or recovery.
+func (s *Service) CountMatching(ctx context.Context, f store.RecoveryFilter) (int, error) {
+	if len(f.Statuses) == 0 {
+		f.Statuses = RecoverableStatuses
+	}
+	if f.Until.IsZero() {
+		f.Until = s.now()
+	}
+	return s.store.CountRecoverable(ctx, f)
+}
+
+// startRecovery starts the recovery workflow of f, named by its filter.
+func (s *Service) startRecovery(ctx context.Context, f store.RecoveryFilter, summary, what string) (string, error) {
+	if len(f.Statuses) == 0 {
+		f.Statuses = RecoverableStatuses
+	}
+	id := recoveryPrefix(f) + filterHash(f)
+	in := RecoveryInput{Filter: f, Rate: s.cfg.RecoveryRate, Batch: s.cfg.RecoveryBatch}
 	if in.Rate <= 0 {
 		in.Rate = DefaultRecoveryRate
 	}
@@ -190,12 +272,12 @@ func (s *Service) Recover(ctx context.Context, hook store.Webhook, since, until 
 		// A second identical request while it runs gets the running one.
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		StaticSummary:            fmt.Sprintf("recover deliveries of webhook %s", hook.ID),
-		StaticDetails: fmt.Sprintf("Retries the %s deliveries of webhook `%s` made from %s to %s, %d at a time, at most %.0f a second. Query `%s` for its progress.",
-			strings.Join(statuses, " and "), hook.ID, since.UTC().Format(time.RFC3339), untilText(until), in.Batch, in.Rate, RecoveryProgressQuery),
+		StaticSummary:            summary,
+		StaticDetails: fmt.Sprintf("Retries the %s deliveries of %s made from %s to %s, %d at a time, at most %.0f a second. Query `%s` for its progress.",
+			strings.Join(f.Statuses, " and "), what, f.Since.UTC().Format(time.RFC3339), untilText(f.Until), in.Batch, in.Rate, RecoveryProgressQuery),
 	}, RecoveryWorkflow, in)
 	if err != nil {
-		s.logger.WarnContext(ctx, "start recovery", "webhook_id", hook.ID, "err", err)
+		s.logger.WarnContext(ctx, "start recovery", "recovery_id", id, "err", err)
 		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return id, nil
@@ -210,7 +292,18 @@ func untilText(until time.Time) string {
 
 // Recovery returns the recovery id of the webhook, or store.ErrNotFound.
 func (s *Service) Recovery(ctx context.Context, webhookID uuid.UUID, id string) (Recovery, error) {
-	if !strings.HasPrefix(id, recoveryIDPrefix+webhookID.String()+"-") {
+	return s.recovery(ctx, store.RecoveryFilter{WebhookID: webhookID}, id)
+}
+
+// AccountRecovery returns the retry of the account's deliveries id (RetryMatching), or
+// store.ErrNotFound.
+func (s *Service) AccountRecovery(ctx context.Context, accountID, id string) (Recovery, error) {
+	return s.recovery(ctx, store.RecoveryFilter{AccountID: accountID}, id)
+}
+
+// recovery returns the recovery id of the owner f names.
+func (s *Service) recovery(ctx context.Context, owner store.RecoveryFilter, id string) (Recovery, error) {
+	if !ownsRecovery(owner, id) {
 		return Recovery{}, fmt.Errorf("recovery %s: %w", id, store.ErrNotFound)
 	}
 	desc, err := s.client.DescribeWorkflowExecution(ctx, id, "")
@@ -238,7 +331,16 @@ func (s *Service) Recovery(ctx context.Context, webhookID uuid.UUID, id string) 
 // CancelRecovery stops the recovery id of the webhook: the retries asked for so far go on,
 // no more are asked for.
 func (s *Service) CancelRecovery(ctx context.Context, webhookID uuid.UUID, id string) error {
-	if !strings.HasPrefix(id, recoveryIDPrefix+webhookID.String()+"-") {
+	return s.cancelRecovery(ctx, store.RecoveryFilter{WebhookID: webhookID}, id)
+}
+
+// CancelAccountRecovery stops the retry of the account's deliveries id.
+func (s *Service) CancelAccountRecovery(ctx context.Context, accountID, id string) error {
+	return s.cancelRecovery(ctx, store.RecoveryFilter{AccountID: accountID}, id)
+}
+
+func (s *Service) cancelRecovery(ctx context.Context, owner store.RecoveryFilter, id string) error {
+	if !ownsRecovery(owner, id) {
 		return fmt.Errorf("recovery %s: %w", id, store.ErrNotFound)
 	}
 	desc, err := s.client.DescribeWorkflowExecution(ctx, id, "")

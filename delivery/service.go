@@ -316,6 +316,12 @@ func (s *Service) Retry(ctx context.Context, webhookID, deliveryID uuid.UUID, fo
 	if t.Webhook.ID != webhookID {
 		return "", fmt.Errorf("delivery %s of webhook %s: %w", deliveryID, webhookID, store.ErrNotFound)
 	}
+	return s.retry(ctx, t, force)
+}
+
+// retry asks for an attempt of the loaded target t, as Retry does.
+func (s *Service) retry(ctx context.Context, t store.Target, force bool) (string, error) {
+	deliveryID := t.DeliveryID
 	switch Decide(StateOf(t), TriggerManual, force, s.now()).Action {
 	case ActionSkip:
 		return "", ErrDelivered

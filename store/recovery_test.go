@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/eventtype"
 	"github.com/surveyhooks/surveyhooks/store"
 )
 
@@ -80,4 +81,57 @@ func uuidStrings(ids []uuid.UUID) []string {
 		out[i] = id.String()
 	}
 	return out
+}
+
+// An account's filter picks the deliveries of every webhook of the account, optionally of
+// one survey's events and of one event type; never another account's.
+func TestListRecoverableOfAnAccount(t *testing.T) {
+	t.Parallel()
+	st, db := setupWebhooks(t)
+	ctx := t.Context()
+	scopedHook(t, st, store.Scope{AccountID: "acct-f", SurveyID: "s1"}, "s1")
+	scopedHook(t, st, store.Scope{AccountID: "acct-f", SurveyID: "s2"}, "s2")
+	scopedHook(t, st, store.Scope{AccountID: "acct-g", SurveyID: "s1"}, "other account")
+	picked := map[string][]uuid.UUID{}
+	for _, ev := range []struct{ account, survey, eventType string }{
+		{"acct-f", "s1", eventtype.SurveyResponseCompleted},
+		{"acct-f", "s1", eventtype.SurveyResponseCompleted},
+		{"acct-f", "s1", eventtype.SurveyResponseUpdated},
+		{"acct-f", "s2", eventtype.SurveyResponseCompleted},
+		{"acct-g", "s1", eventtype.SurveyResponseCompleted},
+	} {
+		e := completedEvent(uuid.NewString(), ev.survey)
+		e.AccountID, e.EventType = ev.account, ev.eventType
+		p, err := st.PublishEvent(ctx, e)
+		require.NoError(t, err)
+		for _, d := range p.Deliveries {
+			_, err := db.Exec(`UPDATE deliveries SET status = 'failed' WHERE id = $1`, d.ID)
+			require.NoError(t, err)
+			key := ev.account + "/" + ev.survey + "/" + ev.eventType
+			picked[key] = append(picked[key], d.ID)
+		}
+	}
+	f := store.RecoveryFilter{AccountID: "acct-f", Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Minute),
+		Statuses: delivery.RecoverableStatuses}
+	list := func(f store.RecoveryFilter) []uuid.UUID {
+		n, err := st.CountRecoverable(ctx, f)
+		require.NoError(t, err)
+		ids, err := st.ListRecoverable(ctx, f, uuid.Nil, 100)
+		require.NoError(t, err)
+		require.Len(t, ids, n)
+		return ids
+	}
+	c1, u1 := "acct-f/s1/"+eventtype.SurveyResponseCompleted, "acct-f/s1/"+eventtype.SurveyResponseUpdated
+	c2 := "acct-f/s2/" + eventtype.SurveyResponseCompleted
+	require.ElementsMatch(t, append(append(append([]uuid.UUID{}, picked[c1]...), picked[u1]...), picked[c2]...), list(f))
+	f.SurveyID = "s1"
+	require.ElementsMatch(t, append(append([]uuid.UUID{}, picked[c1]...), picked[u1]...), list(f))
+	f.EventType = eventtype.SurveyResponseCompleted
+	require.ElementsMatch(t, picked[c1], list(f))
+	f.SurveyID = ""
+	require.ElementsMatch(t, append(append([]uuid.UUID{}, picked[c1]...), picked[c2]...), list(f))
+
+	outcomes, err := st.RecoveredOutcomes(ctx, f, picked[c2][0], time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Empty(t, outcomes, "no manual attempt yet")
 }
