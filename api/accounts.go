@@ -371,34 +371,29 @@ func (s *Server) handleAuditList(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleAccountDeliveryList lists the account's deliveries to all its webhooks, newest
-// first, optionally by ?status=.
+// first, by ?status= and their event's ?type=, ?surveyId=, ?since= and ?until=.
 func (s *Server) handleAccountDeliveryList(w http.ResponseWriter, r *http.Request) {
 	account, err := pathAccount(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	page, status, err := parseDeliveryFilter(r)
+	page, filter, err := parseDeliveryFilter(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writePage(s, w, r, page, func(ctx context.Context, p store.Page) ([]store.Delivery, error) {
-		return s.store.ListAccountDeliveries(ctx, account, status, p)
+		return s.store.ListAccountDeliveries(ctx, account, filter, p)
 	}, deliveryID, newDeliveryResponse)
 }
 
-// handleAccountEventList lists the account's events, newest first, by ?surveyId=, ?type=,
-// ?since= and ?until= (RFC 3339).
-func (s *Server) handleAccountEventList(w http.ResponseWriter, r *http.Request) {
-	account, err := pathAccount(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+// parseEventFilter reads the filters on events, ?surveyId=, ?type=, ?since= and ?until=
+// (RFC 3339), into f, and returns what is wrong with them.
+func parseEventFilter(r *http.Request, f *store.EventFilter) []FieldError {
 	q := r.URL.Query()
 	var fields []FieldError
-	f := store.EventFilter{SurveyID: q.Get("surveyId"), EventType: q.Get("type")}
+	f.SurveyID, f.EventType = q.Get("surveyId"), q.Get("type")
 	if f.SurveyID != "" && !idPattern.MatchString(f.SurveyID) {
 		fields = append(fields, FieldError{Field: "surveyId", Message: "is not a survey id"})
 	}
@@ -417,6 +412,20 @@ func (s *Server) handleAccountEventList(w http.ResponseWriter, r *http.Request) 
 			*t.to = at
 		}
 	}
+	return fields
+}
+
+// handleAccountEventList lists the account's events, newest first, by ?surveyId=, ?type=,
+// ?since= and ?until= (RFC 3339).
+func (s *Server) handleAccountEventList(w http.ResponseWriter, r *http.Request) {
+	account, err := pathAccount(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var f store.EventFilter
+	fields := parseEventFilter(r, &f)
 	limit, limitErrs := parseLimit(r)
 	fields = append(fields, limitErrs...)
 	f.Limit = limit + 1

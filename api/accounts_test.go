@@ -133,6 +133,8 @@ func isolationRoutes() []isolationRoute {
 		isolationRoute{method: "GET", path: "/api/accounts/{a}/keys", ok: 200, collection: true, platformOnly: true},
 		isolationRoute{method: "POST", path: "/api/accounts/{a}/keys", body: map[string]any{"name": "k"}, ok: 201, collection: true, platformOnly: true},
 		isolationRoute{method: "DELETE", path: "/api/accounts/{a}/keys/{spare}", ok: 200, platformOnly: true},
+		isolationRoute{method: "POST", path: "/api/accounts/{a}/console-links", ok: 201, collection: true, platformOnly: true},
+		isolationRoute{method: "DELETE", path: "/api/accounts/{a}/console-sessions", ok: 200, collection: true, platformOnly: true},
 	)
 	return routes
 }

@@ -126,37 +126,44 @@ func (s *Server) pathWebhookRecord(r *http.Request) (store.Webhook, error) {
 	return hook, nil
 }
 
-// handleDeliveryList lists a webhook's deliveries, newest first, optionally by ?status=.
+// handleDeliveryList lists a webhook's deliveries, newest first, filtered as the account's are.
 func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request) {
 	hook, err := s.pathWebhookRecord(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	page, status, err := parseDeliveryFilter(r)
+	page, filter, err := parseDeliveryFilter(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writePage(s, w, r, page, func(ctx context.Context, p store.Page) ([]store.Delivery, error) {
-		return s.store.ListWebhookDeliveries(ctx, hook.ID, status, p)
+		return s.store.ListWebhookDeliveries(ctx, hook.ID, filter, p)
 	}, deliveryID, newDeliveryResponse)
 }
 
 func deliveryID(d store.Delivery) uuid.UUID { return d.ID }
 
-// parseDeliveryFilter reads a delivery list's page and ?status= ("" for all).
-func parseDeliveryFilter(r *http.Request) (store.Page, string, error) {
+// parseDeliveryFilter reads a delivery list's page, ?status= and its event's filters
+// (?type=, ?surveyId=, ?since=, ?until=, as the events list reads them).
+func parseDeliveryFilter(r *http.Request) (store.Page, store.DeliveryFilter, error) {
 	page, err := parsePage(r)
 	if err != nil {
-		return store.Page{}, "", err
+		return store.Page{}, store.DeliveryFilter{}, err
 	}
-	status := r.URL.Query().Get("status")
-	if status != "" && !slices.Contains(delivery.Statuses, status) {
-		return store.Page{}, "", invalidFields([]FieldError{{Field: "status",
-			Message: "must be one of " + strings.Join(delivery.Statuses, ", ")}})
+	f := store.DeliveryFilter{Status: r.URL.Query().Get("status")}
+	var fields []FieldError
+	if f.Status != "" && !slices.Contains(delivery.Statuses, f.Status) {
+		fields = append(fields, FieldError{Field: "status", Message: "must be one of " + strings.Join(delivery.Statuses, ", ")})
 	}
-	return page, status, nil
+	var ev store.EventFilter
+	fields = append(fields, parseEventFilter(r, &ev)...)
+	f.EventType, f.SurveyID, f.Since, f.Until = ev.EventType, ev.SurveyID, ev.Since, ev.Until
+	if len(fields) > 0 {
+		return store.Page{}, store.DeliveryFilter{}, invalidFields(fields)
+	}
+	return page, f, nil
 }
 
 // handleDeliveryGet shows one delivery with every attempt.

@@ -76,6 +76,10 @@ type Config struct {
 	// Propagator reads the callers' trace context (traceparent); nil means
 	// otel.GetTextMapPropagator().
 	Propagator propagation.TextMapPropagator
+	// ConsoleURL is the scheme and host the web console is reached at, for the links
+	// POST .../console-links mints (SURVEYHOOKS_CONSOLE_URL); "" means the host of that
+	// request.
+	ConsoleURL string
 }
 
 // Deliveries is what the API asks of the delivery service (delivery.Service): everything
@@ -181,6 +185,7 @@ func (s *Server) routes() {
 	s.registerWebhookRoutes(api)
 	s.registerEventTypeRoutes(api)
 	s.registerEventRoutes(api)
+	s.registerConsoleRoutes(api)
 }
 
 // limitDuration gives the request a deadline: every statement and Temporal call it makes

@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
 	"github.com/surveyhooks/surveyhooks/bench"
+	"github.com/surveyhooks/surveyhooks/console"
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/store"
@@ -41,7 +43,16 @@ func testWiring(delays []time.Duration, timeout time.Duration) bench.Wiring {
 		API: func(tc client.Client, st *store.Store) (http.Handler, *delivery.Service) {
 			d := delivery.New(st, tc, delivery.Config{TaskQueue: testTaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: timeout}}, nil)
 			// The bench measures delivery, not the API's rate limit.
-			return api.New(api.Config{APIKeys: []string{testKey}, URLPolicy: policy, RateLimit: -1}, st, d, nil).Handler(), d
+			srv := api.New(api.Config{APIKeys: []string{testKey}, URLPolicy: policy, RateLimit: -1}, st, d, nil)
+			// The console, as serve mounts it, for the list scenario's screens.
+			c, err := console.New(console.Config{API: srv.Handler(), Store: st})
+			if err != nil {
+				panic(fmt.Sprintf("console with the default brand: %v", err))
+			}
+			mux := http.NewServeMux()
+			mux.Handle(console.Prefix, c.Handler())
+			mux.Handle("/", srv.Handler())
+			return mux, d
 		},
 		TaskQueue: testTaskQueue,
 		APIKey:    testKey,
@@ -107,7 +118,7 @@ func TestRun(t *testing.T) {
 	require.Equal(t, 100, rep.List.Events)
 	require.Equal(t, 200, rep.List.Deliveries, "two deliveries per event")
 	require.Equal(t, 1000, rep.List.AttemptRows)
-	require.Len(t, rep.List.Queries, 12)
+	require.Len(t, rep.List.Queries, 16, "twelve API routes and four console screens")
 	for _, q := range rep.List.Queries {
 		require.Equal(t, 500, q.Latency.Count, q.Name)
 		require.Positive(t, q.Over, q.Name)

@@ -139,28 +139,111 @@ func runList(ctx context.Context, st *stack, opts Options) (*ListResult, error) 
 		{QueryLatency{Name: "one delivery with its 5 attempts", Path: survey + "/" + surveyList.middle.String(), Over: surveyList.count}, keys[large]},
 	}
 	for _, r := range routes {
-		st.progress("list         timing %s", r.Name)
-		var ms []float64
-		for n := range listWarmup + listRequests {
-			t := time.Now()
-			status, raw, err := st.apiAs(ctx, r.key, http.MethodGet, r.Path, nil)
-			elapsed := time.Since(t)
-			if err != nil {
-				return nil, err
-			}
-			if status != http.StatusOK {
-				return nil, fmt.Errorf("GET %s answered %d: %s", r.Path, status, firstLine(raw))
-			}
-			if n >= listWarmup {
-				ms = append(ms, float64(elapsed.Microseconds())/1000)
-			}
+		q, err := st.timeList(ctx, r.QueryLatency, func() (int, []byte, error) {
+			return st.apiAs(ctx, r.key, http.MethodGet, r.Path, nil)
+		})
+		if err != nil {
+			return nil, err
 		}
-		q := r.QueryLatency
-		q.Latency = summarize(ms)
+		res.Queries = append(res.Queries, q)
+	}
+
+	// The console's deliveries and delivery screens, rendered for the large account's
+	// session (a console link's), which reads them through the API in-process.
+	cookie, err := st.consoleSession(ctx, large)
+	if err != nil {
+		return nil, err
+	}
+	screens := []QueryLatency{
+		{Name: "console: deliveries screen", Path: "/console/a/" + large + "/deliveries", Over: largeList.count},
+		{Name: "console: deliveries screen, status=failed", Path: "/console/a/" + large + "/deliveries?status=failed", Over: largeList.count},
+		{Name: "console: deliveries screen, live rows", Path: "/console/a/" + large + "/deliveries?fragment=rows", Over: largeList.count},
+		{Name: "console: delivery screen (5 attempts)", Path: fmt.Sprintf("/console/a/%s/webhooks/%s/deliveries/%s", large, wideHook, wideList.middle), Over: wideList.count},
+	}
+	for _, r := range screens {
+		q, err := st.timeList(ctx, r, func() (int, []byte, error) { return st.consoleGet(ctx, cookie, r.Path) })
+		if err != nil {
+			return nil, err
+		}
 		res.Queries = append(res.Queries, q)
 	}
 	st.progress("")
 	return res, nil
+}
+
+// timeList times get listRequests times, after listWarmup untimed calls; every answer
+// must be a 200.
+func (s *stack) timeList(ctx context.Context, q QueryLatency, get func() (int, []byte, error)) (QueryLatency, error) {
+	s.progress("list         timing %s", q.Name)
+	var ms []float64
+	for n := range listWarmup + listRequests {
+		t := time.Now()
+		status, raw, err := get()
+		elapsed := time.Since(t)
+		if err != nil {
+			return QueryLatency{}, err
+		}
+		if status != http.StatusOK {
+			return QueryLatency{}, fmt.Errorf("GET %s answered %d: %s", q.Path, status, firstLine(raw))
+		}
+		if n >= listWarmup {
+			ms = append(ms, float64(elapsed.Microseconds())/1000)
+		}
+	}
+	q.Latency = summarize(ms)
+	return q, nil
+}
+
+// consoleSession opens a console link of account, minted through the API, and returns the
+// session cookie it sets.
+func (s *stack) consoleSession(ctx context.Context, account string) (*http.Cookie, error) {
+	status, raw, err := s.apiRaw(ctx, http.MethodPost, "/api/accounts/"+account+"/console-links", nil)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusCreated {
+		return nil, fmt.Errorf("mint a console link of account %s: the API answered %d: %s", account, status, firstLine(raw))
+	}
+	var link struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(raw, &link); err != nil {
+		return nil, fmt.Errorf("decode console link: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build console link request: %w", err)
+	}
+	resp, err := s.apiClient.Transport.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("open console link: %w", err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "surveyhooks_console" {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("open console link: answered %d without a session (is the console served?)", resp.StatusCode)
+}
+
+// consoleGet fetches a console page with the session cookie.
+func (s *stack) consoleGet(ctx context.Context, cookie *http.Cookie, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.apiURL+path, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("build request: %w", err)
+	}
+	req.AddCookie(cookie)
+	resp, err := s.apiClient.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("GET %s: read response: %w", path, err)
+	}
+	return resp.StatusCode, raw, nil
 }
 
 // listed counts the deliveries of an account or a webhook and finds the middle one.

@@ -620,6 +620,27 @@ type AuditList struct {
 	NextCursor *string `json:"nextCursor"`
 }
 
+// ConsoleLink defines model for ConsoleLink.
+type ConsoleLink struct {
+	// ExpiresAt Until when the link may be opened; the session it starts ends then.
+	ExpiresAt time.Time `json:"expiresAt"`
+
+	// URL The one-time link into the console.
+	URL string `json:"url"`
+}
+
+// ConsoleLinkCreate defines model for ConsoleLinkCreate.
+type ConsoleLinkCreate struct {
+	// ExpiresIn Seconds until the link expires, and with it the session it starts.
+	ExpiresIn *int `json:"expiresIn,omitempty"`
+}
+
+// ConsoleSessionsRevoked defines model for ConsoleSessionsRevoked.
+type ConsoleSessionsRevoked struct {
+	// Revoked How many live sessions were ended.
+	Revoked int `json:"revoked"`
+}
+
 // Delivery defines model for Delivery.
 type Delivery struct {
 	// AccountID Example: default
@@ -1323,6 +1344,18 @@ type ListAccountDeliveriesParams struct {
 	// Status Only the deliveries in this status; all when absent.
 	Status *DeliveryStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
+	// Type Only the events of this type (exact match, no wildcards; in a delivery list: the deliveries of those events).
+	Type *EventTypeFilter `form:"type,omitempty" json:"type,omitempty"`
+
+	// SurveyID Only the events of this survey (in a delivery list: the deliveries of those events).
+	SurveyID *SurveyIDFilter `form:"surveyId,omitempty" json:"surveyId,omitempty"`
+
+	// Since Only the events created at or after this RFC 3339 time (in a delivery list: the deliveries of those events).
+	Since *Since `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only the events created before this RFC 3339 time (in a delivery list: the deliveries of those events).
+	Until *Until `form:"until,omitempty" json:"until,omitempty"`
+
 	// Limit Page size, from 1 to 200 (else 400).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1332,16 +1365,16 @@ type ListAccountDeliveriesParams struct {
 
 // ListAccountEventsParams defines parameters for ListAccountEvents.
 type ListAccountEventsParams struct {
-	// SurveyID Only the events of this survey.
+	// SurveyID Only the events of this survey (in a delivery list: the deliveries of those events).
 	SurveyID *SurveyIDFilter `form:"surveyId,omitempty" json:"surveyId,omitempty"`
 
-	// Type Only the events of this type (exact match, no wildcards).
+	// Type Only the events of this type (exact match, no wildcards; in a delivery list: the deliveries of those events).
 	Type *EventTypeFilter `form:"type,omitempty" json:"type,omitempty"`
 
-	// Since Only the events created at or after this RFC 3339 time.
+	// Since Only the events created at or after this RFC 3339 time (in a delivery list: the deliveries of those events).
 	Since *Since `form:"since,omitempty" json:"since,omitempty"`
 
-	// Until Only the events created before this RFC 3339 time.
+	// Until Only the events created before this RFC 3339 time (in a delivery list: the deliveries of those events).
 	Until *Until `form:"until,omitempty" json:"until,omitempty"`
 
 	// Limit Page size, from 1 to 200 (else 400).
@@ -1373,6 +1406,18 @@ type ListWebhooksForAccountSurveyParams struct {
 type ListDeliveriesForAccountSurveyParams struct {
 	// Status Only the deliveries in this status; all when absent.
 	Status *DeliveryStatusFilter `form:"status,omitempty" json:"status,omitempty"`
+
+	// Type Only the events of this type (exact match, no wildcards; in a delivery list: the deliveries of those events).
+	Type *EventTypeFilter `form:"type,omitempty" json:"type,omitempty"`
+
+	// SurveyID Only the events of this survey (in a delivery list: the deliveries of those events).
+	SurveyID *SurveyIDFilter `form:"surveyId,omitempty" json:"surveyId,omitempty"`
+
+	// Since Only the events created at or after this RFC 3339 time (in a delivery list: the deliveries of those events).
+	Since *Since `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only the events created before this RFC 3339 time (in a delivery list: the deliveries of those events).
+	Until *Until `form:"until,omitempty" json:"until,omitempty"`
 
 	// Limit Page size, from 1 to 200 (else 400).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
@@ -1414,6 +1459,18 @@ type ListDeliveriesAccountWideParams struct {
 	// Status Only the deliveries in this status; all when absent.
 	Status *DeliveryStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
+	// Type Only the events of this type (exact match, no wildcards; in a delivery list: the deliveries of those events).
+	Type *EventTypeFilter `form:"type,omitempty" json:"type,omitempty"`
+
+	// SurveyID Only the events of this survey (in a delivery list: the deliveries of those events).
+	SurveyID *SurveyIDFilter `form:"surveyId,omitempty" json:"surveyId,omitempty"`
+
+	// Since Only the events created at or after this RFC 3339 time (in a delivery list: the deliveries of those events).
+	Since *Since `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only the events created before this RFC 3339 time (in a delivery list: the deliveries of those events).
+	Until *Until `form:"until,omitempty" json:"until,omitempty"`
+
 	// Limit Page size, from 1 to 200 (else 400).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1454,6 +1511,18 @@ type ListDeliveriesParams struct {
 	// Status Only the deliveries in this status; all when absent.
 	Status *DeliveryStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
+	// Type Only the events of this type (exact match, no wildcards; in a delivery list: the deliveries of those events).
+	Type *EventTypeFilter `form:"type,omitempty" json:"type,omitempty"`
+
+	// SurveyID Only the events of this survey (in a delivery list: the deliveries of those events).
+	SurveyID *SurveyIDFilter `form:"surveyId,omitempty" json:"surveyId,omitempty"`
+
+	// Since Only the events created at or after this RFC 3339 time (in a delivery list: the deliveries of those events).
+	Since *Since `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only the events created before this RFC 3339 time (in a delivery list: the deliveries of those events).
+	Until *Until `form:"until,omitempty" json:"until,omitempty"`
+
 	// Limit Page size, from 1 to 200 (else 400).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1479,6 +1548,9 @@ type GetWebhookStatsParams struct {
 
 // GetWebhookStatsParamsWindow defines parameters for GetWebhookStats.
 type GetWebhookStatsParamsWindow string
+
+// CreateConsoleLinkJSONRequestBody defines body for CreateConsoleLink for application/json ContentType.
+type CreateConsoleLinkJSONRequestBody = ConsoleLinkCreate
 
 // RetryAccountDeliveriesJSONRequestBody defines body for RetryAccountDeliveries for application/json ContentType.
 type RetryAccountDeliveriesJSONRequestBody = DeliveryRetryRequest
@@ -1954,6 +2026,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/accounts/{accountId}/audit (the `ListAuditEntries` operationId).
 	ListAuditEntries(ctx context.Context, accountID AccountID, params *ListAuditEntriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConsoleLinkWithBody Mint a one-time link into the account's web console.
+	//
+	// Opening the link (at /console/link/<token>) starts a console session for this account only, once: opened again, or after expiresAt, it is refused. The session acts with an account key minted for it, which expires with it. The platform may embed the link in an iframe (SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS). The URL's scheme and host are SURVEYHOOKS_CONSOLE_URL, or this request's host. Recorded in the audit log (console.link.created). Platform keys only: an account key is answered 403 forbidden.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/accounts/{accountId}/console-links (the `CreateConsoleLink` operationId).
+	CreateConsoleLinkWithBody(ctx context.Context, accountID AccountID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConsoleLink Mint a one-time link into the account's web console.
+	//
+	// Opening the link (at /console/link/<token>) starts a console session for this account only, once: opened again, or after expiresAt, it is refused. The session acts with an account key minted for it, which expires with it. The platform may embed the link in an iframe (SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS). The URL's scheme and host are SURVEYHOOKS_CONSOLE_URL, or this request's host. Recorded in the audit log (console.link.created). Platform keys only: an account key is answered 403 forbidden.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/accounts/{accountId}/console-links (the `CreateConsoleLink` operationId).
+	CreateConsoleLink(ctx context.Context, accountID AccountID, body CreateConsoleLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeConsoleSessions Sign out every console session of the account.
+	//
+	// Ends the account's console sessions (their next request shows the sign-in page), revokes the keys they act with, and refuses the links not opened yet. Recorded in the audit log (console.sessions.revoked). Platform keys only: an account key is answered 403 forbidden.
+	//
+	// Corresponds with DELETE /api/accounts/{accountId}/console-sessions (the `RevokeConsoleSessions` operationId).
+	RevokeConsoleSessions(ctx context.Context, accountID AccountID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAccountDeliveries List the account's deliveries to all its webhooks, newest first.
 	//
@@ -2611,6 +2708,61 @@ func (c *Client) DeleteAccount(ctx context.Context, accountID AccountID, reqEdit
 // Corresponds with GET /api/accounts/{accountId}/audit (the `ListAuditEntries` operationId).
 func (c *Client) ListAuditEntries(ctx context.Context, accountID AccountID, params *ListAuditEntriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListAuditEntriesRequest(c.Server, accountID, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConsoleLinkWithBody Mint a one-time link into the account's web console.
+//
+// Opening the link (at /console/link/<token>) starts a console session for this account only, once: opened again, or after expiresAt, it is refused. The session acts with an account key minted for it, which expires with it. The platform may embed the link in an iframe (SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS). The URL's scheme and host are SURVEYHOOKS_CONSOLE_URL, or this request's host. Recorded in the audit log (console.link.created). Platform keys only: an account key is answered 403 forbidden.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/accounts/{accountId}/console-links (the `CreateConsoleLink` operationId).
+func (c *Client) CreateConsoleLinkWithBody(ctx context.Context, accountID AccountID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConsoleLinkRequestWithBody(c.Server, accountID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConsoleLink Mint a one-time link into the account's web console.
+//
+// Opening the link (at /console/link/<token>) starts a console session for this account only, once: opened again, or after expiresAt, it is refused. The session acts with an account key minted for it, which expires with it. The platform may embed the link in an iframe (SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS). The URL's scheme and host are SURVEYHOOKS_CONSOLE_URL, or this request's host. Recorded in the audit log (console.link.created). Platform keys only: an account key is answered 403 forbidden.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/accounts/{accountId}/console-links (the `CreateConsoleLink` operationId).
+func (c *Client) CreateConsoleLink(ctx context.Context, accountID AccountID, body CreateConsoleLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConsoleLinkRequest(c.Server, accountID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeConsoleSessions Sign out every console session of the account.
+//
+// Ends the account's console sessions (their next request shows the sign-in page), revokes the keys they act with, and refuses the links not opened yet. Recorded in the audit log (console.sessions.revoked). Platform keys only: an account key is answered 403 forbidden.
+//
+// Corresponds with DELETE /api/accounts/{accountId}/console-sessions (the `RevokeConsoleSessions` operationId).
+func (c *Client) RevokeConsoleSessions(ctx context.Context, accountID AccountID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeConsoleSessionsRequest(c.Server, accountID)
 	if err != nil {
 		return nil, err
 	}
@@ -4248,6 +4400,87 @@ func NewListAuditEntriesRequest(server string, accountID AccountID, params *List
 	return req, nil
 }
 
+// NewCreateConsoleLinkRequest calls the generic CreateConsoleLink builder with application/json body
+func NewCreateConsoleLinkRequest(server string, accountID AccountID, body CreateConsoleLinkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateConsoleLinkRequestWithBody(server, accountID, "application/json", bodyReader)
+}
+
+// NewCreateConsoleLinkRequestWithBody constructs an http.Request for the CreateConsoleLink method, with any body, and a specified content type
+func NewCreateConsoleLinkRequestWithBody(server string, accountID AccountID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/console-links", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokeConsoleSessionsRequest constructs an http.Request for the RevokeConsoleSessions method
+func NewRevokeConsoleSessionsRequest(server string, accountID AccountID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "accountId", accountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/accounts/%s/console-sessions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListAccountDeliveriesRequest constructs an http.Request for the ListAccountDeliveries method
 func NewListAccountDeliveriesRequest(server string, accountID AccountID, params *ListAccountDeliveriesParams) (*http.Request, error) {
 	var err error
@@ -4286,6 +4519,54 @@ func NewListAccountDeliveriesRequest(server string, accountID AccountID, params 
 		if params.Status != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SurveyID != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "surveyId", *params.SurveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5128,6 +5409,54 @@ func NewListDeliveriesForAccountSurveyRequest(server string, accountID AccountID
 		if params.Status != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SurveyID != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "surveyId", *params.SurveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6064,6 +6393,54 @@ func NewListDeliveriesAccountWideRequest(server string, accountID AccountID, id 
 		if params.Status != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SurveyID != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "surveyId", *params.SurveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -7195,6 +7572,54 @@ func NewListDeliveriesRequest(server string, surveyID SurveyID, id WebhookID, pa
 
 		}
 
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SurveyID != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "surveyId", *params.SurveyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -7902,6 +8327,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/accounts/{accountId}/audit (the `ListAuditEntries` operationId).
 	ListAuditEntriesWithResponse(ctx context.Context, accountID AccountID, params *ListAuditEntriesParams, reqEditors ...RequestEditorFn) (*ListAuditEntriesResponse, error)
+
+	// CreateConsoleLinkWithBodyWithResponse Mint a one-time link into the account's web console.
+	//
+	// Opening the link (at /console/link/<token>) starts a console session for this account only, once: opened again, or after expiresAt, it is refused. The session acts with an account key minted for it, which expires with it. The platform may embed the link in an iframe (SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS). The URL's scheme and host are SURVEYHOOKS_CONSOLE_URL, or this request's host. Recorded in the audit log (console.link.created). Platform keys only: an account key is answered 403 forbidden.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/accounts/{accountId}/console-links (the `CreateConsoleLink` operationId).
+	CreateConsoleLinkWithBodyWithResponse(ctx context.Context, accountID AccountID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConsoleLinkResponse, error)
+
+	// CreateConsoleLinkWithResponse Mint a one-time link into the account's web console.
+	//
+	// Opening the link (at /console/link/<token>) starts a console session for this account only, once: opened again, or after expiresAt, it is refused. The session acts with an account key minted for it, which expires with it. The platform may embed the link in an iframe (SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS). The URL's scheme and host are SURVEYHOOKS_CONSOLE_URL, or this request's host. Recorded in the audit log (console.link.created). Platform keys only: an account key is answered 403 forbidden.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/accounts/{accountId}/console-links (the `CreateConsoleLink` operationId).
+	CreateConsoleLinkWithResponse(ctx context.Context, accountID AccountID, body CreateConsoleLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConsoleLinkResponse, error)
+
+	// RevokeConsoleSessionsWithResponse Sign out every console session of the account.
+	//
+	// Ends the account's console sessions (their next request shows the sign-in page), revokes the keys they act with, and refuses the links not opened yet. Recorded in the audit log (console.sessions.revoked). Platform keys only: an account key is answered 403 forbidden.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/accounts/{accountId}/console-sessions (the `RevokeConsoleSessions` operationId).
+	RevokeConsoleSessionsWithResponse(ctx context.Context, accountID AccountID, reqEditors ...RequestEditorFn) (*RevokeConsoleSessionsResponse, error)
 
 	// ListAccountDeliveriesWithResponse List the account's deliveries to all its webhooks, newest first.
 	//
@@ -8910,6 +9362,214 @@ func (r ListAuditEntriesResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListAuditEntriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateConsoleLinkResponse401Headers the declared response headers of an HTTP 401 response for CreateConsoleLink
+type CreateConsoleLinkResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CreateConsoleLinkResponse429Headers the declared response headers of an HTTP 429 response for CreateConsoleLink
+type CreateConsoleLinkResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CreateConsoleLinkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ConsoleLink
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateConsoleLinkResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateConsoleLinkResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON201() *ConsoleLink {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateConsoleLinkResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateConsoleLinkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateConsoleLinkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateConsoleLinkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateConsoleLinkResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeConsoleSessionsResponse401Headers the declared response headers of an HTTP 401 response for RevokeConsoleSessions
+type RevokeConsoleSessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RevokeConsoleSessionsResponse429Headers the declared response headers of an HTTP 429 response for RevokeConsoleSessions
+type RevokeConsoleSessionsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RevokeConsoleSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConsoleSessionsRevoked
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeConsoleSessionsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RevokeConsoleSessionsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeConsoleSessionsResponse) GetJSON200() *ConsoleSessionsRevoked {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RevokeConsoleSessionsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeConsoleSessionsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RevokeConsoleSessionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RevokeConsoleSessionsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RevokeConsoleSessionsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RevokeConsoleSessionsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeConsoleSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeConsoleSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeConsoleSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeConsoleSessionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15747,6 +16407,51 @@ func (c *ClientWithResponses) ListAuditEntriesWithResponse(ctx context.Context, 
 	return ParseListAuditEntriesResponse(rsp)
 }
 
+// CreateConsoleLinkWithBodyWithResponse Mint a one-time link into the account's web console.
+//
+// Opening the link (at /console/link/<token>) starts a console session for this account only, once: opened again, or after expiresAt, it is refused. The session acts with an account key minted for it, which expires with it. The platform may embed the link in an iframe (SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS). The URL's scheme and host are SURVEYHOOKS_CONSOLE_URL, or this request's host. Recorded in the audit log (console.link.created). Platform keys only: an account key is answered 403 forbidden.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/accounts/{accountId}/console-links (the `CreateConsoleLink` operationId).
+func (c *ClientWithResponses) CreateConsoleLinkWithBodyWithResponse(ctx context.Context, accountID AccountID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConsoleLinkResponse, error) {
+	rsp, err := c.CreateConsoleLinkWithBody(ctx, accountID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConsoleLinkResponse(rsp)
+}
+
+// CreateConsoleLinkWithResponse Mint a one-time link into the account's web console.
+//
+// Opening the link (at /console/link/<token>) starts a console session for this account only, once: opened again, or after expiresAt, it is refused. The session acts with an account key minted for it, which expires with it. The platform may embed the link in an iframe (SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS). The URL's scheme and host are SURVEYHOOKS_CONSOLE_URL, or this request's host. Recorded in the audit log (console.link.created). Platform keys only: an account key is answered 403 forbidden.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/accounts/{accountId}/console-links (the `CreateConsoleLink` operationId).
+func (c *ClientWithResponses) CreateConsoleLinkWithResponse(ctx context.Context, accountID AccountID, body CreateConsoleLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConsoleLinkResponse, error) {
+	rsp, err := c.CreateConsoleLink(ctx, accountID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConsoleLinkResponse(rsp)
+}
+
+// RevokeConsoleSessionsWithResponse Sign out every console session of the account.
+//
+// Ends the account's console sessions (their next request shows the sign-in page), revokes the keys they act with, and refuses the links not opened yet. Recorded in the audit log (console.sessions.revoked). Platform keys only: an account key is answered 403 forbidden.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/accounts/{accountId}/console-sessions (the `RevokeConsoleSessions` operationId).
+func (c *ClientWithResponses) RevokeConsoleSessionsWithResponse(ctx context.Context, accountID AccountID, reqEditors ...RequestEditorFn) (*RevokeConsoleSessionsResponse, error) {
+	rsp, err := c.RevokeConsoleSessions(ctx, accountID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeConsoleSessionsResponse(rsp)
+}
+
 // ListAccountDeliveriesWithResponse List the account's deliveries to all its webhooks, newest first.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -17232,6 +17937,202 @@ func ParseListAuditEntriesResponse(rsp *http.Response) (*ListAuditEntriesRespons
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers ListAuditEntriesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateConsoleLinkResponse parses an HTTP response from a CreateConsoleLinkWithResponse call
+func ParseCreateConsoleLinkResponse(rsp *http.Response) (*CreateConsoleLinkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateConsoleLinkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ConsoleLink
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CreateConsoleLinkResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateConsoleLinkResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeConsoleSessionsResponse parses an HTTP response from a RevokeConsoleSessionsWithResponse call
+func ParseRevokeConsoleSessionsResponse(rsp *http.Response) (*RevokeConsoleSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeConsoleSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConsoleSessionsRevoked
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokeConsoleSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RevokeConsoleSessionsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

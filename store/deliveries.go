@@ -22,23 +22,45 @@ FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.event_id = $1
 ORDER BY d.id`
 
+// DeliveryFilter narrows a listing of deliveries; zero fields filter nothing. EventType,
+// SurveyID, Since and Until are their event's.
+type DeliveryFilter struct {
+	Status, EventType, SurveyID string
+	Since, Until                time.Time
+}
+
 // deliveryPageQuery returns the statement and arguments for one page of the deliveries whose
-// owner column (d.webhook_id or d.account_id) is owner, newest first, with the given status
-// ("" for all) and after the page's cursor. Each combination of filters gets its own statement
-// text: a single text whose optional filters are "$n IS NULL OR ..." gets a generic plan from
-// PostgreSQL that applies the status and the cursor row by row, while here both are conditions on
-// deliveries_{webhook,account}_status_idx or deliveries_{webhook,account}_idx.
-func deliveryPageQuery(column string, owner any, status string, page Page) (string, []any) {
+// owner column (d.webhook_id or d.account_id) is owner, newest first, that pass f and come
+// after the page's cursor. Each combination of filters gets its own statement text: a single
+// text whose optional filters are "$n IS NULL OR ..." gets a generic plan from PostgreSQL that
+// applies the status and the cursor row by row, while here both are conditions on
+// deliveries_{webhook,account}_status_idx or deliveries_{webhook,account}_idx. The event's
+// filters apply to the joined event as the index walk finds each delivery.
+func deliveryPageQuery(column string, owner any, f DeliveryFilter, page Page) (string, []any) {
 	var q strings.Builder
 	q.WriteString("SELECT " + deliveryColumns + "\nFROM deliveries d JOIN events e ON e.id = d.event_id\nWHERE " + column + " = $1")
 	args := []any{owner}
-	if status != "" {
-		args = append(args, status)
-		fmt.Fprintf(&q, " AND d.status = $%d", len(args))
+	cond := func(format string, v any) {
+		args = append(args, v)
+		fmt.Fprintf(&q, format, len(args))
+	}
+	if f.Status != "" {
+		cond(" AND d.status = $%d", f.Status)
+	}
+	if f.EventType != "" {
+		cond(" AND e.event_type = $%d", f.EventType)
+	}
+	if f.SurveyID != "" {
+		cond(" AND e.survey_id = $%d", f.SurveyID)
+	}
+	if !f.Since.IsZero() {
+		cond(" AND e.created_at >= $%d", f.Since)
+	}
+	if !f.Until.IsZero() {
+		cond(" AND e.created_at < $%d", f.Until)
 	}
 	if page.After != nil {
-		args = append(args, *page.After)
-		fmt.Fprintf(&q, " AND d.id < $%d", len(args))
+		cond(" AND d.id < $%d", *page.After)
 	}
 	args = append(args, page.Limit)
 	fmt.Fprintf(&q, "\nORDER BY d.id DESC\nLIMIT $%d", len(args))
@@ -68,11 +90,10 @@ func (s *Store) ListEventDeliveries(ctx context.Context, eventID string) ([]Deli
 	return deliveries, nil
 }
 
-// ListWebhookDeliveries returns one page of a webhook's deliveries, newest first, with the
-// given status ("" for all).
-func (s *Store) ListWebhookDeliveries(ctx context.Context, webhookID uuid.UUID, status string, page Page) ([]Delivery, error) {
+// ListWebhookDeliveries returns one page of a webhook's deliveries that pass f, newest first.
+func (s *Store) ListWebhookDeliveries(ctx context.Context, webhookID uuid.UUID, f DeliveryFilter, page Page) ([]Delivery, error) {
 	deliveries := []Delivery{}
-	query, args := deliveryPageQuery("d.webhook_id", webhookID, status, page)
+	query, args := deliveryPageQuery("d.webhook_id", webhookID, f, page)
 	err := s.q.SelectContext(ctx, &deliveries, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, err)
@@ -80,11 +101,11 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, webhookID uuid.UUID, 
 	return deliveries, nil
 }
 
-// ListAccountDeliveries returns one page of an account's deliveries to all its webhooks,
-// newest first, with the given status ("" for all).
-func (s *Store) ListAccountDeliveries(ctx context.Context, accountID, status string, page Page) ([]Delivery, error) {
+// ListAccountDeliveries returns one page of an account's deliveries to all its webhooks that
+// pass f, newest first.
+func (s *Store) ListAccountDeliveries(ctx context.Context, accountID string, f DeliveryFilter, page Page) ([]Delivery, error) {
 	deliveries := []Delivery{}
-	query, args := deliveryPageQuery("d.account_id", accountID, status, page)
+	query, args := deliveryPageQuery("d.account_id", accountID, f, page)
 	err := s.q.SelectContext(ctx, &deliveries, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of account %s: %w", accountID, err)

@@ -161,11 +161,13 @@ func TestListDeliveriesFiltersAndPages(t *testing.T) {
 	}
 	account := func(status string) func(store.Page) ([]store.Delivery, error) {
 		return func(p store.Page) ([]store.Delivery, error) {
-			return st.ListAccountDeliveries(ctx, "acct-a", status, p)
+			return st.ListAccountDeliveries(ctx, "acct-a", store.DeliveryFilter{Status: status}, p)
 		}
 	}
 	webhook := func(status string) func(store.Page) ([]store.Delivery, error) {
-		return func(p store.Page) ([]store.Delivery, error) { return st.ListWebhookDeliveries(ctx, wide.ID, status, p) }
+		return func(p store.Page) ([]store.Delivery, error) {
+			return st.ListWebhookDeliveries(ctx, wide.ID, store.DeliveryFilter{Status: status}, p)
+		}
 	}
 	for _, limit := range []int{1, 3, 100} {
 		require.Equal(t, newestFirst(all), pageAll(t, limit, account("")))
@@ -175,6 +177,6 @@ func TestListDeliveriesFiltersAndPages(t *testing.T) {
 		require.Equal(t, newestFirst(wideFailed), pageAll(t, limit, webhook(delivery.StatusFailed)))
 	}
 	require.Len(t, pageAll(t, 100, func(p store.Page) ([]store.Delivery, error) {
-		return st.ListWebhookDeliveries(ctx, s1.ID, delivery.StatusPending, p)
+		return st.ListWebhookDeliveries(ctx, s1.ID, store.DeliveryFilter{Status: delivery.StatusPending}, p)
 	}), 7-len(wideFailed))
 }

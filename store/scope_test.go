@@ -94,7 +94,7 @@ func TestPublishTestEventToAnotherAccountsWebhook(t *testing.T) {
 	ev.AccountID = "acct-a"
 	_, err := st.PublishEvent(ctx, ev)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	deliveries, err := st.ListWebhookDeliveries(ctx, theirs.ID, "", store.Page{Limit: 10})
+	deliveries, err := st.ListWebhookDeliveries(ctx, theirs.ID, store.DeliveryFilter{}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, deliveries)
 	_, err = st.GetEvent(ctx, "test-foreign")

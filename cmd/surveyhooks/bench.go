@@ -154,7 +154,15 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 		},
 		API: func(tc client.Client, st *store.Store) (http.Handler, *delivery.Service) {
 			d := newDeliveries(cfg, st, tc, logger)
-			return newAPI(cfg, st, d, logger).Handler(), d
+			srv := newAPI(cfg, st, d, logger)
+			h, err := newHTTPHandler(cfg, st, srv, "", logger)
+			if err != nil {
+				// Only a SURVEYHOOKS_CONSOLE_* setting fails it; the list scenario then says
+				// that the console is not served.
+				logger.Error("the bench serves the API without the console", "err", err)
+				return srv.Handler(), d
+			}
+			return h, d
 		},
 		TaskQueue: cfg.TaskQueue,
 		APIKey:    cfg.APIKeys[0],

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -82,6 +83,13 @@ type config struct {
 	// format (SURVEYHOOKS_SIGNATURE_HEADER, SURVEYHOOKS_SIGNATURE_FORMAT): the platform keeps
 	// the header its customers' receivers already verify.
 	Signature signature.Profile
+	// Console: the scheme and host it is reached at (for console links; "" is the host the
+	// link request came to), the origins that may frame it, and its brand.
+	ConsoleURL            string
+	ConsoleFrameAncestors []string
+	ConsoleProductName    string
+	ConsoleLogoFile       string
+	ConsoleAccent         string
 	// ExportTraces is set when an OTLP endpoint is (OTEL_EXPORTER_OTLP_ENDPOINT or
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); the exporter reads the OTEL_* variables itself.
 	ExportTraces bool
@@ -131,6 +139,11 @@ var knownVariables = []string{
 	"SURVEYHOOKS_RECOVERY_RATE",
 	"SURVEYHOOKS_ENDPOINT_CONCURRENCY",
 	"SURVEYHOOKS_NOTICE_ACCOUNT",
+	"SURVEYHOOKS_CONSOLE_URL",
+	"SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS",
+	"SURVEYHOOKS_CONSOLE_PRODUCT_NAME",
+	"SURVEYHOOKS_CONSOLE_LOGO_FILE",
+	"SURVEYHOOKS_CONSOLE_ACCENT",
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 }
@@ -332,6 +345,23 @@ func loadConfig(lookup envLookup) (config, error) {
 	if cfg.NoticeAccount != "" && !api.ValidID(cfg.NoticeAccount) {
 		problems = append(problems, fmt.Sprintf("SURVEYHOOKS_NOTICE_ACCOUNT=%q must be an account id: 1 to 128 of A-Z a-z 0-9 . _ : -", cfg.NoticeAccount))
 	}
+	str("SURVEYHOOKS_CONSOLE_URL", &cfg.ConsoleURL)
+	if cfg.ConsoleURL != "" {
+		if u, err := url.Parse(cfg.ConsoleURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
+			problems = append(problems, fmt.Sprintf("SURVEYHOOKS_CONSOLE_URL=%q must be the scheme and host the console is reached at, such as https://hooks.example.com", cfg.ConsoleURL))
+		}
+	}
+	if v, ok := lookup("SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS"); ok && strings.TrimSpace(v) != "" {
+		for _, source := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+			if !validFrameAncestor(source) {
+				problems = append(problems, fmt.Sprintf("SURVEYHOOKS_CONSOLE_FRAME_ANCESTORS: %q must be 'self', 'none' or an origin such as https://app.example.com", source))
+			}
+			cfg.ConsoleFrameAncestors = append(cfg.ConsoleFrameAncestors, source)
+		}
+	}
+	str("SURVEYHOOKS_CONSOLE_PRODUCT_NAME", &cfg.ConsoleProductName)
+	str("SURVEYHOOKS_CONSOLE_LOGO_FILE", &cfg.ConsoleLogoFile)
+	str("SURVEYHOOKS_CONSOLE_ACCENT", &cfg.ConsoleAccent)
 	if v, ok := lookup("SURVEYHOOKS_RECOVERY_RATE"); ok && strings.TrimSpace(v) != "" {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil || f <= 0 || math.IsInf(f, 0) {
@@ -391,4 +421,15 @@ func warnUnknownVariables(logger *slog.Logger, environ []string) {
 			logger.Warn("ignoring an environment variable surveyhooks does not know; misspelt?", "variable", name)
 		}
 	}
+}
+
+// validFrameAncestor accepts the CSP frame-ancestors sources the console allows: 'self',
+// 'none', or an http(s) origin (a host may start with *. for its subdomains).
+func validFrameAncestor(source string) bool {
+	if source == "'self'" || source == "'none'" {
+		return true
+	}
+	u, err := url.Parse(source)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Path == "" &&
+		u.RawQuery == "" && u.User == nil && !strings.ContainsAny(source, "; '")
 }

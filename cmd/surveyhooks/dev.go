@@ -156,6 +156,10 @@ func runDev(ctx context.Context, cfg config) (err error) {
 	ensureRetention(ctx, cfg, tc, logger)
 	d := newDeliveries(cfg, st, tc, logger)
 	srv := newAPI(cfg, st, d, logger)
+	handler, err := newHTTPHandler(cfg, st, srv, temporal.UIURL(), logger)
+	if err != nil {
+		return err
+	}
 
 	apiURL := hostURL(l.Addr().String())
 	postgres := redactURL(shownURL)
@@ -166,6 +170,7 @@ func runDev(ctx context.Context, cfg config) (err error) {
 surveyhooks dev is running
   API          %s   (try: curl %s/readyz)
   API key      %s
+  Console      %s/console/   (sign in with the API key)
   Encryption   key %s
   Temporal UI  %s
   Temporal     %s  namespace %s
@@ -174,12 +179,12 @@ surveyhooks dev is running
   data folder  %s
 Stop with Ctrl-C; the next start finds everything where it was.
 
-`, apiURL, apiURL, shownKey, keysWhere, temporal.UIURL(), temporal.FrontendAddr(), cfg.TemporalNamespace,
+`, apiURL, apiURL, shownKey, apiURL, keysWhere, temporal.UIURL(), temporal.FrontendAddr(), cfg.TemporalNamespace,
 		hostURL(ml.Addr().String()), postgres, dataDir)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
-	g.Go(func() error { return serveHTTP(gctx, l, srv.Handler(), srv.LongestRequest(), logger) })
+	g.Go(func() error { return serveHTTP(gctx, l, handler, srv.LongestRequest(), logger) })
 	g.Go(func() error { return serveHTTP(gctx, ml, metrics, metricsWriteTimeout, logger) })
 	err = g.Wait()
 	logger.Info("stopping")

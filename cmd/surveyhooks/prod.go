@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
@@ -77,10 +78,14 @@ func runServe(ctx context.Context, cfg config) error {
 
 	d := newDeliveries(cfg, st, tc, logger)
 	srv := newAPI(cfg, st, d, logger)
+	handler, err := newHTTPHandler(cfg, st, srv, temporalUIURL(cfg.TemporalUIAddr), logger)
+	if err != nil {
+		return err
+	}
 	logger.Info("serving the API", "url", hostURL(l.Addr().String()), "metrics", hostURL(ml.Addr().String())+"/metrics")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
-	g.Go(func() error { return serveHTTP(gctx, l, srv.Handler(), srv.LongestRequest(), logger) })
+	g.Go(func() error { return serveHTTP(gctx, l, handler, srv.LongestRequest(), logger) })
 	g.Go(func() error { return serveHTTP(gctx, ml, metrics, metricsWriteTimeout, logger) })
 	return g.Wait()
 }
@@ -166,4 +171,13 @@ func (b *backends) close() {
 		b.closers[i]()
 	}
 	b.closers = nil
+}
+
+// temporalUIURL is the Temporal Web UI's base URL from TEMPORAL_UI_ADDR: a full URL as
+// given, or http:// before a host:port.
+func temporalUIURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return strings.TrimSuffix(addr, "/")
+	}
+	return hostURL(addr)
 }

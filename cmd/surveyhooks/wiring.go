@@ -21,6 +21,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/activities"
 	"github.com/surveyhooks/surveyhooks/api"
+	"github.com/surveyhooks/surveyhooks/console"
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/retention"
 	"github.com/surveyhooks/surveyhooks/store"
@@ -199,7 +200,31 @@ func newAPI(cfg config, st *store.Store, d *delivery.Service, logger *slog.Logge
 		RequestTimeout: cfg.RequestTimeout,
 		RateLimit:      cfg.RateLimit,
 		RateBurst:      cfg.RateBurst,
+		ConsoleURL:     cfg.ConsoleURL,
 	}, st, d, logger)
+}
+
+// newHTTPHandler serves the console at /console/ and the REST API everywhere else. The
+// console calls the API's handler in-process; temporalUI is the Web UI's base URL for
+// operators' workflow links.
+func newHTTPHandler(cfg config, st *store.Store, srv *api.Server, temporalUI string, logger *slog.Logger) (http.Handler, error) {
+	brand := console.Brand{Name: cfg.ConsoleProductName, Accent: cfg.ConsoleAccent}
+	if cfg.ConsoleLogoFile != "" {
+		logo, err := os.ReadFile(cfg.ConsoleLogoFile)
+		if err != nil {
+			return nil, fmt.Errorf("SURVEYHOOKS_CONSOLE_LOGO_FILE: %w", err)
+		}
+		brand.Logo = logo
+	}
+	c, err := console.New(console.Config{API: srv.Handler(), Store: st, FrameAncestors: cfg.ConsoleFrameAncestors,
+		Brand: brand, TemporalUIURL: temporalUI, TemporalNamespace: cfg.TemporalNamespace, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(console.Prefix, c.Handler())
+	mux.Handle("/", srv.Handler())
+	return mux, nil
 }
 
 // metricsWriteTimeout bounds the answer to a metrics scrape.
