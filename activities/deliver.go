@@ -98,7 +98,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 			ErrTypeNotDue, expected(temporal.ApplicationErrorOptions{NextRetryDelay: max(verdict.Wait, time.Millisecond)}))
 	case delivery.ActionHold:
 		a.metrics.held(ctx, heldPause)
-		return DeliverResult{}, heldError(verdict.Reason, jitter(verdict.Wait))
+		return DeliverResult{}, heldError(verdict.Reason, jitter(verdict.Wait), false)
 	}
 	done, err := a.admit(ctx, target, heldTimes(ctx, in))
 	if err != nil {

@@ -130,7 +130,7 @@ func (a *Activities) admit(ctx context.Context, t store.Target, held int) (done 
 	leave, wait := a.gate.enter(endpointOf(t.Webhook.URL), time.Now(), held)
 	if leave == nil {
 		a.metrics.held(ctx, heldBusy)
-		return nil, heldError(fmt.Sprintf("this worker has as many attempts in flight to the endpoint as it allows (%d, or 1 while its last attempt timed out)", a.gate.limit), jitter(wait))
+		return nil, heldError(fmt.Sprintf("this worker has as many attempts in flight to the endpoint as it allows (%d, or 1 while its last attempt timed out)", a.gate.limit), jitter(wait), false)
 	}
 	if limit := t.Webhook.Limit(); limit != nil {
 		wait, err := a.takeSlot(ctx, t.Webhook.ID, *limit)
@@ -142,7 +142,7 @@ func (a *Activities) admit(ctx context.Context, t store.Target, held int) (done 
 		}
 		if wait > 0 {
 			a.metrics.held(ctx, heldRateLimit)
-			return nil, heldError(fmt.Sprintf("the webhook's rate limit (%g/s, burst %d) is reached", limit.PerSecond, limit.Burst), wait)
+			return nil, heldError(fmt.Sprintf("the webhook's rate limit (%g/s, burst %d) is reached", limit.PerSecond, limit.Burst), wait, true)
 		}
 	}
 	return leave, nil
@@ -190,19 +190,31 @@ func (a *Activities) pause(ctx context.Context, hook store.Webhook, s sentAttemp
 	a.logger.InfoContext(ctx, "webhook paused", "webhook_id", hook.ID, "status_code", s.statusCode, "pause", d)
 }
 
-// heldError is Deliver's answer for an attempt it did not make now: retry after wait.
-func heldError(why string, wait time.Duration) error {
+// heldError is Deliver's answer for an attempt it did not make now: try again after wait.
+// turn says the wait is the attempt's turn at the webhook's rate limit, which goes unused
+// unless the attempt comes back then; any other hold may come back any time after.
+func heldError(why string, wait time.Duration, turn bool) error {
 	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("held: %s; next try in %s", why, wait.Round(time.Millisecond)),
-		ErrTypeHeld, expected(temporal.ApplicationErrorOptions{NextRetryDelay: max(wait, time.Millisecond)}))
+		ErrTypeHeld, expected(temporal.ApplicationErrorOptions{NextRetryDelay: max(wait, time.Millisecond), Details: []any{turn}}))
 }
 
-// HeldFor reports whether err is Deliver's answer for an attempt it held, and for how long.
-func HeldFor(err error) (time.Duration, bool) {
+// Hold is Deliver's answer for an attempt it held (ErrTypeHeld).
+type Hold struct {
+	// Wait is how long until the attempt should come back.
+	Wait time.Duration
+	// Turn says Wait is its turn at the webhook's rate limit.
+	Turn bool
+}
+
+// HeldFor reports whether err is Deliver's answer for an attempt it held, and how.
+func HeldFor(err error) (Hold, bool) {
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == ErrTypeHeld {
-		return appErr.NextRetryDelay(), true
+	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeHeld {
+		return Hold{}, false
 	}
-	return 0, false
+	h := Hold{Wait: appErr.NextRetryDelay()}
+	_ = appErr.Details(&h.Turn) // absent: no turn
+	return h, true
 }
 
 // jitter spreads a wait over [d, 1.25 d), so that attempts held together do not all come

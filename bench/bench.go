@@ -117,6 +117,9 @@ type Options struct {
 	// ListAccounts is how many accounts the list scenario spreads its rows over, with ten
 	// webhooks each; at least 2.
 	ListAccounts int
+	// RecoveryRate is the recoveries' rate bound the wiring's services were built with,
+	// which the recovery scenario reports beside the rate it measured.
+	RecoveryRate float64
 	// ProfileDir, when set, receives a CPU profile (pprof) of the whole process for the
 	// first pass of each throughput scenario, as <scenario>.pprof: where the time goes.
 	ProfileDir string
@@ -183,7 +186,7 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate(w Wiring) error {
 	var problems []error
-	known := append(slices.Clone(DefaultScenarios), ScenarioBareSA, ScenarioList, ScenarioIsolation, ScenarioBackoff)
+	known := append(slices.Clone(DefaultScenarios), ScenarioBareSA, ScenarioList, ScenarioIsolation, ScenarioRecovery, ScenarioBackoff)
 	for _, s := range o.Scenarios {
 		if !slices.Contains(known, s) {
 			problems = append(problems, fmt.Errorf("unknown scenario %q (known: %v)", s, known))
@@ -229,7 +232,7 @@ func Run(ctx context.Context, opts Options, w Wiring) (*Report, error) {
 	rep := newReport(opts)
 	var throughput []string
 	for _, name := range opts.Scenarios {
-		if name != ScenarioList && name != ScenarioBackoff && name != ScenarioIsolation {
+		if name != ScenarioList && name != ScenarioBackoff && name != ScenarioIsolation && name != ScenarioRecovery {
 			throughput = append(throughput, name)
 		}
 	}
@@ -276,6 +279,13 @@ func Run(ctx context.Context, opts Options, w Wiring) (*Report, error) {
 			return rep, fmt.Errorf("isolation scenario: %w", err)
 		}
 		rep.Isolation = res
+	}
+	if slices.Contains(opts.Scenarios, ScenarioRecovery) {
+		res, err := runRecovery(ctx, st, opts)
+		if err != nil {
+			return rep, fmt.Errorf("recovery scenario: %w", err)
+		}
+		rep.Recovery = res
 	}
 	if slices.Contains(opts.Scenarios, ScenarioBackoff) {
 		// Last: it stops the worker.

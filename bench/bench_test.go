@@ -27,6 +27,8 @@ import (
 const (
 	testKey       = "bench-test-key"
 	testTaskQueue = "bench-test"
+	// testRecoveryRate paces the recoveries the API starts.
+	testRecoveryRate = 200
 )
 
 // testWiring wires the stack from the packages as cmd/surveyhooks does, on the given
@@ -38,10 +40,13 @@ func testWiring(delays []time.Duration, timeout time.Duration) bench.Wiring {
 		Worker: func(tc client.Client, st *store.Store) worker.Worker {
 			w := worker.New(tc, testTaskQueue, worker.Options{WorkflowPanicPolicy: worker.FailWorkflow})
 			workflows.Register(w, activities.New(st, policy.Client(), activities.Config{Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: timeout}}, slog.New(slog.DiscardHandler)))
+			workflows.RegisterRecovery(w, delivery.NewRecoverer(delivery.New(st, tc, delivery.Config{TaskQueue: testTaskQueue,
+				Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: timeout}}, nil)))
 			return w
 		},
 		API: func(tc client.Client, st *store.Store) (http.Handler, *delivery.Service) {
-			d := delivery.New(st, tc, delivery.Config{TaskQueue: testTaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: timeout}}, nil)
+			d := delivery.New(st, tc, delivery.Config{TaskQueue: testTaskQueue, Schedule: delivery.Schedule{Delays: delays, AttemptTimeout: timeout},
+				RecoveryRate: testRecoveryRate}, nil)
 			// The bench measures delivery, not the API's rate limit.
 			srv := api.New(api.Config{APIKeys: []string{testKey}, URLPolicy: policy, RateLimit: -1}, st, d, nil)
 			// The console, as serve mounts it, for the list scenario's screens.
@@ -172,4 +177,55 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	}
 	_, err := bench.Run(context.Background(), bench.Options{}, bench.Wiring{})
 	require.ErrorContains(t, err, "wiring")
+}
+
+// TestRunIsolationAndRecovery runs the isolation scenario on a tiny load (an endpoint that
+// hangs for the 1 s attempt timeout beside a healthy one) and recovers 300 failed
+// deliveries: every healthy delivery arrives, and every recovered one once, at no more than
+// the bounded rate.
+func TestRunIsolationAndRecovery(t *testing.T) {
+	delays := []time.Duration{time.Minute}
+	opts := bench.Options{
+		Scenarios:      []string{bench.ScenarioIsolation, bench.ScenarioRecovery},
+		Count:          300,
+		Rate:           20,
+		Duration:       2 * time.Second,
+		Concurrency:    8,
+		RetryDelays:    delays,
+		AttemptTimeout: time.Second,
+		RecoveryRate:   testRecoveryRate,
+		DatabaseURL:    testenv.PostgresURL(t),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, opts, testWiring(delays, opts.AttemptTimeout))
+	require.NoError(t, err)
+
+	require.NotNil(t, rep.Isolation)
+	require.Len(t, rep.Isolation.Phases, 2)
+	for _, p := range rep.Isolation.Phases {
+		require.Positive(t, p.HealthyEvents, p.Name)
+		require.Equal(t, p.HealthyEvents, p.HealthyArrived, p.Name)
+		require.Positive(t, p.Receiver.P99, p.Name)
+	}
+	require.Zero(t, rep.Isolation.Phases[0].HangingEvents)
+	require.Positive(t, rep.Isolation.Phases[1].HangingEvents)
+	require.Positive(t, rep.Isolation.Phases[1].HangingRequests)
+	require.Positive(t, rep.Isolation.P99Ratio)
+
+	rec := rep.Recovery
+	require.NotNil(t, rec)
+	require.Equal(t, 300, rec.Matched)
+	require.Equal(t, 300, rec.Delivered)
+	require.Zero(t, rec.Failed)
+	require.Equal(t, 300, rec.Arrived)
+	require.Zero(t, rec.Duplicates)
+	require.True(t, rec.SameID)
+	require.NotEmpty(t, rec.Samples)
+	require.LessOrEqual(t, rec.Rate, 1.2*testRecoveryRate, "the recovery keeps to its rate")
+
+	var text bytes.Buffer
+	require.NoError(t, rep.WriteText(&text))
+	require.Contains(t, text.String(), "isolation:")
+	require.Contains(t, text.String(), "recovery: 300 failed deliveries")
 }

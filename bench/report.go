@@ -26,6 +26,7 @@ type Report struct {
 	Ratios    *Ratios          `json:"ratios,omitempty"`
 	List      *ListResult      `json:"list,omitempty"`
 	Isolation *IsolationResult `json:"isolation,omitempty"`
+	Recovery  *RecoveryResult  `json:"recovery,omitempty"`
 	Backoff   *BackoffResult   `json:"backoff,omitempty"`
 }
 
@@ -325,6 +326,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.Isolation != nil {
 		r.Isolation.writeText(&b)
+	}
+	if r.Recovery != nil {
+		r.Recovery.writeText(&b)
 	}
 	if r.Backoff != nil {
 		r.Backoff.writeText(&b)

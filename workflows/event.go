@@ -115,15 +115,17 @@ func (r *eventRun) deliver(ctx workflow.Context, d *target, in activities.Delive
 			r.finish(ctx, d, res, err)
 			return
 		}
-		if wait, held := activities.HeldFor(err); held {
-			// The schedule's first try goes when the hold ends: asked at once, it would be
-			// held again, and a rate limit's turn given to this attempt would go unused.
-			if err := workflow.Sleep(ctx, wait); err != nil {
+		if hold, held := activities.HeldFor(err); !held {
+			d.Status = delivery.StatusRetrying
+		} else if hold.Turn {
+			// The schedule's first try goes at the attempt's turn at the rate limit: asked
+			// at once, it would be held again and the turn would go unused. Any other hold
+			// goes straight to the schedule's activity, whose retries wait without a
+			// workflow task.
+			if err := workflow.Sleep(ctx, hold.Wait); err != nil {
 				r.finish(ctx, d, res, err)
 				return
 			}
-		} else {
-			d.Status = delivery.StatusRetrying
 		}
 		res, req, err := r.attemptOnSchedule(ctx, d)
 		if req == nil {
@@ -142,11 +144,11 @@ func (r *eventRun) deliver(ctx workflow.Context, d *target, in activities.Delive
 func (r *eventRun) attemptNow(ctx workflow.Context, d *target, in activities.DeliverInput) (activities.DeliverResult, error) {
 	for {
 		res, err := r.attemptOnce(ctx, d, in)
-		wait, held := activities.HeldFor(err)
+		hold, held := activities.HeldFor(err)
 		if !held || in.Trigger == delivery.TriggerAuto {
 			return res, err
 		}
-		if err := workflow.Sleep(ctx, wait); err != nil {
+		if err := workflow.Sleep(ctx, hold.Wait); err != nil {
 			return res, err
 		}
 		in.Held++

@@ -333,3 +333,53 @@ func TestTestEventRetryAfterCloseMakesOneAttempt(t *testing.T) {
 	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
 	require.Equal(t, int32(2), calls.Load())
 }
+
+// A pause the receiver asked for holds the schedule's first attempt until it ends, on the
+// schedule's activity: the delivery is made once, as attempt 1, when the pause is over.
+func TestEventHeldByAPause(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusOK)
+	})
+	start := b.env.Now()
+	require.NoError(t, b.st.PauseWebhook(t.Context(), b.input.Deliveries[0].WebhookID, start.Add(10*time.Second)))
+	res := b.run(t)
+
+	d, as, _ := b.attempts(t)
+	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, 1, d.AttemptCount, "the wait cost no attempt")
+	require.Len(t, as, 1)
+	require.Equal(t, delivery.TriggerAuto, as[0].Trigger)
+	require.GreaterOrEqual(t, as[0].StartedAt.Sub(start), 10*time.Second, "not before the pause ended")
+	require.Less(t, as[0].StartedAt.Sub(start), 15*time.Second, "soon after it")
+	require.Equal(t, int32(1), calls.Load())
+}
+
+// An attempt past the webhook's rate limit waits for its turn and goes then: a manual
+// retry keeps its trigger through the wait.
+func TestEventHeldByTheRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setupSchedule(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})
+	hookID := b.input.Deliveries[0].WebhookID
+	one := 1.0
+	scope := store.Scope{AccountID: store.DefaultAccount, SurveyID: "survey-1"}
+	_, err := b.st.UpdateWebhook(t.Context(), scope, hookID, store.WebhookUpdate{RateLimit: &store.RateLimit{PerSecond: one / 30, Burst: 1}})
+	require.NoError(t, err)
+	// Another request took the slot: the next one is 30 s away.
+	start := b.env.Now()
+	wait, err := b.st.TakeSlot(t.Context(), hookID, store.RateLimit{PerSecond: one / 30, Burst: 1}, start)
+	require.NoError(t, err)
+	require.Zero(t, wait)
+	b.input.Trigger = delivery.TriggerManual
+	res := b.run(t)
+
+	d, as, _ := b.attempts(t)
+	require.Equal(t, delivery.StatusDelivered, res.Deliveries[0].Status)
+	require.Equal(t, 1, d.AttemptCount)
+	require.Equal(t, delivery.TriggerManual, as[0].Trigger, "held in the workflow, the retry keeps its trigger")
+	require.InDelta(t, 30, as[0].StartedAt.Sub(start).Seconds(), 1, "at its turn")
+}

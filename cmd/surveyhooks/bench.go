@@ -34,7 +34,7 @@ webhooks, events and deliveries stay in that database, sealed with
 SURVEYHOOKS_ENCRYPTION_KEYS as serve would.
 
 Scenarios: ours, bare, raw (the default); bare-sa (bare plus ours' search attributes, to
-tell Temporal's visibility cost from the rest); isolation (-rate events/s, default 40, for -duration, default 60s, every other one to an endpoint that never answers, against half the rate to the healthy endpoint alone); list (API reads over -list-accounts accounts
+tell Temporal's visibility cost from the rest); isolation (-rate events/s, default 40, for -duration, default 60s, every other one to an endpoint that never answers, against half the rate to the healthy endpoint alone); recovery (-count failed deliveries recovered at SURVEYHOOKS_RECOVERY_RATE, with progress and memory sampled); list (API reads over -list-accounts accounts
 with ten webhooks each and -list-attempts attempt rows); backoff (memory with -count deliveries waiting; alone it uses the documented schedule).
 
 On a shared machine one pass of each scenario moves with whatever else runs: -rounds N runs
@@ -57,7 +57,7 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 	}
 	var (
 		opts        bench.Options
-		scenarios   = fs.String("scenarios", strings.Join(bench.DefaultScenarios, ","), "comma-separated scenarios: ours, bare, bare-sa, raw, list, isolation, backoff")
+		scenarios   = fs.String("scenarios", strings.Join(bench.DefaultScenarios, ","), "comma-separated scenarios: ours, bare, bare-sa, raw, list, isolation, recovery, backoff")
 		retryDelays = fs.String("retry-delays", "100ms,200ms", "retry schedule of every scenario (waits before attempts 2..N)")
 		jsonOut     = fs.Bool("json", false, "print the report as JSON")
 		progress    = fs.Bool("progress", false, "show the progress line even when stderr is not a terminal")
@@ -112,6 +112,7 @@ func benchMain(ctx context.Context, cfg config, args []string, stdout, stderr io
 		return runSoak(ctx, cfg, *soak, *soakOut, opts.Concurrency, opts.FailRate, *jsonOut, stdout, stderr)
 	}
 	opts.DatabaseURL = cfg.DatabaseURL
+	opts.RecoveryRate = cfg.RecoveryRate
 	if *progress || isTerminal(stderr) {
 		opts.Progress = stderr
 	}
