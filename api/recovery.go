@@ -36,7 +36,8 @@ func newRecoveryResponse(rec delivery.Recovery) recoveryResponse {
 		Delivered: rec.Delivered, Failed: rec.Failed, Finished: p.Finished, Error: p.Error}
 }
 
-// handleWebhookRecover starts a recovery: {since, until?, statuses?}.
+// handleWebhookRecover starts a recovery: {since, until?, statuses?}; with dryRun it counts
+// the deliveries the recovery would pick, and starts nothing (an inactive webhook's too).
 func (s *Server) handleWebhookRecover(w http.ResponseWriter, r *http.Request) {
 	scope, id, err := pathWebhook(r)
 	if err != nil {
@@ -49,6 +50,7 @@ func (s *Server) handleWebhookRecover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	window := readRecoveryWindow(m)
+	dryRun := readDryRun(m)
 	m.rejectUnknown()
 	if len(m.errs) > 0 {
 		s.writeError(w, r, invalidFields(m.errs))
@@ -57,6 +59,11 @@ func (s *Server) handleWebhookRecover(w http.ResponseWriter, r *http.Request) {
 	hook, err := s.store.GetWebhook(r.Context(), scope, id)
 	if err != nil {
 		s.writeError(w, r, webhookError(err))
+		return
+	}
+	if dryRun {
+		window.WebhookID = hook.ID
+		s.writeCount(w, r, window)
 		return
 	}
 	recoveryID, err := s.deliveries.Recover(r.Context(), hook, window.Since, window.Until, window.Statuses)
@@ -194,7 +201,7 @@ func (s *Server) handleAccountRetry(w http.ResponseWriter, r *http.Request) {
 	f.AccountID = accountID
 	surveyIn := member[string](m, "surveyId", "a string")
 	typeIn := member[string](m, "eventType", "a string")
-	dryRun := member[bool](m, "dryRun", "true or false")
+	dryRun := readDryRun(m)
 	m.rejectUnknown()
 	if surveyIn.usable() {
 		if !idPattern.MatchString(surveyIn.Value) {
@@ -211,7 +218,7 @@ func (s *Server) handleAccountRetry(w http.ResponseWriter, r *http.Request) {
 	for _, in := range []struct {
 		name string
 		null bool
-	}{{"surveyId", surveyIn.Null}, {"eventType", typeIn.Null}, {"dryRun", dryRun.Null}} {
+	}{{"surveyId", surveyIn.Null}, {"eventType", typeIn.Null}} {
 		if in.null {
 			m.fail(in.name, "must not be null: leave it out")
 		}
@@ -220,13 +227,8 @@ func (s *Server) handleAccountRetry(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalidFields(m.errs))
 		return
 	}
-	if dryRun.Value {
-		n, err := s.deliveries.CountMatching(r.Context(), f)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		s.writeJSON(w, r, http.StatusOK, retryCountResponse{Matched: n, DryRun: true})
+	if dryRun {
+		s.writeCount(w, r, f)
 		return
 	}
 	recoveryID, err := s.deliveries.RetryMatching(r.Context(), f)
@@ -239,6 +241,26 @@ func (s *Server) handleAccountRetry(w http.ResponseWriter, r *http.Request) {
 		"surveyId": f.SurveyID, "eventType": f.EventType})
 	w.Header().Set("Location", "/api/accounts/"+accountID+"/recoveries/"+recoveryID)
 	s.writeJSON(w, r, http.StatusAccepted, recoveryResponse{ID: recoveryID, Status: "running"})
+}
+
+// readDryRun reads the dryRun member of a recovery or retry: true counts what it picks and
+// starts nothing.
+func readDryRun(m *members) bool {
+	in := member[bool](m, "dryRun", "true or false")
+	if in.Null {
+		m.fail("dryRun", "must not be null: leave it out")
+	}
+	return in.usable() && in.Value
+}
+
+// writeCount answers a dry run: how many deliveries f picks now.
+func (s *Server) writeCount(w http.ResponseWriter, r *http.Request, f store.RecoveryFilter) {
+	n, err := s.deliveries.CountMatching(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, retryCountResponse{Matched: n, DryRun: true})
 }
 
 // retryCountResponse answers a dry run.

@@ -64,6 +64,10 @@ func TestEngineRecoveryRetriesFailedDeliveries(t *testing.T) {
 	answer()
 
 	body := map[string]any{"since": since}
+	status, counted := e.do(t, http.MethodPost, hook+"/recover", map[string]any{"since": since, "dryRun": true})
+	require.Equal(t, http.StatusOK, status, counted)
+	require.Equal(t, map[string]any{"matched": float64(events), "dryRun": true}, counted, "counted, nothing started")
+	require.Len(t, got(), events, "a dry run sends nothing")
 	status, first := e.do(t, http.MethodPost, hook+"/recover", body)
 	require.Equal(t, http.StatusAccepted, status, first)
 	id := first["id"].(string)
@@ -125,6 +129,11 @@ func TestEngineRecoveryRetriesFailedDeliveries(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, out)
 	status, out = e.do(t, http.MethodPost, "/api/surveys/survey-1/webhooks/"+otherID+"/recover", body)
 	require.Equal(t, http.StatusConflict, status, out)
+	status, out = e.do(t, http.MethodPost, "/api/surveys/survey-1/webhooks/"+otherID+"/recover", map[string]any{"since": since, "dryRun": true})
+	require.Equal(t, http.StatusOK, status, "an inactive webhook's deliveries can be counted: %v", out)
+	require.Equal(t, 0.0, out["matched"])
+	status, out = e.do(t, http.MethodPost, hook+"/recover", map[string]any{"since": since, "dryRun": nil})
+	require.Equal(t, http.StatusBadRequest, status, out)
 }
 
 // A running recovery stops when cancelled: it asks for no more retries and shows why.

@@ -940,7 +940,9 @@ type RecoveryStatus string
 
 // RecoveryRequest Which deliveries of the webhook to attempt again: those made from since until until (default: when the recovery starts) whose status is one of statuses.
 type RecoveryRequest struct {
-	Since time.Time `json:"since"`
+	// DryRun Count the deliveries the recovery would pick now, and start nothing.
+	DryRun *bool     `json:"dryRun,omitempty"`
+	Since  time.Time `json:"since"`
 
 	// Statuses Default failed and skipped.
 	Statuses *[]RecoveryRequestStatuses `json:"statuses,omitempty"`
@@ -2210,7 +2212,7 @@ type ClientInterface interface {
 
 	// RecoverWebhookDeliveriesForAccountSurveyWithBody Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2219,7 +2221,7 @@ type ClientInterface interface {
 
 	// RecoverWebhookDeliveriesForAccountSurvey Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2356,7 +2358,7 @@ type ClientInterface interface {
 
 	// RecoverWebhookDeliveriesAccountWideWithBody Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2365,7 +2367,7 @@ type ClientInterface interface {
 
 	// RecoverWebhookDeliveriesAccountWide Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2584,7 +2586,7 @@ type ClientInterface interface {
 
 	// RecoverWebhookDeliveriesWithBody Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2593,7 +2595,7 @@ type ClientInterface interface {
 
 	// RecoverWebhookDeliveries Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3151,7 +3153,7 @@ func (c *Client) GetWebhookPublicKeyForAccountSurvey(ctx context.Context, accoun
 
 // RecoverWebhookDeliveriesForAccountSurveyWithBody Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3170,7 +3172,7 @@ func (c *Client) RecoverWebhookDeliveriesForAccountSurveyWithBody(ctx context.Co
 
 // RecoverWebhookDeliveriesForAccountSurvey Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3497,7 +3499,7 @@ func (c *Client) GetWebhookPublicKeyAccountWide(ctx context.Context, accountID A
 
 // RecoverWebhookDeliveriesAccountWideWithBody Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3516,7 +3518,7 @@ func (c *Client) RecoverWebhookDeliveriesAccountWideWithBody(ctx context.Context
 
 // RecoverWebhookDeliveriesAccountWide Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4025,7 +4027,7 @@ func (c *Client) GetWebhookPublicKey(ctx context.Context, surveyID SurveyID, id 
 
 // RecoverWebhookDeliveriesWithBody Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4044,7 +4046,7 @@ func (c *Client) RecoverWebhookDeliveriesWithBody(ctx context.Context, surveyID 
 
 // RecoverWebhookDeliveries Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8541,7 +8543,7 @@ type ClientWithResponsesInterface interface {
 
 	// RecoverWebhookDeliveriesForAccountSurveyWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8550,7 +8552,7 @@ type ClientWithResponsesInterface interface {
 
 	// RecoverWebhookDeliveriesForAccountSurveyWithResponse Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8711,7 +8713,7 @@ type ClientWithResponsesInterface interface {
 
 	// RecoverWebhookDeliveriesAccountWideWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8720,7 +8722,7 @@ type ClientWithResponsesInterface interface {
 
 	// RecoverWebhookDeliveriesAccountWideWithResponse Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8971,7 +8973,7 @@ type ClientWithResponsesInterface interface {
 
 	// RecoverWebhookDeliveriesWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8980,7 +8982,7 @@ type ClientWithResponsesInterface interface {
 
 	// RecoverWebhookDeliveriesWithResponse Attempt a webhook's failed and skipped deliveries again.
 	//
-	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -11433,6 +11435,8 @@ type RecoverWebhookDeliveriesForAccountSurveyResponse429Headers struct {
 type RecoverWebhookDeliveriesForAccountSurveyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryRetryCount
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *Recovery
 	// JSON400 the response for an HTTP 400 `application/json` response
@@ -11457,6 +11461,11 @@ type RecoverWebhookDeliveriesForAccountSurveyResponse struct {
 	Headers401 *RecoverWebhookDeliveriesForAccountSurveyResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RecoverWebhookDeliveriesForAccountSurveyResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RecoverWebhookDeliveriesForAccountSurveyResponse) GetJSON200() *DeliveryRetryCount {
+	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -13097,6 +13106,8 @@ type RecoverWebhookDeliveriesAccountWideResponse429Headers struct {
 type RecoverWebhookDeliveriesAccountWideResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryRetryCount
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *Recovery
 	// JSON400 the response for an HTTP 400 `application/json` response
@@ -13121,6 +13132,11 @@ type RecoverWebhookDeliveriesAccountWideResponse struct {
 	Headers401 *RecoverWebhookDeliveriesAccountWideResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RecoverWebhookDeliveriesAccountWideResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON200() *DeliveryRetryCount {
+	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -15496,6 +15512,8 @@ type RecoverWebhookDeliveriesResponse429Headers struct {
 type RecoverWebhookDeliveriesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryRetryCount
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *Recovery
 	// JSON400 the response for an HTTP 400 `application/json` response
@@ -15520,6 +15538,11 @@ type RecoverWebhookDeliveriesResponse struct {
 	Headers401 *RecoverWebhookDeliveriesResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RecoverWebhookDeliveriesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RecoverWebhookDeliveriesResponse) GetJSON200() *DeliveryRetryCount {
+	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -16770,7 +16793,7 @@ func (c *ClientWithResponses) GetWebhookPublicKeyForAccountSurveyWithResponse(ct
 
 // RecoverWebhookDeliveriesForAccountSurveyWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16785,7 +16808,7 @@ func (c *ClientWithResponses) RecoverWebhookDeliveriesForAccountSurveyWithBodyWi
 
 // RecoverWebhookDeliveriesForAccountSurveyWithResponse Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17060,7 +17083,7 @@ func (c *ClientWithResponses) GetWebhookPublicKeyAccountWideWithResponse(ctx con
 
 // RecoverWebhookDeliveriesAccountWideWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17075,7 +17098,7 @@ func (c *ClientWithResponses) RecoverWebhookDeliveriesAccountWideWithBodyWithRes
 
 // RecoverWebhookDeliveriesAccountWideWithResponse Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17500,7 +17523,7 @@ func (c *ClientWithResponses) GetWebhookPublicKeyWithResponse(ctx context.Contex
 
 // RecoverWebhookDeliveriesWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17515,7 +17538,7 @@ func (c *ClientWithResponses) RecoverWebhookDeliveriesWithBodyWithResponse(ctx c
 
 // RecoverWebhookDeliveriesWithResponse Attempt a webhook's failed and skipped deliveries again.
 //
-// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log.
+// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -19905,6 +19928,13 @@ func ParseRecoverWebhookDeliveriesForAccountSurveyResponse(rsp *http.Response) (
 	}
 
 	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryRetryCount
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest Recovery
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21479,6 +21509,13 @@ func ParseRecoverWebhookDeliveriesAccountWideResponse(rsp *http.Response) (*Reco
 	}
 
 	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryRetryCount
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest Recovery
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23749,6 +23786,13 @@ func ParseRecoverWebhookDeliveriesResponse(rsp *http.Response) (*RecoverWebhookD
 	}
 
 	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryRetryCount
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest Recovery
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {

@@ -219,18 +219,24 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 	sctx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
 	if err := chromedp.Do(sctx, steps...); err != nil {
+		// The diagnostics get their own deadline: a page that broke mid-render must fail
+		// the test, not hang it.
+		dctx, cancel := context.WithTimeout(ctx, actionTimeout)
+		defer cancel()
 		name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
-		if png, serr := chromedp.Run(ctx, chromedp.FullScreenshot(100)); serr == nil {
+		if png, serr := chromedp.Run(dctx, chromedp.FullScreenshot(100)); serr == nil {
 			_ = os.WriteFile(filepath.Join(screenshotDir, "failure-"+name+".png"), png, 0o644)
 		}
-		loc, _ := chromedp.Run(ctx, chromedp.Location())
-		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		loc, _ := chromedp.Run(dctx, chromedp.Location())
+		html, _ := chromedp.Run(dctx, chromedp.OuterHTML(chromedp.CSS("main")))
 		t.Fatalf("browser step failed at %s: %v\n%s", loc, err, html)
 	}
 }
 
 func text(t *testing.T, ctx context.Context, css string) string {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
 	require.NoError(t, err, css)
 	return s

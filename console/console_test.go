@@ -270,7 +270,13 @@ func testScreens(t *testing.T, s *stack) {
 		chromedp.Navigate(page+"/recover"),
 		chromedp.WaitVisible(chromedp.ID("since")),
 		chromedp.SetValue(chromedp.ID("since"), time.Now().Add(-24*time.Hour).Format("2006-01-02T15:04")),
-		chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)),
+		chromedp.Click(chromedp.CSS(`form.stack button[value=count]`)),
+		chromedp.WaitVisible(chromedp.ID("matched")),
+	)
+	require.Contains(t, text(t, ctx, "#matched"), "0 deliveries match", "counted before it starts: the screen's deliveries were delivered")
+	shoot(t, ctx, "recover-counted")
+	do(t, ctx,
+		chromedp.Click(chromedp.CSS(`form.stack button[value=start]`)),
 		chromedp.WaitVisible(chromedp.ID("progress")),
 	)
 	shoot(t, ctx, "recovery")

@@ -18,6 +18,10 @@ type recoverForm struct {
 	Until    string
 	Statuses []string
 	Errors   map[string]string
+	// Counted says the form was counted (a dry run): Matched deliveries match, shown
+	// before the recovery starts.
+	Counted bool
+	Matched int
 }
 
 var recoverableStatuses = []string{"failed", "skipped"}
@@ -32,7 +36,9 @@ func (s *Server) handleRecoverForm(w http.ResponseWriter, r *http.Request, c *ca
 	s.render(w, r, c, "recover", recoverForm{Hook: hook, Statuses: recoverableStatuses})
 }
 
-// handleRecover starts the recovery and shows its progress.
+// handleRecover counts the deliveries the form picks (action "count", a dry run), or starts
+// the recovery and shows its progress: the form counts first, and starting is the second
+// step.
 func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request, c *call) {
 	hook, ok := s.getWebhook(w, r, c)
 	if !ok {
@@ -67,6 +73,8 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request, c *call) 
 		s.renderStatus(w, r, c, http.StatusUnprocessableEntity, "recover", form)
 		return
 	}
+	counting := r.PostFormValue("action") != "start"
+	body.DryRun = &counting
 	resp, err := result(c.api.RecoverWebhookDeliveriesAccountWideWithResponse(r.Context(), c.account, hook.ID, body))
 	if st := statusOf(err); st == http.StatusBadRequest || st == http.StatusConflict {
 		form.Errors = fieldErrors(err, "since", "until", "statuses")
@@ -75,6 +83,11 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	if err != nil {
 		s.fail(w, r, c, err)
+		return
+	}
+	if counting {
+		form.Counted, form.Matched = true, resp.JSON200.Matched
+		s.render(w, r, c, "recover", form)
 		return
 	}
 	http.Redirect(w, r, accountPath(c.account, "webhooks", hook.ID.String(), "recoveries", resp.JSON202.ID), http.StatusSeeOther)

@@ -201,6 +201,9 @@ var deleteAccountQueries = []struct{ what, query string }{
 		WHERE w.account_id = $1 LIMIT $2)`},
 	{"webhooks", `DELETE FROM webhooks WHERE id IN (
 		SELECT id FROM webhooks WHERE account_id = $1 LIMIT $2)`},
+	// Before the keys: an unopened link of a deleted account must not mint a new one.
+	{"console links", `DELETE FROM console_links WHERE token_hash IN (
+		SELECT token_hash FROM console_links WHERE account_id = $1 LIMIT $2)`},
 	{"api keys", `DELETE FROM api_keys WHERE id IN (
 		SELECT id FROM api_keys WHERE account_id = $1 LIMIT $2)`},
 	{"audit entries", `DELETE FROM audit_log WHERE id IN (

@@ -66,6 +66,7 @@ func accountRows(t *testing.T, db *sqlx.DB, accountID string) map[string]int64 {
 		"webhook health":    `SELECT count(*) FROM webhook_health h JOIN webhooks w ON w.id = h.webhook_id WHERE w.account_id = $1`,
 		"webhook throttles": `SELECT count(*) FROM webhook_throttle x JOIN webhooks w ON w.id = x.webhook_id WHERE w.account_id = $1`,
 		"webhooks":          `SELECT count(*) FROM webhooks WHERE account_id = $1`,
+		"console links":     `SELECT count(*) FROM console_links WHERE account_id = $1`,
 		"api keys":          `SELECT count(*) FROM api_keys WHERE account_id = $1`,
 		"audit entries":     `SELECT count(*) FROM audit_log WHERE account_id = $1`,
 	} {
@@ -114,6 +115,9 @@ func seedAccount(t *testing.T, st *store.Store, db *sqlx.DB, accountID string, a
 		SELECT id, date_trunc('hour', now()) - h * interval '1 hour', 1, 1, 0, '{1}'
 		FROM webhooks, generate_series(0, 1) h WHERE account_id = $1`, accountID)
 	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `INSERT INTO console_links (token_hash, account_id, expires_at)
+		VALUES (sha256(convert_to($1, 'UTF8')), $1, now() + interval '1 hour')`, accountID)
+	require.NoError(t, err)
 	createKey(t, st, accountID, "sk_"+accountID, nil)
 	require.NoError(t, st.Audited(ctx, &store.AuditEntry{AccountID: accountID, Action: "webhook.created"},
 		func(*store.Store) error { return nil }))
@@ -135,7 +139,7 @@ func TestDeleteAccount(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, doomed, deleted)
 	nothing := map[string]int64{"delivery attempts": 0, "deliveries": 0, "events": 0, "webhook stats": 0,
-		"webhook health": 0, "webhook throttles": 0, "webhooks": 0, "api keys": 0, "audit entries": 0}
+		"webhook health": 0, "webhook throttles": 0, "webhooks": 0, "console links": 0, "api keys": 0, "audit entries": 0}
 	require.Equal(t, nothing, accountRows(t, db, "acct-doomed"))
 	require.Equal(t, kept, accountRows(t, db, "acct-kept"))
 	requireNoOrphanHealth(t, db)
