@@ -253,6 +253,12 @@ func workflowRuns(t *testing.T, top *topology, events []*publishedEvent) map[str
 	}
 	counts := map[string]int{}
 	for id, list := range runs {
+		if strings.HasPrefix(id, delivery.WorkflowID("notice-")) {
+			// surveyhooks' own events: a fifth of first attempts answer 500, so a webhook
+			// may fail five times in a row, and its webhook.failing notice is an event too.
+			t.Logf("notice %s: %d run(s)", id, len(list))
+			continue
+		}
 		e := known[id]
 		require.NotNil(t, e, "workflow %s belongs to no accepted event", id)
 		counts[id] = len(list)
