@@ -52,6 +52,9 @@ type Result struct {
 	StatsHours int
 	// Secrets counts the previous secrets cleared after their overlap ended.
 	Secrets int
+	// ConsoleRows counts the console links, sessions and session keys deleted a day after
+	// they ended.
+	ConsoleRows int
 }
 
 // Run deletes the history older than in.MaxAge. The cutoff comes from workflow time, so a
@@ -166,8 +169,15 @@ func (a *Activities) DeleteExpired(ctx context.Context, in DeleteInput) (Result,
 		return total, err
 	}
 	total.Secrets += secrets
+	// So do the console's links and sessions a day after they ended, with the keys minted
+	// for them.
+	console, err := a.store.DeleteEndedConsoleAccess(ctx, time.Now())
+	if err != nil {
+		return total, err
+	}
+	total.ConsoleRows += console
 	a.logger.InfoContext(ctx, "deleted expired delivery history", "cutoff", in.Cutoff,
 		"attempts", total.Attempts, "deliveries", total.Deliveries, "events", total.Events,
-		"stats_hours", total.StatsHours, "secrets", total.Secrets)
+		"stats_hours", total.StatsHours, "secrets", total.Secrets, "console_rows", total.ConsoleRows)
 	return total, nil
 }

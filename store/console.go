@@ -192,3 +192,40 @@ func (s *Store) RevokeConsoleSessions(ctx context.Context, accountID string) (in
 	}
 	return n, nil
 }
+
+// consoleGrace is how long ended console links and sessions stay after they ended, so that
+// opening one still says it expired rather than that it never existed.
+const consoleGrace = 24 * time.Hour
+
+// The statements that delete console access that ended over consoleGrace ago ($1): the
+// account keys minted for such sessions (their sessions go with them, by the foreign
+// key), then the other sessions (operators'), then the links.
+var deleteEndedConsoleQueries = []string{
+	`DELETE FROM api_keys WHERE id IN (
+		SELECT api_key_id FROM console_sessions WHERE api_key_id IS NOT NULL AND least(expires_at, revoked_at) < $1)`,
+	`DELETE FROM console_sessions WHERE least(expires_at, revoked_at) < $1`,
+	`DELETE FROM console_links WHERE least(expires_at, revoked_at, used_at) < $1`,
+}
+
+// DeleteEndedConsoleAccess deletes the console links, sessions and session keys that
+// ended (expired, revoked or, for a link, used) more than a day before now, and returns
+// how many rows went. Nothing else reads them, and the keys would show in the account's
+// key list for ever.
+func (s *Store) DeleteEndedConsoleAccess(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	err := s.atomically(ctx, func(q queryer) error {
+		for _, query := range deleteEndedConsoleQueries {
+			res, err := q.ExecContext(ctx, query, now.Add(-consoleGrace))
+			if err != nil {
+				return fmt.Errorf("delete ended console access: %w", mapError(err))
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("delete ended console access: %w", err)
+			}
+			total += int(n)
+		}
+		return nil
+	})
+	return total, err
+}

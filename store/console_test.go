@@ -89,3 +89,35 @@ func TestConsoleSessionRevocation(t *testing.T) {
 	_, _, err = st.FindConsoleSession(ctx, []byte("op"))
 	require.NoError(t, err, "the operator's session is no account's")
 }
+
+// Console access that ended goes a day later: the used link, the session and the key
+// minted for it, an operator's session; what is still live, or ended less than a day ago,
+// stays.
+func TestDeleteEndedConsoleAccess(t *testing.T) {
+	t.Parallel()
+	st, db := setupWebhooks(t)
+	ctx := t.Context()
+	now := time.Now()
+	require.NoError(t, st.CreateConsoleLink(ctx, "acme", []byte("link-used"), now.Add(time.Hour)))
+	_, err := st.RedeemConsoleLink(ctx, []byte("link-used"), []byte("session-a"), "csrf-a", sessionKey("shka_d"))
+	require.NoError(t, err)
+	require.NoError(t, st.CreateConsoleLink(ctx, "acme", []byte("link-live"), now.Add(72*time.Hour)))
+	_, err = st.CreateConsoleSession(ctx, []byte("session-op"), "csrf-op", "platform-key", now.Add(time.Hour))
+	require.NoError(t, err)
+	count := func(table string) int {
+		var n int
+		require.NoError(t, db.Get(&n, `SELECT count(*) FROM `+table))
+		return n
+	}
+	n, err := st.DeleteEndedConsoleAccess(ctx, now.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, n, "ended less than a day ago (the used link: just now)")
+
+	n, err = st.DeleteEndedConsoleAccess(ctx, now.Add(26*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "the used link, the minted key (its session goes with it) and the operator's session")
+	require.Equal(t, 1, count("console_links"), "the live link stays")
+	require.Zero(t, count("console_sessions"))
+	_, _, err = st.FindAPIKey(ctx, "shka_d")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
