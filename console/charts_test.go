@@ -42,3 +42,11 @@ func TestChartsAreInertSVG(t *testing.T) {
 	}
 	require.Contains(t, string(volumeChart(nil)), "</svg>", "an empty window still draws its axis")
 }
+
+func TestStepWords(t *testing.T) {
+	for step, want := range map[string]string{"1h0m0s": "hour", "6h0m0s": "6 hours", "24h0m0s": "day", "48h0m0s": "2 days", "30m0s": "30m0s", "soon": "soon"} {
+		if got := stepWords(step); got != want {
+			t.Errorf("stepWords(%q) = %q, want %q", step, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
@@ -26,7 +27,7 @@ type webhookPage struct {
 	Overlaps []overlapChoice
 	// Surveys says which surveys the webhook hears.
 	Surveys string
-	// From is the first bucket's start; Step each bucket's length (as the API writes it).
+	// From is the first bucket's start; Step each bucket's length in words ("hour").
 	From *time.Time
 	Step string
 }
@@ -79,12 +80,31 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 		Volume: volumeChart(buckets), Latency: latencyChart(buckets), HasStats: stats.JSON200.Totals.Attempts > 0,
 		Types: heardTypes(types, hook.Events), Overlaps: overlaps, Surveys: "every survey of the account"}
 	if len(buckets) > 0 {
-		page.From, page.Step = buckets[0].Start, stats.JSON200.Step
+		page.From, page.Step = buckets[0].Start, stepWords(stats.JSON200.Step)
 	}
 	if hook.SurveyIds != nil && len(*hook.SurveyIds) > 0 {
 		page.Surveys = strings.Join(*hook.SurveyIds, ", ")
 	}
 	s.render(w, r, c, "webhook", page)
+}
+
+// stepWords says a bucket's length as the API writes it (1h0m0s, 6h0m0s, 24h0m0s) in
+// words: "hour", "6 hours", "day".
+func stepWords(step string) string {
+	d, err := time.ParseDuration(step)
+	switch {
+	case err != nil || d <= 0:
+		return step
+	case d == time.Hour:
+		return "hour"
+	case d == 24*time.Hour:
+		return "day"
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return d.String()
 }
 
 // heardTypes lists the types the webhook's patterns match (eventtype's rule), with their
