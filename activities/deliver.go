@@ -64,12 +64,13 @@ type DeliverResult struct {
 
 // Deliver makes one attempt of a delivery, if the rule for sending (delivery.Decide) allows
 // it now and its endpoint can take it (admit: this worker's attempts in flight to it, the
-// webhook's rate limit): it signs the event's body with the webhook's secrets, POSTs it, records the
-// attempt and the delivery's new state, and tells Temporal what comes next. The schedule is
-// read from the recorded attempt count, so a try that never reached the receiver or was
-// never recorded costs no attempt. A retryable failure returns an error carrying the delay
-// until the schedule's next attempt; an attempt that is not due yet returns the rest of
-// that delay without sending, and one held (ErrTypeHeld) the time to try again; a final one returns a non-retryable error; success a result.
+// webhook's rate limit): it signs the event's body with the webhook's secrets, POSTs it,
+// records the attempt and the delivery's new state, and tells Temporal what comes next. The
+// schedule is read from the recorded attempt count, so a try that never reached the
+// receiver or was never recorded costs no attempt. A retryable failure returns an error
+// carrying the delay until the schedule's next attempt; an attempt that is not due yet
+// returns the rest of that delay without sending, and one held (ErrTypeHeld) the time to
+// try again; a final one returns a non-retryable error; success a result.
 func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
 	defer keepAlive(ctx)()
 	target, err := a.store.GetTarget(ctx, in.DeliveryID)

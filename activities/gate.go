@@ -70,7 +70,7 @@ func newEndpointGate(limit int, timeout time.Duration) *endpointGate {
 // long an attempt held for the held-th time should wait (busyWait). leave gives the place
 // back with whether the attempt timed out.
 func (g *endpointGate) enter(host string, now time.Time, held int) (leave func(timedOut bool), wait time.Duration) {
-	if g == nil || g.limit <= 0 {
+	if g.limit <= 0 {
 		return func(bool) {}, 0
 	}
 	g.mu.Lock()
