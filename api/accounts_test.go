@@ -105,11 +105,15 @@ type isolationRoute struct {
 // path; {wide}, {scoped}, {wd}, {sd}, {ev}, {spare} are the tenant's fixtures.
 func isolationRoutes() []isolationRoute {
 	var routes []isolationRoute
-	hookRoutes := func(base, hook, del string) {
+	hookRoutes := func(base, hook, del string, collection bool) {
 		h := base + "/" + hook
+		if collection {
+			routes = append(routes,
+				isolationRoute{method: "GET", path: base, ok: 200, collection: true},
+				isolationRoute{method: "POST", path: base, body: map[string]any{"name": "new", "url": "https://example.com/new", "events": []string{"survey.response.disqualified"}}, ok: 201, collection: true},
+			)
+		}
 		routes = append(routes,
-			isolationRoute{method: "GET", path: base, ok: 200, collection: true},
-			isolationRoute{method: "POST", path: base, body: map[string]any{"name": "new", "url": "https://example.com/new", "events": []string{"survey.response.disqualified"}}, ok: 201, collection: true},
 			isolationRoute{method: "GET", path: h, ok: 200},
 			isolationRoute{method: "PATCH", path: h, body: map[string]any{"description": "changed"}, ok: 200},
 			isolationRoute{method: "GET", path: h + "/secret", ok: 200},
@@ -121,8 +125,10 @@ func isolationRoutes() []isolationRoute {
 			isolationRoute{method: "DELETE", path: h, ok: 204, fresh: true},
 		)
 	}
-	hookRoutes("/api/accounts/{a}/webhooks", "{wide}", "{wd}")
-	hookRoutes("/api/accounts/{a}/surveys/s1/webhooks", "{scoped}", "{sd}")
+	hookRoutes("/api/accounts/{a}/webhooks", "{wide}", "{wd}", true)
+	hookRoutes("/api/accounts/{a}/surveys/s1/webhooks", "{scoped}", "{sd}", true)
+	// The account's path reaches its surveys' webhooks too.
+	hookRoutes("/api/accounts/{a}/webhooks", "{scoped}", "{sd}", false)
 	routes = append(routes,
 		isolationRoute{method: "GET", path: "/api/accounts/{a}/events", ok: 200, collection: true},
 		isolationRoute{method: "GET", path: "/api/accounts/{a}/events?surveyId=s1&type=survey.response.completed", ok: 200, collection: true},
@@ -344,6 +350,7 @@ func decodeJSON(t *testing.T, raw []byte) map[string]any {
 // TestAccountWideWebhooks delivers events of two accounts that share a survey id: account
 // A's webhook with no filter gets A's events of surveys s1 and s2 and nothing of B's s1;
 // limited to s2 (by PATCH) it gets only s2's, and a survey's webhook only its survey's.
+// The account's list and path also hold the survey's webhook, with its own rules.
 func TestAccountWideWebhooks(t *testing.T) {
 	t.Parallel()
 	e := setupEngine(t, netguard.Policy{AllowHTTP: true, Allowed: loopback})
@@ -353,14 +360,40 @@ func TestAccountWideWebhooks(t *testing.T) {
 		require.Equal(t, http.StatusCreated, status, out)
 		return out["id"].(string)
 	}
-	hook("/api/accounts/acme/webhooks", wideRc)
+	wide := hook("/api/accounts/acme/webhooks", wideRc)
 	filtered := hook("/api/accounts/acme/webhooks", filteredRc)
-	hook("/api/accounts/acme/surveys/s1/webhooks", scopedRc)
+
+	scoped := hook("/api/accounts/acme/surveys/s1/webhooks", scopedRc)
 	hook("/api/accounts/globex/webhooks", otherRc)
 
 	status, out := e.do(t, http.MethodPatch, "/api/accounts/acme/webhooks/"+filtered, map[string]any{"surveyIds": []string{"s2"}})
 	require.Equal(t, http.StatusOK, status, out)
 	require.Equal(t, []any{"s2"}, out["surveyIds"])
+
+	// The account's list and path hold its survey's webhook too, with that webhook's rules:
+	// it takes no survey filter, and keeps its survey.
+	status, out = e.do(t, http.MethodGet, "/api/accounts/acme/webhooks", nil)
+	require.Equal(t, http.StatusOK, status, out)
+	var listed []string
+	for _, h := range out["data"].([]any) {
+		h := h.(map[string]any)
+		listed = append(listed, fmt.Sprint(h["id"], " ", h["surveyId"]))
+	}
+	require.Equal(t, []string{wide + " <nil>", filtered + " <nil>", scoped + " s1"}, listed, "in creation order")
+	status, out = e.do(t, http.MethodPatch, "/api/accounts/acme/webhooks/"+scoped, map[string]any{"surveyIds": []string{"s2"}, "name": "moved"})
+	require.Equal(t, http.StatusBadRequest, status, out)
+	require.Equal(t, []any{map[string]any{"field": "surveyIds", "message": `is taken by account-wide webhooks only: this webhook is survey "s1"'s`}}, out["fields"])
+	status, out = e.do(t, http.MethodPatch, "/api/accounts/acme/webhooks/"+scoped, map[string]any{"surveyId": "s2"})
+	require.Equal(t, http.StatusBadRequest, status, out)
+	status, out = e.do(t, http.MethodPatch, "/api/accounts/acme/webhooks/"+scoped, map[string]any{"description": "by the account's path"})
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, "s1", out["surveyId"])
+	require.Equal(t, "h", out["name"], "the refused changes changed nothing")
+	status, out = e.do(t, http.MethodGet, "/api/accounts/acme/surveys/s1/webhooks/"+scoped, nil)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, "by the account's path", out["description"])
+	status, _ = e.do(t, http.MethodGet, "/api/accounts/globex/webhooks/"+scoped, nil)
+	require.Equal(t, http.StatusNotFound, status, "another account's path does not reach it")
 
 	publish := func(account, survey, id string) {
 		status, out := e.do(t, http.MethodPost, "/api/events", map[string]any{"account_id": account, "event_id": id,

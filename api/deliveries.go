@@ -115,7 +115,7 @@ func (s *Server) pathDelivery(r *http.Request) (store.Webhook, uuid.UUID, error)
 
 // pathWebhookRecord loads the webhook the path names, in its scope.
 func (s *Server) pathWebhookRecord(r *http.Request) (store.Webhook, error) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		return store.Webhook{}, err
 	}

@@ -99,7 +99,7 @@ func newStatsBucket(b store.StatsBucket) statsBucket {
 }
 
 func (s *Server) handleWebhookStats(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

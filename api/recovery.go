@@ -39,7 +39,7 @@ func newRecoveryResponse(rec delivery.Recovery) recoveryResponse {
 // handleWebhookRecover starts a recovery: {since, until?, statuses?}; with dryRun it counts
 // the deliveries the recovery would pick, and starts nothing (an inactive webhook's too).
 func (s *Server) handleWebhookRecover(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -131,7 +131,7 @@ func nullTime(t time.Time) any {
 }
 
 func (s *Server) handleRecoveryGet(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -149,7 +149,7 @@ func (s *Server) handleRecoveryGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRecoveryCancel(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -85,18 +85,19 @@ func decodeWebhookInput(m *members) webhookInput {
 	return in
 }
 
-// checkScopeMembers accepts a body's surveyId only when it repeats the path's, and
-// surveyIds only for an account-wide webhook: a webhook's scope is its path's.
+// checkScopeMembers accepts a body's surveyId only when it repeats the scope's, and
+// surveyIds only for an account-wide webhook: a webhook's scope is set when it is made, by
+// the path it is made on, and never changes.
 func checkScopeMembers(m *members, in webhookInput, scope store.Scope) {
 	if in.SurveyID.Set && !in.SurveyID.Bad && (in.SurveyID.Null || in.SurveyID.Value != scope.SurveyID) {
 		if scope.SurveyID == "" {
 			m.fail("surveyId", "is not taken by an account-wide webhook: use surveyIds to limit it to some surveys")
 		} else {
-			m.fail("surveyId", "must match the survey id in the path")
+			m.fail("surveyId", fmt.Sprintf("must be the webhook's survey id, %q: a webhook's survey never changes", scope.SurveyID))
 		}
 	}
 	if in.SurveyIDs.Set && scope.SurveyID != "" {
-		m.fail("surveyIds", "is taken by account-wide webhooks only (/api/accounts/{accountId}/webhooks)")
+		m.fail("surveyIds", fmt.Sprintf("is taken by account-wide webhooks only: this webhook is survey %q's", scope.SurveyID))
 	}
 }
 

@@ -228,9 +228,12 @@ func pathScope(r *http.Request) (store.Scope, error) {
 	return scope, nil
 }
 
-// pathWebhook returns the validated scope and {id} of the request. An id that is not a
-// UUID cannot name a webhook: it is a 404, like any other unknown id.
-func pathWebhook(r *http.Request) (store.Scope, uuid.UUID, error) {
+// pathWebhook returns the scope and {id} of the webhook the request's path names. An id
+// that is not a UUID cannot name a webhook: it is a 404, like any other unknown id. The
+// account's path (no {surveyId}) reaches every webhook of the account, its surveys' too:
+// the scope returned is then the webhook's own, so that every rule that depends on the
+// scope (which members an update takes) is the webhook's.
+func (s *Server) pathWebhook(r *http.Request) (store.Scope, uuid.UUID, error) {
 	scope, err := pathScope(r)
 	if err != nil {
 		return store.Scope{}, uuid.Nil, err
@@ -240,6 +243,13 @@ func pathWebhook(r *http.Request) (store.Scope, uuid.UUID, error) {
 	// uuid.Parse also takes braces, urn: and hex without dashes; one spelling per webhook.
 	if err != nil || !strings.EqualFold(id.String(), raw) {
 		return store.Scope{}, uuid.Nil, errWebhookNotFound
+	}
+	if _, ok := mux.Vars(r)["surveyId"]; ok {
+		return scope, id, nil
+	}
+	scope, err = s.store.WebhookScope(r.Context(), scope.AccountID, id)
+	if err != nil {
+		return store.Scope{}, uuid.Nil, webhookError(err)
 	}
 	return scope, id, nil
 }
@@ -407,7 +417,13 @@ func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	hooks, err := s.store.ListWebhooks(r.Context(), scope, oneMore(page))
+	var hooks []store.Webhook
+	if _, ok := mux.Vars(r)["surveyId"]; ok {
+		hooks, err = s.store.ListWebhooks(r.Context(), scope, oneMore(page))
+	} else {
+		// The account's list is every webhook of the account, as its path reaches each.
+		hooks, err = s.store.ListAccountWebhooks(r.Context(), scope.AccountID, oneMore(page))
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -504,7 +520,7 @@ func decodeCursor(cursor string) (uuid.UUID, error) {
 }
 
 func (s *Server) handleWebhookGet(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -523,7 +539,7 @@ func (s *Server) handleWebhookGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -584,7 +600,7 @@ func notNull[T any](m *members, field string, o optional[T]) bool {
 // nobody can reach through the API any more would only keep payloads (personal data from
 // survey answers) around with no way to read or remove them.
 func (s *Server) handleWebhookDelete(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -601,7 +617,7 @@ func (s *Server) handleWebhookDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleWebhookSecretGet(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -627,7 +643,7 @@ func (s *Server) handleWebhookSecretGet(w http.ResponseWriter, r *http.Request) 
 // a rotation overlap), for receivers to verify with. It is not secret, so showing it is not
 // audited.
 func (s *Server) handleWebhookPublicKey(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -653,7 +669,7 @@ func (s *Server) handleWebhookPublicKey(w http.ResponseWriter, r *http.Request) 
 // ed25519 one. The body is optional: {"secret": own secret (HMAC only), "overlapSeconds": how
 // long the old secret or key keeps signing}.
 func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Request) {
-	scope, id, err := pathWebhook(r)
+	scope, id, err := s.pathWebhook(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

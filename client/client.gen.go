@@ -414,21 +414,21 @@ func (e GetWebhookStatsForAccountSurveyParamsWindow) Valid() bool {
 	}
 }
 
-// Defines values for GetWebhookStatsAccountWideParamsWindow.
+// Defines values for GetWebhookStatsInAccountParamsWindow.
 const (
-	GetWebhookStatsAccountWideParamsWindowN24H GetWebhookStatsAccountWideParamsWindow = "24h"
-	GetWebhookStatsAccountWideParamsWindowN30D GetWebhookStatsAccountWideParamsWindow = "30d"
-	GetWebhookStatsAccountWideParamsWindowN7D  GetWebhookStatsAccountWideParamsWindow = "7d"
+	GetWebhookStatsInAccountParamsWindowN24H GetWebhookStatsInAccountParamsWindow = "24h"
+	GetWebhookStatsInAccountParamsWindowN30D GetWebhookStatsInAccountParamsWindow = "30d"
+	GetWebhookStatsInAccountParamsWindowN7D  GetWebhookStatsInAccountParamsWindow = "7d"
 )
 
-// Valid indicates whether the value is a known member of the GetWebhookStatsAccountWideParamsWindow enum.
-func (e GetWebhookStatsAccountWideParamsWindow) Valid() bool {
+// Valid indicates whether the value is a known member of the GetWebhookStatsInAccountParamsWindow enum.
+func (e GetWebhookStatsInAccountParamsWindow) Valid() bool {
 	switch e {
-	case GetWebhookStatsAccountWideParamsWindowN24H:
+	case GetWebhookStatsInAccountParamsWindowN24H:
 		return true
-	case GetWebhookStatsAccountWideParamsWindowN30D:
+	case GetWebhookStatsInAccountParamsWindowN30D:
 		return true
-	case GetWebhookStatsAccountWideParamsWindowN7D:
+	case GetWebhookStatsInAccountParamsWindowN7D:
 		return true
 	default:
 		return false
@@ -1078,7 +1078,7 @@ type WebhookCreate struct {
 	// SurveyID Optional on a survey's webhook, where it must equal the surveyId of the path; refused on an account-wide webhook (use surveyIds).
 	SurveyID *string `json:"surveyId,omitempty"`
 
-	// SurveyIds Account-wide webhooks only (/api/accounts/{accountId}/webhooks; refused on a survey's webhook): the surveys whose events it receives, 1 to 1000 distinct survey ids. Absent or null: every survey of the account. [] is refused.
+	// SurveyIds Account-wide webhooks only (refused on a survey's webhook, on every path that reaches it): the surveys whose events it receives, 1 to 1000 distinct survey ids. Absent or null: every survey of the account. [] is refused.
 	//
 	// Example: ["survey-123","survey-456"]
 	SurveyIds *[]string `json:"surveyIds,omitempty"`
@@ -1237,7 +1237,7 @@ type WebhookUpdate struct {
 	// SurveyID Optional on a survey's webhook, where it must equal the surveyId of the path; refused on an account-wide webhook (use surveyIds).
 	SurveyID *string `json:"surveyId,omitempty"`
 
-	// SurveyIds Account-wide webhooks only (/api/accounts/{accountId}/webhooks; refused on a survey's webhook): the surveys whose events it receives, 1 to 1000 distinct survey ids. null: every survey of the account from now on; absent: unchanged. [] is refused.
+	// SurveyIds Account-wide webhooks only (refused on a survey's webhook, on every path that reaches it): the surveys whose events it receives, 1 to 1000 distinct survey ids. null: every survey of the account from now on; absent: unchanged. [] is refused.
 	//
 	// Example: ["survey-123","survey-456"]
 	SurveyIds *[]string `json:"surveyIds,omitempty"`
@@ -1447,8 +1447,8 @@ type GetWebhookStatsForAccountSurveyParams struct {
 // GetWebhookStatsForAccountSurveyParamsWindow defines parameters for GetWebhookStatsForAccountSurvey.
 type GetWebhookStatsForAccountSurveyParamsWindow string
 
-// ListWebhooksAccountWideParams defines parameters for ListWebhooksAccountWide.
-type ListWebhooksAccountWideParams struct {
+// ListWebhooksInAccountParams defines parameters for ListWebhooksInAccount.
+type ListWebhooksInAccountParams struct {
 	// Limit Page size, from 1 to 200 (else 400).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1456,8 +1456,8 @@ type ListWebhooksAccountWideParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
-// ListDeliveriesAccountWideParams defines parameters for ListDeliveriesAccountWide.
-type ListDeliveriesAccountWideParams struct {
+// ListDeliveriesInAccountParams defines parameters for ListDeliveriesInAccount.
+type ListDeliveriesInAccountParams struct {
 	// Status Only the deliveries in this status; all when absent.
 	Status *DeliveryStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
@@ -1480,24 +1480,24 @@ type ListDeliveriesAccountWideParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
-// RetryDeliveryAccountWideParams defines parameters for RetryDeliveryAccountWide.
-type RetryDeliveryAccountWideParams struct {
+// RetryDeliveryInAccountParams defines parameters for RetryDeliveryInAccount.
+type RetryDeliveryInAccountParams struct {
 	// Force true to send a delivered delivery again.
 	Force *Force `form:"force,omitempty" json:"force,omitempty"`
 }
 
-// RotateWebhookSecretAccountWide200JSONResponseBody defines parameters for RotateWebhookSecretAccountWide.
-type RotateWebhookSecretAccountWide200JSONResponseBody struct {
+// RotateWebhookSecretInAccount200JSONResponseBody defines parameters for RotateWebhookSecretInAccount.
+type RotateWebhookSecretInAccount200JSONResponseBody struct {
 	union json.RawMessage
 }
 
-// GetWebhookStatsAccountWideParams defines parameters for GetWebhookStatsAccountWide.
-type GetWebhookStatsAccountWideParams struct {
-	Window *GetWebhookStatsAccountWideParamsWindow `form:"window,omitempty" json:"window,omitempty"`
+// GetWebhookStatsInAccountParams defines parameters for GetWebhookStatsInAccount.
+type GetWebhookStatsInAccountParams struct {
+	Window *GetWebhookStatsInAccountParamsWindow `form:"window,omitempty" json:"window,omitempty"`
 }
 
-// GetWebhookStatsAccountWideParamsWindow defines parameters for GetWebhookStatsAccountWide.
-type GetWebhookStatsAccountWideParamsWindow string
+// GetWebhookStatsInAccountParamsWindow defines parameters for GetWebhookStatsInAccount.
+type GetWebhookStatsInAccountParamsWindow string
 
 // ListWebhooksParams defines parameters for ListWebhooks.
 type ListWebhooksParams struct {
@@ -1575,14 +1575,14 @@ type RotateWebhookSecretForAccountSurveyJSONRequestBody = SecretRotate
 // CreateWebhookAccountWideJSONRequestBody defines body for CreateWebhookAccountWide for application/json ContentType.
 type CreateWebhookAccountWideJSONRequestBody = WebhookCreate
 
-// UpdateWebhookAccountWideJSONRequestBody defines body for UpdateWebhookAccountWide for application/json ContentType.
-type UpdateWebhookAccountWideJSONRequestBody = WebhookUpdate
+// UpdateWebhookInAccountJSONRequestBody defines body for UpdateWebhookInAccount for application/json ContentType.
+type UpdateWebhookInAccountJSONRequestBody = WebhookUpdate
 
-// RecoverWebhookDeliveriesAccountWideJSONRequestBody defines body for RecoverWebhookDeliveriesAccountWide for application/json ContentType.
-type RecoverWebhookDeliveriesAccountWideJSONRequestBody = RecoveryRequest
+// RecoverWebhookDeliveriesInAccountJSONRequestBody defines body for RecoverWebhookDeliveriesInAccount for application/json ContentType.
+type RecoverWebhookDeliveriesInAccountJSONRequestBody = RecoveryRequest
 
-// RotateWebhookSecretAccountWideJSONRequestBody defines body for RotateWebhookSecretAccountWide for application/json ContentType.
-type RotateWebhookSecretAccountWideJSONRequestBody = SecretRotate
+// RotateWebhookSecretInAccountJSONRequestBody defines body for RotateWebhookSecretInAccount for application/json ContentType.
+type RotateWebhookSecretInAccountJSONRequestBody = SecretRotate
 
 // CreateEventTypeJSONRequestBody defines body for CreateEventType for application/json ContentType.
 type CreateEventTypeJSONRequestBody = EventTypeCreate
@@ -1810,22 +1810,22 @@ func (t *RotateWebhookSecretForAccountSurvey200JSONResponseBody) UnmarshalJSON(b
 	return err
 }
 
-// AsSecret returns the union data inside the RotateWebhookSecretAccountWide200JSONResponseBody as a Secret
-func (t RotateWebhookSecretAccountWide200JSONResponseBody) AsSecret() (Secret, error) {
+// AsSecret returns the union data inside the RotateWebhookSecretInAccount200JSONResponseBody as a Secret
+func (t RotateWebhookSecretInAccount200JSONResponseBody) AsSecret() (Secret, error) {
 	var body Secret
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromSecret overwrites any union data inside the RotateWebhookSecretAccountWide200JSONResponseBody as the provided Secret
-func (t *RotateWebhookSecretAccountWide200JSONResponseBody) FromSecret(v Secret) error {
+// FromSecret overwrites any union data inside the RotateWebhookSecretInAccount200JSONResponseBody as the provided Secret
+func (t *RotateWebhookSecretInAccount200JSONResponseBody) FromSecret(v Secret) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeSecret performs a merge with any union data inside the RotateWebhookSecretAccountWide200JSONResponseBody, using the provided Secret
-func (t *RotateWebhookSecretAccountWide200JSONResponseBody) MergeSecret(v Secret) error {
+// MergeSecret performs a merge with any union data inside the RotateWebhookSecretInAccount200JSONResponseBody, using the provided Secret
+func (t *RotateWebhookSecretInAccount200JSONResponseBody) MergeSecret(v Secret) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -1836,22 +1836,22 @@ func (t *RotateWebhookSecretAccountWide200JSONResponseBody) MergeSecret(v Secret
 	return err
 }
 
-// AsPublicKey returns the union data inside the RotateWebhookSecretAccountWide200JSONResponseBody as a PublicKey
-func (t RotateWebhookSecretAccountWide200JSONResponseBody) AsPublicKey() (PublicKey, error) {
+// AsPublicKey returns the union data inside the RotateWebhookSecretInAccount200JSONResponseBody as a PublicKey
+func (t RotateWebhookSecretInAccount200JSONResponseBody) AsPublicKey() (PublicKey, error) {
 	var body PublicKey
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromPublicKey overwrites any union data inside the RotateWebhookSecretAccountWide200JSONResponseBody as the provided PublicKey
-func (t *RotateWebhookSecretAccountWide200JSONResponseBody) FromPublicKey(v PublicKey) error {
+// FromPublicKey overwrites any union data inside the RotateWebhookSecretInAccount200JSONResponseBody as the provided PublicKey
+func (t *RotateWebhookSecretInAccount200JSONResponseBody) FromPublicKey(v PublicKey) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergePublicKey performs a merge with any union data inside the RotateWebhookSecretAccountWide200JSONResponseBody, using the provided PublicKey
-func (t *RotateWebhookSecretAccountWide200JSONResponseBody) MergePublicKey(v PublicKey) error {
+// MergePublicKey performs a merge with any union data inside the RotateWebhookSecretInAccount200JSONResponseBody, using the provided PublicKey
+func (t *RotateWebhookSecretInAccount200JSONResponseBody) MergePublicKey(v PublicKey) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -1862,12 +1862,12 @@ func (t *RotateWebhookSecretAccountWide200JSONResponseBody) MergePublicKey(v Pub
 	return err
 }
 
-func (t RotateWebhookSecretAccountWide200JSONResponseBody) MarshalJSON() ([]byte, error) {
+func (t RotateWebhookSecretInAccount200JSONResponseBody) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
 }
 
-func (t *RotateWebhookSecretAccountWide200JSONResponseBody) UnmarshalJSON(b []byte) error {
+func (t *RotateWebhookSecretInAccount200JSONResponseBody) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -2279,10 +2279,10 @@ type ClientInterface interface {
 	// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/test (the `TestWebhookForAccountSurvey` operationId).
 	TestWebhookForAccountSurvey(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListWebhooksAccountWide List the account's account-wide webhooks (not its surveys' webhooks), in creation order.
+	// ListWebhooksInAccount List every webhook of the account: its account-wide webhooks and its surveys' webhooks (those have surveyId), in creation order.
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks (the `ListWebhooksAccountWide` operationId).
-	ListWebhooksAccountWide(ctx context.Context, accountID AccountID, params *ListWebhooksAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks (the `ListWebhooksInAccount` operationId).
+	ListWebhooksInAccount(ctx context.Context, accountID AccountID, params *ListWebhooksInAccountParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateWebhookAccountWideWithBody Create an account-wide webhook: it receives the events of every survey of the account, or of those in surveyIds.
 	//
@@ -2302,128 +2302,128 @@ type ClientInterface interface {
 	// Corresponds with POST /api/accounts/{accountId}/webhooks (the `CreateWebhookAccountWide` operationId).
 	CreateWebhookAccountWide(ctx context.Context, accountID AccountID, body CreateWebhookAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// DeleteWebhookAccountWide Delete a webhook and its delivery history.
+	// DeleteWebhookInAccount Delete a webhook and its delivery history.
 	//
 	// Deleting a webhook also deletes its deliveries, their attempts and its test events; deliveries still waiting for a retry are not sent any more (the delivery engine finds the webhook gone). Recorded in the audit log (webhook.deleted).
 	//
-	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id} (the `DeleteWebhookAccountWide` operationId).
-	DeleteWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id} (the `DeleteWebhookInAccount` operationId).
+	DeleteWebhookInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetWebhookAccountWide Get a webhook (without its secret).
+	// GetWebhookInAccount Get a webhook (without its secret).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id} (the `GetWebhookAccountWide` operationId).
-	GetWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id} (the `GetWebhookInAccount` operationId).
+	GetWebhookInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateWebhookAccountWideWithBody Change the given fields only.
+	// UpdateWebhookInAccountWithBody Change the given fields only.
 	//
 	// Members that are absent are left as they are; each given one is validated as on create. null is refused for name, url, events and isActive, clears description, and on an account-wide webhook sets surveyIds to every survey of the account. surveyId and surveyIds follow the same rules as on create: a webhook's scope is its path's and cannot change. The secret is changed with POST .../secret/rotate, not here. Recorded in the audit log (webhook.updated).
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookAccountWide` operationId).
-	UpdateWebhookAccountWideWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookInAccount` operationId).
+	UpdateWebhookInAccountWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateWebhookAccountWide Change the given fields only.
+	// UpdateWebhookInAccount Change the given fields only.
 	//
 	// Members that are absent are left as they are; each given one is validated as on create. null is refused for name, url, events and isActive, clears description, and on an account-wide webhook sets surveyIds to every survey of the account. surveyId and surveyIds follow the same rules as on create: a webhook's scope is its path's and cannot change. The secret is changed with POST .../secret/rotate, not here. Recorded in the audit log (webhook.updated).
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookAccountWide` operationId).
-	UpdateWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body UpdateWebhookAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookInAccount` operationId).
+	UpdateWebhookInAccount(ctx context.Context, accountID AccountID, id WebhookID, body UpdateWebhookInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListDeliveriesAccountWide List the webhook's deliveries, newest first.
+	// ListDeliveriesInAccount List the webhook's deliveries, newest first.
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries (the `ListDeliveriesAccountWide` operationId).
-	ListDeliveriesAccountWide(ctx context.Context, accountID AccountID, id WebhookID, params *ListDeliveriesAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries (the `ListDeliveriesInAccount` operationId).
+	ListDeliveriesInAccount(ctx context.Context, accountID AccountID, id WebhookID, params *ListDeliveriesInAccountParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetDeliveryAccountWide Get a delivery with every attempt (request and response).
+	// GetDeliveryInAccount Get a delivery with every attempt (request and response).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId} (the `GetDeliveryAccountWide` operationId).
-	GetDeliveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId} (the `GetDeliveryInAccount` operationId).
+	GetDeliveryInAccount(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RetryDeliveryAccountWide Attempt the delivery now.
+	// RetryDeliveryInAccount Attempt the delivery now.
 	//
 	// Signals the event's workflow (SignalWithStart when it has closed). A delivery waiting for its next attempt is attempted at once and its schedule goes on; a failed one gets one more attempt; a delivered one only with force=true (else 409). 409 too when the webhook is inactive. Recorded in the audit log (delivery.retried).
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId}/retry (the `RetryDeliveryAccountWide` operationId).
-	RetryDeliveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId}/retry (the `RetryDeliveryInAccount` operationId).
+	RetryDeliveryInAccount(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryInAccountParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetWebhookPublicKeyAccountWide Show an ed25519 webhook's public key.
+	// GetWebhookPublicKeyInAccount Show an ed25519 webhook's public key.
 	//
 	// The whpk_ key receivers verify v1a signatures with (docs/receivers.md), and during a rotation overlap the previous one. A public key is no secret: showing it is not audited. An HMAC webhook has no public key: 409.
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyAccountWide` operationId).
-	GetWebhookPublicKeyAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyInAccount` operationId).
+	GetWebhookPublicKeyInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RecoverWebhookDeliveriesAccountWideWithBody Attempt a webhook's failed and skipped deliveries again.
+	// RecoverWebhookDeliveriesInAccountWithBody Attempt a webhook's failed and skipped deliveries again.
 	//
 	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
-	RecoverWebhookDeliveriesAccountWideWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesInAccount` operationId).
+	RecoverWebhookDeliveriesInAccountWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RecoverWebhookDeliveriesAccountWide Attempt a webhook's failed and skipped deliveries again.
+	// RecoverWebhookDeliveriesInAccount Attempt a webhook's failed and skipped deliveries again.
 	//
 	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
-	RecoverWebhookDeliveriesAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesInAccount` operationId).
+	RecoverWebhookDeliveriesInAccount(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CancelWebhookRecoveryAccountWide Stop a recovery.
+	// CancelWebhookRecoveryInAccount Stop a recovery.
 	//
 	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
 	//
-	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryAccountWide` operationId).
-	CancelWebhookRecoveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryInAccount` operationId).
+	CancelWebhookRecoveryInAccount(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetWebhookRecoveryAccountWide Show a recovery's progress.
+	// GetWebhookRecoveryInAccount Show a recovery's progress.
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryAccountWide` operationId).
-	GetWebhookRecoveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryInAccount` operationId).
+	GetWebhookRecoveryInAccount(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetWebhookSecretAccountWide Show the webhook's signing secret.
+	// GetWebhookSecretInAccount Show the webhook's signing secret.
 	//
 	// Showing a secret is recorded in the audit log (webhook.secret_shown), like a change: who saw it matters after a leak. An ed25519 webhook has no secret: 409, and nothing is recorded.
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/secret (the `GetWebhookSecretAccountWide` operationId).
-	GetWebhookSecretAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/secret (the `GetWebhookSecretInAccount` operationId).
+	GetWebhookSecretInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RotateWebhookSecretAccountWideWithBody Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
+	// RotateWebhookSecretInAccountWithBody Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
 	//
 	// During the overlap every request is signed with both secrets (newest first), so receivers can switch without a gap. While an overlap runs, another rotation with an overlap is refused (409): it would drop the secret receivers may still be using. A rotation with overlapSeconds 0 always applies and drops every older secret at once, as a leaked secret calls for. The body is optional. Recorded in the audit log (webhook.secret_rotated, without the secret). An ed25519 webhook gets a new key pair instead: during the overlap both keys sign (two v1a values, newest first), and the answer shows both public keys.
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
-	RotateWebhookSecretAccountWideWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretInAccount` operationId).
+	RotateWebhookSecretInAccountWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RotateWebhookSecretAccountWide Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
+	// RotateWebhookSecretInAccount Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
 	//
 	// During the overlap every request is signed with both secrets (newest first), so receivers can switch without a gap. While an overlap runs, another rotation with an overlap is refused (409): it would drop the secret receivers may still be using. A rotation with overlapSeconds 0 always applies and drops every older secret at once, as a leaked secret calls for. The body is optional. Recorded in the audit log (webhook.secret_rotated, without the secret). An ed25519 webhook gets a new key pair instead: during the overlap both keys sign (two v1a values, newest first), and the answer shows both public keys.
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
-	RotateWebhookSecretAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretInAccount` operationId).
+	RotateWebhookSecretInAccount(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetWebhookStatsAccountWide Count a webhook's attempts over time.
+	// GetWebhookStatsInAccount Count a webhook's attempts over time.
 	//
 	// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsAccountWide` operationId).
-	GetWebhookStatsAccountWide(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsInAccount` operationId).
+	GetWebhookStatsInAccount(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsInAccountParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// TestWebhookAccountWide Send a webhook.test event to this webhook and return its single attempt.
+	// TestWebhookInAccount Send a webhook.test event to this webhook and return its single attempt.
 	//
 	// Goes through the same path as any event (outbox, workflow, Deliver activity), with one attempt and no retries; waits up to the attempt timeout. An inactive webhook gets the test too, so that it can be checked before it is activated. Takes no request body (400 when one is sent). 503 when the delivery engine is not reachable or the attempt did not finish in time (it then shows in the webhook's deliveries). Recorded in the audit log (webhook.tested).
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookAccountWide` operationId).
-	TestWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookInAccount` operationId).
+	TestWebhookInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListEventTypes List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing, webhook.disabled and delivery.exhausted (notices surveyhooks sends when a webhook keeps failing, when it turns one off and when a delivery ends failed; subscribed to by name or prefix, never through *), in name order.
 	//
@@ -3310,11 +3310,11 @@ func (c *Client) TestWebhookForAccountSurvey(ctx context.Context, accountID Acco
 	return c.Client.Do(req)
 }
 
-// ListWebhooksAccountWide List the account's account-wide webhooks (not its surveys' webhooks), in creation order.
+// ListWebhooksInAccount List every webhook of the account: its account-wide webhooks and its surveys' webhooks (those have surveyId), in creation order.
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks (the `ListWebhooksAccountWide` operationId).
-func (c *Client) ListWebhooksAccountWide(ctx context.Context, accountID AccountID, params *ListWebhooksAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListWebhooksAccountWideRequest(c.Server, accountID, params)
+// Corresponds with GET /api/accounts/{accountId}/webhooks (the `ListWebhooksInAccount` operationId).
+func (c *Client) ListWebhooksInAccount(ctx context.Context, accountID AccountID, params *ListWebhooksInAccountParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListWebhooksInAccountRequest(c.Server, accountID, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3363,13 +3363,13 @@ func (c *Client) CreateWebhookAccountWide(ctx context.Context, accountID Account
 	return c.Client.Do(req)
 }
 
-// DeleteWebhookAccountWide Delete a webhook and its delivery history.
+// DeleteWebhookInAccount Delete a webhook and its delivery history.
 //
 // Deleting a webhook also deletes its deliveries, their attempts and its test events; deliveries still waiting for a retry are not sent any more (the delivery engine finds the webhook gone). Recorded in the audit log (webhook.deleted).
 //
-// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id} (the `DeleteWebhookAccountWide` operationId).
-func (c *Client) DeleteWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteWebhookAccountWideRequest(c.Server, accountID, id)
+// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id} (the `DeleteWebhookInAccount` operationId).
+func (c *Client) DeleteWebhookInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteWebhookInAccountRequest(c.Server, accountID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3380,11 +3380,11 @@ func (c *Client) DeleteWebhookAccountWide(ctx context.Context, accountID Account
 	return c.Client.Do(req)
 }
 
-// GetWebhookAccountWide Get a webhook (without its secret).
+// GetWebhookInAccount Get a webhook (without its secret).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id} (the `GetWebhookAccountWide` operationId).
-func (c *Client) GetWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetWebhookAccountWideRequest(c.Server, accountID, id)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id} (the `GetWebhookInAccount` operationId).
+func (c *Client) GetWebhookInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookInAccountRequest(c.Server, accountID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3395,15 +3395,15 @@ func (c *Client) GetWebhookAccountWide(ctx context.Context, accountID AccountID,
 	return c.Client.Do(req)
 }
 
-// UpdateWebhookAccountWideWithBody Change the given fields only.
+// UpdateWebhookInAccountWithBody Change the given fields only.
 //
 // Members that are absent are left as they are; each given one is validated as on create. null is refused for name, url, events and isActive, clears description, and on an account-wide webhook sets surveyIds to every survey of the account. surveyId and surveyIds follow the same rules as on create: a webhook's scope is its path's and cannot change. The secret is changed with POST .../secret/rotate, not here. Recorded in the audit log (webhook.updated).
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookAccountWide` operationId).
-func (c *Client) UpdateWebhookAccountWideWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewUpdateWebhookAccountWideRequestWithBody(c.Server, accountID, id, contentType, body)
+// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookInAccount` operationId).
+func (c *Client) UpdateWebhookInAccountWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateWebhookInAccountRequestWithBody(c.Server, accountID, id, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3414,15 +3414,15 @@ func (c *Client) UpdateWebhookAccountWideWithBody(ctx context.Context, accountID
 	return c.Client.Do(req)
 }
 
-// UpdateWebhookAccountWide Change the given fields only.
+// UpdateWebhookInAccount Change the given fields only.
 //
 // Members that are absent are left as they are; each given one is validated as on create. null is refused for name, url, events and isActive, clears description, and on an account-wide webhook sets surveyIds to every survey of the account. surveyId and surveyIds follow the same rules as on create: a webhook's scope is its path's and cannot change. The secret is changed with POST .../secret/rotate, not here. Recorded in the audit log (webhook.updated).
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookAccountWide` operationId).
-func (c *Client) UpdateWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body UpdateWebhookAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewUpdateWebhookAccountWideRequest(c.Server, accountID, id, body)
+// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookInAccount` operationId).
+func (c *Client) UpdateWebhookInAccount(ctx context.Context, accountID AccountID, id WebhookID, body UpdateWebhookInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateWebhookInAccountRequest(c.Server, accountID, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3433,11 +3433,11 @@ func (c *Client) UpdateWebhookAccountWide(ctx context.Context, accountID Account
 	return c.Client.Do(req)
 }
 
-// ListDeliveriesAccountWide List the webhook's deliveries, newest first.
+// ListDeliveriesInAccount List the webhook's deliveries, newest first.
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries (the `ListDeliveriesAccountWide` operationId).
-func (c *Client) ListDeliveriesAccountWide(ctx context.Context, accountID AccountID, id WebhookID, params *ListDeliveriesAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListDeliveriesAccountWideRequest(c.Server, accountID, id, params)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries (the `ListDeliveriesInAccount` operationId).
+func (c *Client) ListDeliveriesInAccount(ctx context.Context, accountID AccountID, id WebhookID, params *ListDeliveriesInAccountParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDeliveriesInAccountRequest(c.Server, accountID, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3448,11 +3448,11 @@ func (c *Client) ListDeliveriesAccountWide(ctx context.Context, accountID Accoun
 	return c.Client.Do(req)
 }
 
-// GetDeliveryAccountWide Get a delivery with every attempt (request and response).
+// GetDeliveryInAccount Get a delivery with every attempt (request and response).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId} (the `GetDeliveryAccountWide` operationId).
-func (c *Client) GetDeliveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetDeliveryAccountWideRequest(c.Server, accountID, id, deliveryID)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId} (the `GetDeliveryInAccount` operationId).
+func (c *Client) GetDeliveryInAccount(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDeliveryInAccountRequest(c.Server, accountID, id, deliveryID)
 	if err != nil {
 		return nil, err
 	}
@@ -3463,13 +3463,13 @@ func (c *Client) GetDeliveryAccountWide(ctx context.Context, accountID AccountID
 	return c.Client.Do(req)
 }
 
-// RetryDeliveryAccountWide Attempt the delivery now.
+// RetryDeliveryInAccount Attempt the delivery now.
 //
 // Signals the event's workflow (SignalWithStart when it has closed). A delivery waiting for its next attempt is attempted at once and its schedule goes on; a failed one gets one more attempt; a delivered one only with force=true (else 409). 409 too when the webhook is inactive. Recorded in the audit log (delivery.retried).
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId}/retry (the `RetryDeliveryAccountWide` operationId).
-func (c *Client) RetryDeliveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRetryDeliveryAccountWideRequest(c.Server, accountID, id, deliveryID, params)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId}/retry (the `RetryDeliveryInAccount` operationId).
+func (c *Client) RetryDeliveryInAccount(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryInAccountParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryDeliveryInAccountRequest(c.Server, accountID, id, deliveryID, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3480,13 +3480,13 @@ func (c *Client) RetryDeliveryAccountWide(ctx context.Context, accountID Account
 	return c.Client.Do(req)
 }
 
-// GetWebhookPublicKeyAccountWide Show an ed25519 webhook's public key.
+// GetWebhookPublicKeyInAccount Show an ed25519 webhook's public key.
 //
 // The whpk_ key receivers verify v1a signatures with (docs/receivers.md), and during a rotation overlap the previous one. A public key is no secret: showing it is not audited. An HMAC webhook has no public key: 409.
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyAccountWide` operationId).
-func (c *Client) GetWebhookPublicKeyAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetWebhookPublicKeyAccountWideRequest(c.Server, accountID, id)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyInAccount` operationId).
+func (c *Client) GetWebhookPublicKeyInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookPublicKeyInAccountRequest(c.Server, accountID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3497,15 +3497,15 @@ func (c *Client) GetWebhookPublicKeyAccountWide(ctx context.Context, accountID A
 	return c.Client.Do(req)
 }
 
-// RecoverWebhookDeliveriesAccountWideWithBody Attempt a webhook's failed and skipped deliveries again.
+// RecoverWebhookDeliveriesInAccountWithBody Attempt a webhook's failed and skipped deliveries again.
 //
 // Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
-func (c *Client) RecoverWebhookDeliveriesAccountWideWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRecoverWebhookDeliveriesAccountWideRequestWithBody(c.Server, accountID, id, contentType, body)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesInAccount` operationId).
+func (c *Client) RecoverWebhookDeliveriesInAccountWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverWebhookDeliveriesInAccountRequestWithBody(c.Server, accountID, id, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3516,15 +3516,15 @@ func (c *Client) RecoverWebhookDeliveriesAccountWideWithBody(ctx context.Context
 	return c.Client.Do(req)
 }
 
-// RecoverWebhookDeliveriesAccountWide Attempt a webhook's failed and skipped deliveries again.
+// RecoverWebhookDeliveriesInAccount Attempt a webhook's failed and skipped deliveries again.
 //
 // Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
-func (c *Client) RecoverWebhookDeliveriesAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRecoverWebhookDeliveriesAccountWideRequest(c.Server, accountID, id, body)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesInAccount` operationId).
+func (c *Client) RecoverWebhookDeliveriesInAccount(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverWebhookDeliveriesInAccountRequest(c.Server, accountID, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3535,13 +3535,13 @@ func (c *Client) RecoverWebhookDeliveriesAccountWide(ctx context.Context, accoun
 	return c.Client.Do(req)
 }
 
-// CancelWebhookRecoveryAccountWide Stop a recovery.
+// CancelWebhookRecoveryInAccount Stop a recovery.
 //
 // No more retries are asked for; the ones asked for go on. Recorded in the audit log.
 //
-// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryAccountWide` operationId).
-func (c *Client) CancelWebhookRecoveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCancelWebhookRecoveryAccountWideRequest(c.Server, accountID, id, recoveryID)
+// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryInAccount` operationId).
+func (c *Client) CancelWebhookRecoveryInAccount(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelWebhookRecoveryInAccountRequest(c.Server, accountID, id, recoveryID)
 	if err != nil {
 		return nil, err
 	}
@@ -3552,11 +3552,11 @@ func (c *Client) CancelWebhookRecoveryAccountWide(ctx context.Context, accountID
 	return c.Client.Do(req)
 }
 
-// GetWebhookRecoveryAccountWide Show a recovery's progress.
+// GetWebhookRecoveryInAccount Show a recovery's progress.
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryAccountWide` operationId).
-func (c *Client) GetWebhookRecoveryAccountWide(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetWebhookRecoveryAccountWideRequest(c.Server, accountID, id, recoveryID)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryInAccount` operationId).
+func (c *Client) GetWebhookRecoveryInAccount(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookRecoveryInAccountRequest(c.Server, accountID, id, recoveryID)
 	if err != nil {
 		return nil, err
 	}
@@ -3567,13 +3567,13 @@ func (c *Client) GetWebhookRecoveryAccountWide(ctx context.Context, accountID Ac
 	return c.Client.Do(req)
 }
 
-// GetWebhookSecretAccountWide Show the webhook's signing secret.
+// GetWebhookSecretInAccount Show the webhook's signing secret.
 //
 // Showing a secret is recorded in the audit log (webhook.secret_shown), like a change: who saw it matters after a leak. An ed25519 webhook has no secret: 409, and nothing is recorded.
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/secret (the `GetWebhookSecretAccountWide` operationId).
-func (c *Client) GetWebhookSecretAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetWebhookSecretAccountWideRequest(c.Server, accountID, id)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/secret (the `GetWebhookSecretInAccount` operationId).
+func (c *Client) GetWebhookSecretInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookSecretInAccountRequest(c.Server, accountID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3584,15 +3584,15 @@ func (c *Client) GetWebhookSecretAccountWide(ctx context.Context, accountID Acco
 	return c.Client.Do(req)
 }
 
-// RotateWebhookSecretAccountWideWithBody Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
+// RotateWebhookSecretInAccountWithBody Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
 //
 // During the overlap every request is signed with both secrets (newest first), so receivers can switch without a gap. While an overlap runs, another rotation with an overlap is refused (409): it would drop the secret receivers may still be using. A rotation with overlapSeconds 0 always applies and drops every older secret at once, as a leaked secret calls for. The body is optional. Recorded in the audit log (webhook.secret_rotated, without the secret). An ed25519 webhook gets a new key pair instead: during the overlap both keys sign (two v1a values, newest first), and the answer shows both public keys.
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
-func (c *Client) RotateWebhookSecretAccountWideWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRotateWebhookSecretAccountWideRequestWithBody(c.Server, accountID, id, contentType, body)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretInAccount` operationId).
+func (c *Client) RotateWebhookSecretInAccountWithBody(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateWebhookSecretInAccountRequestWithBody(c.Server, accountID, id, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3603,15 +3603,15 @@ func (c *Client) RotateWebhookSecretAccountWideWithBody(ctx context.Context, acc
 	return c.Client.Do(req)
 }
 
-// RotateWebhookSecretAccountWide Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
+// RotateWebhookSecretInAccount Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
 //
 // During the overlap every request is signed with both secrets (newest first), so receivers can switch without a gap. While an overlap runs, another rotation with an overlap is refused (409): it would drop the secret receivers may still be using. A rotation with overlapSeconds 0 always applies and drops every older secret at once, as a leaked secret calls for. The body is optional. Recorded in the audit log (webhook.secret_rotated, without the secret). An ed25519 webhook gets a new key pair instead: during the overlap both keys sign (two v1a values, newest first), and the answer shows both public keys.
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
-func (c *Client) RotateWebhookSecretAccountWide(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRotateWebhookSecretAccountWideRequest(c.Server, accountID, id, body)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretInAccount` operationId).
+func (c *Client) RotateWebhookSecretInAccount(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateWebhookSecretInAccountRequest(c.Server, accountID, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3622,13 +3622,13 @@ func (c *Client) RotateWebhookSecretAccountWide(ctx context.Context, accountID A
 	return c.Client.Do(req)
 }
 
-// GetWebhookStatsAccountWide Count a webhook's attempts over time.
+// GetWebhookStatsInAccount Count a webhook's attempts over time.
 //
 // Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsAccountWide` operationId).
-func (c *Client) GetWebhookStatsAccountWide(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetWebhookStatsAccountWideRequest(c.Server, accountID, id, params)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsInAccount` operationId).
+func (c *Client) GetWebhookStatsInAccount(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsInAccountParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookStatsInAccountRequest(c.Server, accountID, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3639,13 +3639,13 @@ func (c *Client) GetWebhookStatsAccountWide(ctx context.Context, accountID Accou
 	return c.Client.Do(req)
 }
 
-// TestWebhookAccountWide Send a webhook.test event to this webhook and return its single attempt.
+// TestWebhookInAccount Send a webhook.test event to this webhook and return its single attempt.
 //
 // Goes through the same path as any event (outbox, workflow, Deliver activity), with one attempt and no retries; waits up to the attempt timeout. An inactive webhook gets the test too, so that it can be checked before it is activated. Takes no request body (400 when one is sent). 503 when the delivery engine is not reachable or the attempt did not finish in time (it then shows in the webhook's deliveries). Recorded in the audit log (webhook.tested).
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookAccountWide` operationId).
-func (c *Client) TestWebhookAccountWide(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewTestWebhookAccountWideRequest(c.Server, accountID, id)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookInAccount` operationId).
+func (c *Client) TestWebhookInAccount(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestWebhookInAccountRequest(c.Server, accountID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -6094,8 +6094,8 @@ func NewTestWebhookForAccountSurveyRequest(server string, accountID AccountID, s
 	return req, nil
 }
 
-// NewListWebhooksAccountWideRequest constructs an http.Request for the ListWebhooksAccountWide method
-func NewListWebhooksAccountWideRequest(server string, accountID AccountID, params *ListWebhooksAccountWideParams) (*http.Request, error) {
+// NewListWebhooksInAccountRequest constructs an http.Request for the ListWebhooksInAccount method
+func NewListWebhooksInAccountRequest(server string, accountID AccountID, params *ListWebhooksInAccountParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6214,8 +6214,8 @@ func NewCreateWebhookAccountWideRequestWithBody(server string, accountID Account
 	return req, nil
 }
 
-// NewDeleteWebhookAccountWideRequest constructs an http.Request for the DeleteWebhookAccountWide method
-func NewDeleteWebhookAccountWideRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
+// NewDeleteWebhookInAccountRequest constructs an http.Request for the DeleteWebhookInAccount method
+func NewDeleteWebhookInAccountRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6255,8 +6255,8 @@ func NewDeleteWebhookAccountWideRequest(server string, accountID AccountID, id W
 	return req, nil
 }
 
-// NewGetWebhookAccountWideRequest constructs an http.Request for the GetWebhookAccountWide method
-func NewGetWebhookAccountWideRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
+// NewGetWebhookInAccountRequest constructs an http.Request for the GetWebhookInAccount method
+func NewGetWebhookInAccountRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6296,19 +6296,19 @@ func NewGetWebhookAccountWideRequest(server string, accountID AccountID, id Webh
 	return req, nil
 }
 
-// NewUpdateWebhookAccountWideRequest calls the generic UpdateWebhookAccountWide builder with application/json body
-func NewUpdateWebhookAccountWideRequest(server string, accountID AccountID, id WebhookID, body UpdateWebhookAccountWideJSONRequestBody) (*http.Request, error) {
+// NewUpdateWebhookInAccountRequest calls the generic UpdateWebhookInAccount builder with application/json body
+func NewUpdateWebhookInAccountRequest(server string, accountID AccountID, id WebhookID, body UpdateWebhookInAccountJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewUpdateWebhookAccountWideRequestWithBody(server, accountID, id, "application/json", bodyReader)
+	return NewUpdateWebhookInAccountRequestWithBody(server, accountID, id, "application/json", bodyReader)
 }
 
-// NewUpdateWebhookAccountWideRequestWithBody constructs an http.Request for the UpdateWebhookAccountWide method, with any body, and a specified content type
-func NewUpdateWebhookAccountWideRequestWithBody(server string, accountID AccountID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+// NewUpdateWebhookInAccountRequestWithBody constructs an http.Request for the UpdateWebhookInAccount method, with any body, and a specified content type
+func NewUpdateWebhookInAccountRequestWithBody(server string, accountID AccountID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6350,8 +6350,8 @@ func NewUpdateWebhookAccountWideRequestWithBody(server string, accountID Account
 	return req, nil
 }
 
-// NewListDeliveriesAccountWideRequest constructs an http.Request for the ListDeliveriesAccountWide method
-func NewListDeliveriesAccountWideRequest(server string, accountID AccountID, id WebhookID, params *ListDeliveriesAccountWideParams) (*http.Request, error) {
+// NewListDeliveriesInAccountRequest constructs an http.Request for the ListDeliveriesInAccount method
+func NewListDeliveriesInAccountRequest(server string, accountID AccountID, id WebhookID, params *ListDeliveriesInAccountParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6490,8 +6490,8 @@ func NewListDeliveriesAccountWideRequest(server string, accountID AccountID, id 
 	return req, nil
 }
 
-// NewGetDeliveryAccountWideRequest constructs an http.Request for the GetDeliveryAccountWide method
-func NewGetDeliveryAccountWideRequest(server string, accountID AccountID, id WebhookID, deliveryID DeliveryID) (*http.Request, error) {
+// NewGetDeliveryInAccountRequest constructs an http.Request for the GetDeliveryInAccount method
+func NewGetDeliveryInAccountRequest(server string, accountID AccountID, id WebhookID, deliveryID DeliveryID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6538,8 +6538,8 @@ func NewGetDeliveryAccountWideRequest(server string, accountID AccountID, id Web
 	return req, nil
 }
 
-// NewRetryDeliveryAccountWideRequest constructs an http.Request for the RetryDeliveryAccountWide method
-func NewRetryDeliveryAccountWideRequest(server string, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryAccountWideParams) (*http.Request, error) {
+// NewRetryDeliveryInAccountRequest constructs an http.Request for the RetryDeliveryInAccount method
+func NewRetryDeliveryInAccountRequest(server string, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryInAccountParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6613,8 +6613,8 @@ func NewRetryDeliveryAccountWideRequest(server string, accountID AccountID, id W
 	return req, nil
 }
 
-// NewGetWebhookPublicKeyAccountWideRequest constructs an http.Request for the GetWebhookPublicKeyAccountWide method
-func NewGetWebhookPublicKeyAccountWideRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
+// NewGetWebhookPublicKeyInAccountRequest constructs an http.Request for the GetWebhookPublicKeyInAccount method
+func NewGetWebhookPublicKeyInAccountRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6654,19 +6654,19 @@ func NewGetWebhookPublicKeyAccountWideRequest(server string, accountID AccountID
 	return req, nil
 }
 
-// NewRecoverWebhookDeliveriesAccountWideRequest calls the generic RecoverWebhookDeliveriesAccountWide builder with application/json body
-func NewRecoverWebhookDeliveriesAccountWideRequest(server string, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody) (*http.Request, error) {
+// NewRecoverWebhookDeliveriesInAccountRequest calls the generic RecoverWebhookDeliveriesInAccount builder with application/json body
+func NewRecoverWebhookDeliveriesInAccountRequest(server string, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesInAccountJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRecoverWebhookDeliveriesAccountWideRequestWithBody(server, accountID, id, "application/json", bodyReader)
+	return NewRecoverWebhookDeliveriesInAccountRequestWithBody(server, accountID, id, "application/json", bodyReader)
 }
 
-// NewRecoverWebhookDeliveriesAccountWideRequestWithBody constructs an http.Request for the RecoverWebhookDeliveriesAccountWide method, with any body, and a specified content type
-func NewRecoverWebhookDeliveriesAccountWideRequestWithBody(server string, accountID AccountID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+// NewRecoverWebhookDeliveriesInAccountRequestWithBody constructs an http.Request for the RecoverWebhookDeliveriesInAccount method, with any body, and a specified content type
+func NewRecoverWebhookDeliveriesInAccountRequestWithBody(server string, accountID AccountID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6708,8 +6708,8 @@ func NewRecoverWebhookDeliveriesAccountWideRequestWithBody(server string, accoun
 	return req, nil
 }
 
-// NewCancelWebhookRecoveryAccountWideRequest constructs an http.Request for the CancelWebhookRecoveryAccountWide method
-func NewCancelWebhookRecoveryAccountWideRequest(server string, accountID AccountID, id WebhookID, recoveryID string) (*http.Request, error) {
+// NewCancelWebhookRecoveryInAccountRequest constructs an http.Request for the CancelWebhookRecoveryInAccount method
+func NewCancelWebhookRecoveryInAccountRequest(server string, accountID AccountID, id WebhookID, recoveryID string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6756,8 +6756,8 @@ func NewCancelWebhookRecoveryAccountWideRequest(server string, accountID Account
 	return req, nil
 }
 
-// NewGetWebhookRecoveryAccountWideRequest constructs an http.Request for the GetWebhookRecoveryAccountWide method
-func NewGetWebhookRecoveryAccountWideRequest(server string, accountID AccountID, id WebhookID, recoveryID string) (*http.Request, error) {
+// NewGetWebhookRecoveryInAccountRequest constructs an http.Request for the GetWebhookRecoveryInAccount method
+func NewGetWebhookRecoveryInAccountRequest(server string, accountID AccountID, id WebhookID, recoveryID string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6804,8 +6804,8 @@ func NewGetWebhookRecoveryAccountWideRequest(server string, accountID AccountID,
 	return req, nil
 }
 
-// NewGetWebhookSecretAccountWideRequest constructs an http.Request for the GetWebhookSecretAccountWide method
-func NewGetWebhookSecretAccountWideRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
+// NewGetWebhookSecretInAccountRequest constructs an http.Request for the GetWebhookSecretInAccount method
+func NewGetWebhookSecretInAccountRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6845,19 +6845,19 @@ func NewGetWebhookSecretAccountWideRequest(server string, accountID AccountID, i
 	return req, nil
 }
 
-// NewRotateWebhookSecretAccountWideRequest calls the generic RotateWebhookSecretAccountWide builder with application/json body
-func NewRotateWebhookSecretAccountWideRequest(server string, accountID AccountID, id WebhookID, body RotateWebhookSecretAccountWideJSONRequestBody) (*http.Request, error) {
+// NewRotateWebhookSecretInAccountRequest calls the generic RotateWebhookSecretInAccount builder with application/json body
+func NewRotateWebhookSecretInAccountRequest(server string, accountID AccountID, id WebhookID, body RotateWebhookSecretInAccountJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRotateWebhookSecretAccountWideRequestWithBody(server, accountID, id, "application/json", bodyReader)
+	return NewRotateWebhookSecretInAccountRequestWithBody(server, accountID, id, "application/json", bodyReader)
 }
 
-// NewRotateWebhookSecretAccountWideRequestWithBody constructs an http.Request for the RotateWebhookSecretAccountWide method, with any body, and a specified content type
-func NewRotateWebhookSecretAccountWideRequestWithBody(server string, accountID AccountID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+// NewRotateWebhookSecretInAccountRequestWithBody constructs an http.Request for the RotateWebhookSecretInAccount method, with any body, and a specified content type
+func NewRotateWebhookSecretInAccountRequestWithBody(server string, accountID AccountID, id WebhookID, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6899,8 +6899,8 @@ func NewRotateWebhookSecretAccountWideRequestWithBody(server string, accountID A
 	return req, nil
 }
 
-// NewGetWebhookStatsAccountWideRequest constructs an http.Request for the GetWebhookStatsAccountWide method
-func NewGetWebhookStatsAccountWideRequest(server string, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams) (*http.Request, error) {
+// NewGetWebhookStatsInAccountRequest constructs an http.Request for the GetWebhookStatsInAccount method
+func NewGetWebhookStatsInAccountRequest(server string, accountID AccountID, id WebhookID, params *GetWebhookStatsInAccountParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -6967,8 +6967,8 @@ func NewGetWebhookStatsAccountWideRequest(server string, accountID AccountID, id
 	return req, nil
 }
 
-// NewTestWebhookAccountWideRequest constructs an http.Request for the TestWebhookAccountWide method
-func NewTestWebhookAccountWideRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
+// NewTestWebhookInAccountRequest constructs an http.Request for the TestWebhookInAccount method
+func NewTestWebhookInAccountRequest(server string, accountID AccountID, id WebhookID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8620,12 +8620,12 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/accounts/{accountId}/surveys/{surveyId}/webhooks/{id}/test (the `TestWebhookForAccountSurvey` operationId).
 	TestWebhookForAccountSurveyWithResponse(ctx context.Context, accountID AccountID, surveyID SurveyID, id WebhookID, reqEditors ...RequestEditorFn) (*TestWebhookForAccountSurveyResponse, error)
 
-	// ListWebhooksAccountWideWithResponse List the account's account-wide webhooks (not its surveys' webhooks), in creation order.
+	// ListWebhooksInAccountWithResponse List every webhook of the account: its account-wide webhooks and its surveys' webhooks (those have surveyId), in creation order.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks (the `ListWebhooksAccountWide` operationId).
-	ListWebhooksAccountWideWithResponse(ctx context.Context, accountID AccountID, params *ListWebhooksAccountWideParams, reqEditors ...RequestEditorFn) (*ListWebhooksAccountWideResponse, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks (the `ListWebhooksInAccount` operationId).
+	ListWebhooksInAccountWithResponse(ctx context.Context, accountID AccountID, params *ListWebhooksInAccountParams, reqEditors ...RequestEditorFn) (*ListWebhooksInAccountResponse, error)
 
 	// CreateWebhookAccountWideWithBodyWithResponse Create an account-wide webhook: it receives the events of every survey of the account, or of those in surveyIds.
 	//
@@ -8645,150 +8645,150 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/accounts/{accountId}/webhooks (the `CreateWebhookAccountWide` operationId).
 	CreateWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, body CreateWebhookAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateWebhookAccountWideResponse, error)
 
-	// DeleteWebhookAccountWideWithResponse Delete a webhook and its delivery history.
+	// DeleteWebhookInAccountWithResponse Delete a webhook and its delivery history.
 	//
 	// Deleting a webhook also deletes its deliveries, their attempts and its test events; deliveries still waiting for a retry are not sent any more (the delivery engine finds the webhook gone). Recorded in the audit log (webhook.deleted).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id} (the `DeleteWebhookAccountWide` operationId).
-	DeleteWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*DeleteWebhookAccountWideResponse, error)
+	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id} (the `DeleteWebhookInAccount` operationId).
+	DeleteWebhookInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*DeleteWebhookInAccountResponse, error)
 
-	// GetWebhookAccountWideWithResponse Get a webhook (without its secret).
+	// GetWebhookInAccountWithResponse Get a webhook (without its secret).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id} (the `GetWebhookAccountWide` operationId).
-	GetWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookAccountWideResponse, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id} (the `GetWebhookInAccount` operationId).
+	GetWebhookInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookInAccountResponse, error)
 
-	// UpdateWebhookAccountWideWithBodyWithResponse Change the given fields only.
+	// UpdateWebhookInAccountWithBodyWithResponse Change the given fields only.
 	//
 	// Members that are absent are left as they are; each given one is validated as on create. null is refused for name, url, events and isActive, clears description, and on an account-wide webhook sets surveyIds to every survey of the account. surveyId and surveyIds follow the same rules as on create: a webhook's scope is its path's and cannot change. The secret is changed with POST .../secret/rotate, not here. Recorded in the audit log (webhook.updated).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookAccountWide` operationId).
-	UpdateWebhookAccountWideWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookAccountWideResponse, error)
+	// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookInAccount` operationId).
+	UpdateWebhookInAccountWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookInAccountResponse, error)
 
-	// UpdateWebhookAccountWideWithResponse Change the given fields only.
+	// UpdateWebhookInAccountWithResponse Change the given fields only.
 	//
 	// Members that are absent are left as they are; each given one is validated as on create. null is refused for name, url, events and isActive, clears description, and on an account-wide webhook sets surveyIds to every survey of the account. surveyId and surveyIds follow the same rules as on create: a webhook's scope is its path's and cannot change. The secret is changed with POST .../secret/rotate, not here. Recorded in the audit log (webhook.updated).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookAccountWide` operationId).
-	UpdateWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body UpdateWebhookAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookAccountWideResponse, error)
+	// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookInAccount` operationId).
+	UpdateWebhookInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body UpdateWebhookInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookInAccountResponse, error)
 
-	// ListDeliveriesAccountWideWithResponse List the webhook's deliveries, newest first.
+	// ListDeliveriesInAccountWithResponse List the webhook's deliveries, newest first.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries (the `ListDeliveriesAccountWide` operationId).
-	ListDeliveriesAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *ListDeliveriesAccountWideParams, reqEditors ...RequestEditorFn) (*ListDeliveriesAccountWideResponse, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries (the `ListDeliveriesInAccount` operationId).
+	ListDeliveriesInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *ListDeliveriesInAccountParams, reqEditors ...RequestEditorFn) (*ListDeliveriesInAccountResponse, error)
 
-	// GetDeliveryAccountWideWithResponse Get a delivery with every attempt (request and response).
+	// GetDeliveryInAccountWithResponse Get a delivery with every attempt (request and response).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId} (the `GetDeliveryAccountWide` operationId).
-	GetDeliveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, reqEditors ...RequestEditorFn) (*GetDeliveryAccountWideResponse, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId} (the `GetDeliveryInAccount` operationId).
+	GetDeliveryInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, reqEditors ...RequestEditorFn) (*GetDeliveryInAccountResponse, error)
 
-	// RetryDeliveryAccountWideWithResponse Attempt the delivery now.
+	// RetryDeliveryInAccountWithResponse Attempt the delivery now.
 	//
 	// Signals the event's workflow (SignalWithStart when it has closed). A delivery waiting for its next attempt is attempted at once and its schedule goes on; a failed one gets one more attempt; a delivered one only with force=true (else 409). 409 too when the webhook is inactive. Recorded in the audit log (delivery.retried).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId}/retry (the `RetryDeliveryAccountWide` operationId).
-	RetryDeliveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryAccountWideParams, reqEditors ...RequestEditorFn) (*RetryDeliveryAccountWideResponse, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId}/retry (the `RetryDeliveryInAccount` operationId).
+	RetryDeliveryInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryInAccountParams, reqEditors ...RequestEditorFn) (*RetryDeliveryInAccountResponse, error)
 
-	// GetWebhookPublicKeyAccountWideWithResponse Show an ed25519 webhook's public key.
+	// GetWebhookPublicKeyInAccountWithResponse Show an ed25519 webhook's public key.
 	//
 	// The whpk_ key receivers verify v1a signatures with (docs/receivers.md), and during a rotation overlap the previous one. A public key is no secret: showing it is not audited. An HMAC webhook has no public key: 409.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyAccountWide` operationId).
-	GetWebhookPublicKeyAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookPublicKeyAccountWideResponse, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyInAccount` operationId).
+	GetWebhookPublicKeyInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookPublicKeyInAccountResponse, error)
 
-	// RecoverWebhookDeliveriesAccountWideWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
+	// RecoverWebhookDeliveriesInAccountWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
 	//
 	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
-	RecoverWebhookDeliveriesAccountWideWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesAccountWideResponse, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesInAccount` operationId).
+	RecoverWebhookDeliveriesInAccountWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesInAccountResponse, error)
 
-	// RecoverWebhookDeliveriesAccountWideWithResponse Attempt a webhook's failed and skipped deliveries again.
+	// RecoverWebhookDeliveriesInAccountWithResponse Attempt a webhook's failed and skipped deliveries again.
 	//
 	// Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
-	RecoverWebhookDeliveriesAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesAccountWideResponse, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesInAccount` operationId).
+	RecoverWebhookDeliveriesInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesInAccountResponse, error)
 
-	// CancelWebhookRecoveryAccountWideWithResponse Stop a recovery.
+	// CancelWebhookRecoveryInAccountWithResponse Stop a recovery.
 	//
 	// No more retries are asked for; the ones asked for go on. Recorded in the audit log.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryAccountWide` operationId).
-	CancelWebhookRecoveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryAccountWideResponse, error)
+	// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryInAccount` operationId).
+	CancelWebhookRecoveryInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryInAccountResponse, error)
 
-	// GetWebhookRecoveryAccountWideWithResponse Show a recovery's progress.
+	// GetWebhookRecoveryInAccountWithResponse Show a recovery's progress.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryAccountWide` operationId).
-	GetWebhookRecoveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryAccountWideResponse, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryInAccount` operationId).
+	GetWebhookRecoveryInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryInAccountResponse, error)
 
-	// GetWebhookSecretAccountWideWithResponse Show the webhook's signing secret.
+	// GetWebhookSecretInAccountWithResponse Show the webhook's signing secret.
 	//
 	// Showing a secret is recorded in the audit log (webhook.secret_shown), like a change: who saw it matters after a leak. An ed25519 webhook has no secret: 409, and nothing is recorded.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/secret (the `GetWebhookSecretAccountWide` operationId).
-	GetWebhookSecretAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookSecretAccountWideResponse, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/secret (the `GetWebhookSecretInAccount` operationId).
+	GetWebhookSecretInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookSecretInAccountResponse, error)
 
-	// RotateWebhookSecretAccountWideWithBodyWithResponse Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
+	// RotateWebhookSecretInAccountWithBodyWithResponse Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
 	//
 	// During the overlap every request is signed with both secrets (newest first), so receivers can switch without a gap. While an overlap runs, another rotation with an overlap is refused (409): it would drop the secret receivers may still be using. A rotation with overlapSeconds 0 always applies and drops every older secret at once, as a leaked secret calls for. The body is optional. Recorded in the audit log (webhook.secret_rotated, without the secret). An ed25519 webhook gets a new key pair instead: during the overlap both keys sign (two v1a values, newest first), and the answer shows both public keys.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
-	RotateWebhookSecretAccountWideWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateWebhookSecretAccountWideResponse, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretInAccount` operationId).
+	RotateWebhookSecretInAccountWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateWebhookSecretInAccountResponse, error)
 
-	// RotateWebhookSecretAccountWideWithResponse Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
+	// RotateWebhookSecretInAccountWithResponse Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
 	//
 	// During the overlap every request is signed with both secrets (newest first), so receivers can switch without a gap. While an overlap runs, another rotation with an overlap is refused (409): it would drop the secret receivers may still be using. A rotation with overlapSeconds 0 always applies and drops every older secret at once, as a leaked secret calls for. The body is optional. Recorded in the audit log (webhook.secret_rotated, without the secret). An ed25519 webhook gets a new key pair instead: during the overlap both keys sign (two v1a values, newest first), and the answer shows both public keys.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
-	RotateWebhookSecretAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretAccountWideResponse, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretInAccount` operationId).
+	RotateWebhookSecretInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretInAccountResponse, error)
 
-	// GetWebhookStatsAccountWideWithResponse Count a webhook's attempts over time.
+	// GetWebhookStatsInAccountWithResponse Count a webhook's attempts over time.
 	//
 	// Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsAccountWide` operationId).
-	GetWebhookStatsAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsAccountWideResponse, error)
+	// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsInAccount` operationId).
+	GetWebhookStatsInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsInAccountParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsInAccountResponse, error)
 
-	// TestWebhookAccountWideWithResponse Send a webhook.test event to this webhook and return its single attempt.
+	// TestWebhookInAccountWithResponse Send a webhook.test event to this webhook and return its single attempt.
 	//
 	// Goes through the same path as any event (outbox, workflow, Deliver activity), with one attempt and no retries; waits up to the attempt timeout. An inactive webhook gets the test too, so that it can be checked before it is activated. Takes no request body (400 when one is sent). 503 when the delivery engine is not reachable or the attempt did not finish in time (it then shows in the webhook's deliveries). Recorded in the audit log (webhook.tested).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookAccountWide` operationId).
-	TestWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*TestWebhookAccountWideResponse, error)
+	// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookInAccount` operationId).
+	TestWebhookInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*TestWebhookInAccountResponse, error)
 
 	// ListEventTypesWithResponse List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing, webhook.disabled and delivery.exhausted (notices surveyhooks sends when a webhook keeps failing, when it turns one off and when a delivery ends failed; subscribed to by name or prefix, never through *), in name order.
 	//
@@ -12178,17 +12178,17 @@ func (r TestWebhookForAccountSurveyResponse) ContentType() string {
 	return ""
 }
 
-// ListWebhooksAccountWideResponse401Headers the declared response headers of an HTTP 401 response for ListWebhooksAccountWide
-type ListWebhooksAccountWideResponse401Headers struct {
+// ListWebhooksInAccountResponse401Headers the declared response headers of an HTTP 401 response for ListWebhooksInAccount
+type ListWebhooksInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// ListWebhooksAccountWideResponse429Headers the declared response headers of an HTTP 429 response for ListWebhooksAccountWide
-type ListWebhooksAccountWideResponse429Headers struct {
+// ListWebhooksInAccountResponse429Headers the declared response headers of an HTTP 429 response for ListWebhooksInAccount
+type ListWebhooksInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type ListWebhooksAccountWideResponse struct {
+type ListWebhooksInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -12206,53 +12206,53 @@ type ListWebhooksAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *ListWebhooksAccountWideResponse401Headers
+	Headers401 *ListWebhooksInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *ListWebhooksAccountWideResponse429Headers
+	Headers429 *ListWebhooksInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListWebhooksAccountWideResponse) GetJSON200() *WebhookList {
+func (r ListWebhooksInAccountResponse) GetJSON200() *WebhookList {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r ListWebhooksAccountWideResponse) GetJSON400() *BadRequest {
+func (r ListWebhooksInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r ListWebhooksAccountWideResponse) GetJSON401() *Unauthorized {
+func (r ListWebhooksInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r ListWebhooksAccountWideResponse) GetJSON404() *NotFound {
+func (r ListWebhooksInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r ListWebhooksAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r ListWebhooksInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r ListWebhooksAccountWideResponse) GetJSON500() *Internal {
+func (r ListWebhooksInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r ListWebhooksAccountWideResponse) GetJSON503() *Unavailable {
+func (r ListWebhooksInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r ListWebhooksAccountWideResponse) GetBody() []byte {
+func (r ListWebhooksInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r ListWebhooksAccountWideResponse) Status() string {
+func (r ListWebhooksInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -12260,7 +12260,7 @@ func (r ListWebhooksAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r ListWebhooksAccountWideResponse) StatusCode() int {
+func (r ListWebhooksInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -12268,7 +12268,7 @@ func (r ListWebhooksAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListWebhooksAccountWideResponse) ContentType() string {
+func (r ListWebhooksInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12393,17 +12393,17 @@ func (r CreateWebhookAccountWideResponse) ContentType() string {
 	return ""
 }
 
-// DeleteWebhookAccountWideResponse401Headers the declared response headers of an HTTP 401 response for DeleteWebhookAccountWide
-type DeleteWebhookAccountWideResponse401Headers struct {
+// DeleteWebhookInAccountResponse401Headers the declared response headers of an HTTP 401 response for DeleteWebhookInAccount
+type DeleteWebhookInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// DeleteWebhookAccountWideResponse429Headers the declared response headers of an HTTP 429 response for DeleteWebhookAccountWide
-type DeleteWebhookAccountWideResponse429Headers struct {
+// DeleteWebhookInAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteWebhookInAccount
+type DeleteWebhookInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type DeleteWebhookAccountWideResponse struct {
+type DeleteWebhookInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
@@ -12419,48 +12419,48 @@ type DeleteWebhookAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *DeleteWebhookAccountWideResponse401Headers
+	Headers401 *DeleteWebhookInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *DeleteWebhookAccountWideResponse429Headers
+	Headers429 *DeleteWebhookInAccountResponse429Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r DeleteWebhookAccountWideResponse) GetJSON400() *BadRequest {
+func (r DeleteWebhookInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r DeleteWebhookAccountWideResponse) GetJSON401() *Unauthorized {
+func (r DeleteWebhookInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r DeleteWebhookAccountWideResponse) GetJSON404() *NotFound {
+func (r DeleteWebhookInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r DeleteWebhookAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r DeleteWebhookInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r DeleteWebhookAccountWideResponse) GetJSON500() *Internal {
+func (r DeleteWebhookInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r DeleteWebhookAccountWideResponse) GetJSON503() *Unavailable {
+func (r DeleteWebhookInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r DeleteWebhookAccountWideResponse) GetBody() []byte {
+func (r DeleteWebhookInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r DeleteWebhookAccountWideResponse) Status() string {
+func (r DeleteWebhookInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -12468,7 +12468,7 @@ func (r DeleteWebhookAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r DeleteWebhookAccountWideResponse) StatusCode() int {
+func (r DeleteWebhookInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -12476,24 +12476,24 @@ func (r DeleteWebhookAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r DeleteWebhookAccountWideResponse) ContentType() string {
+func (r DeleteWebhookInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// GetWebhookAccountWideResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookAccountWide
-type GetWebhookAccountWideResponse401Headers struct {
+// GetWebhookInAccountResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookInAccount
+type GetWebhookInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// GetWebhookAccountWideResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookAccountWide
-type GetWebhookAccountWideResponse429Headers struct {
+// GetWebhookInAccountResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookInAccount
+type GetWebhookInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type GetWebhookAccountWideResponse struct {
+type GetWebhookInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -12511,53 +12511,53 @@ type GetWebhookAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *GetWebhookAccountWideResponse401Headers
+	Headers401 *GetWebhookInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetWebhookAccountWideResponse429Headers
+	Headers429 *GetWebhookInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetWebhookAccountWideResponse) GetJSON200() *Webhook {
+func (r GetWebhookInAccountResponse) GetJSON200() *Webhook {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r GetWebhookAccountWideResponse) GetJSON400() *BadRequest {
+func (r GetWebhookInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r GetWebhookAccountWideResponse) GetJSON401() *Unauthorized {
+func (r GetWebhookInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r GetWebhookAccountWideResponse) GetJSON404() *NotFound {
+func (r GetWebhookInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r GetWebhookAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r GetWebhookInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r GetWebhookAccountWideResponse) GetJSON500() *Internal {
+func (r GetWebhookInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r GetWebhookAccountWideResponse) GetJSON503() *Unavailable {
+func (r GetWebhookInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r GetWebhookAccountWideResponse) GetBody() []byte {
+func (r GetWebhookInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r GetWebhookAccountWideResponse) Status() string {
+func (r GetWebhookInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -12565,7 +12565,7 @@ func (r GetWebhookAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r GetWebhookAccountWideResponse) StatusCode() int {
+func (r GetWebhookInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -12573,24 +12573,24 @@ func (r GetWebhookAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetWebhookAccountWideResponse) ContentType() string {
+func (r GetWebhookInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// UpdateWebhookAccountWideResponse401Headers the declared response headers of an HTTP 401 response for UpdateWebhookAccountWide
-type UpdateWebhookAccountWideResponse401Headers struct {
+// UpdateWebhookInAccountResponse401Headers the declared response headers of an HTTP 401 response for UpdateWebhookInAccount
+type UpdateWebhookInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// UpdateWebhookAccountWideResponse429Headers the declared response headers of an HTTP 429 response for UpdateWebhookAccountWide
-type UpdateWebhookAccountWideResponse429Headers struct {
+// UpdateWebhookInAccountResponse429Headers the declared response headers of an HTTP 429 response for UpdateWebhookInAccount
+type UpdateWebhookInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type UpdateWebhookAccountWideResponse struct {
+type UpdateWebhookInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -12612,63 +12612,63 @@ type UpdateWebhookAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *UpdateWebhookAccountWideResponse401Headers
+	Headers401 *UpdateWebhookInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *UpdateWebhookAccountWideResponse429Headers
+	Headers429 *UpdateWebhookInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON200() *Webhook {
+func (r UpdateWebhookInAccountResponse) GetJSON200() *Webhook {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON400() *BadRequest {
+func (r UpdateWebhookInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON401() *Unauthorized {
+func (r UpdateWebhookInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON404() *NotFound {
+func (r UpdateWebhookInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON413() *PayloadTooLarge {
+func (r UpdateWebhookInAccountResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON415() *UnsupportedMediaType {
+func (r UpdateWebhookInAccountResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r UpdateWebhookInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON500() *Internal {
+func (r UpdateWebhookInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r UpdateWebhookAccountWideResponse) GetJSON503() *Unavailable {
+func (r UpdateWebhookInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r UpdateWebhookAccountWideResponse) GetBody() []byte {
+func (r UpdateWebhookInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r UpdateWebhookAccountWideResponse) Status() string {
+func (r UpdateWebhookInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -12676,7 +12676,7 @@ func (r UpdateWebhookAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r UpdateWebhookAccountWideResponse) StatusCode() int {
+func (r UpdateWebhookInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -12684,24 +12684,24 @@ func (r UpdateWebhookAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r UpdateWebhookAccountWideResponse) ContentType() string {
+func (r UpdateWebhookInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// ListDeliveriesAccountWideResponse401Headers the declared response headers of an HTTP 401 response for ListDeliveriesAccountWide
-type ListDeliveriesAccountWideResponse401Headers struct {
+// ListDeliveriesInAccountResponse401Headers the declared response headers of an HTTP 401 response for ListDeliveriesInAccount
+type ListDeliveriesInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// ListDeliveriesAccountWideResponse429Headers the declared response headers of an HTTP 429 response for ListDeliveriesAccountWide
-type ListDeliveriesAccountWideResponse429Headers struct {
+// ListDeliveriesInAccountResponse429Headers the declared response headers of an HTTP 429 response for ListDeliveriesInAccount
+type ListDeliveriesInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type ListDeliveriesAccountWideResponse struct {
+type ListDeliveriesInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -12719,53 +12719,53 @@ type ListDeliveriesAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *ListDeliveriesAccountWideResponse401Headers
+	Headers401 *ListDeliveriesInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *ListDeliveriesAccountWideResponse429Headers
+	Headers429 *ListDeliveriesInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListDeliveriesAccountWideResponse) GetJSON200() *DeliveryList {
+func (r ListDeliveriesInAccountResponse) GetJSON200() *DeliveryList {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r ListDeliveriesAccountWideResponse) GetJSON400() *BadRequest {
+func (r ListDeliveriesInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r ListDeliveriesAccountWideResponse) GetJSON401() *Unauthorized {
+func (r ListDeliveriesInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r ListDeliveriesAccountWideResponse) GetJSON404() *NotFound {
+func (r ListDeliveriesInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r ListDeliveriesAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r ListDeliveriesInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r ListDeliveriesAccountWideResponse) GetJSON500() *Internal {
+func (r ListDeliveriesInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r ListDeliveriesAccountWideResponse) GetJSON503() *Unavailable {
+func (r ListDeliveriesInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r ListDeliveriesAccountWideResponse) GetBody() []byte {
+func (r ListDeliveriesInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r ListDeliveriesAccountWideResponse) Status() string {
+func (r ListDeliveriesInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -12773,7 +12773,7 @@ func (r ListDeliveriesAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r ListDeliveriesAccountWideResponse) StatusCode() int {
+func (r ListDeliveriesInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -12781,24 +12781,24 @@ func (r ListDeliveriesAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListDeliveriesAccountWideResponse) ContentType() string {
+func (r ListDeliveriesInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// GetDeliveryAccountWideResponse401Headers the declared response headers of an HTTP 401 response for GetDeliveryAccountWide
-type GetDeliveryAccountWideResponse401Headers struct {
+// GetDeliveryInAccountResponse401Headers the declared response headers of an HTTP 401 response for GetDeliveryInAccount
+type GetDeliveryInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// GetDeliveryAccountWideResponse429Headers the declared response headers of an HTTP 429 response for GetDeliveryAccountWide
-type GetDeliveryAccountWideResponse429Headers struct {
+// GetDeliveryInAccountResponse429Headers the declared response headers of an HTTP 429 response for GetDeliveryInAccount
+type GetDeliveryInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type GetDeliveryAccountWideResponse struct {
+type GetDeliveryInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -12816,53 +12816,53 @@ type GetDeliveryAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *GetDeliveryAccountWideResponse401Headers
+	Headers401 *GetDeliveryInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetDeliveryAccountWideResponse429Headers
+	Headers429 *GetDeliveryInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetDeliveryAccountWideResponse) GetJSON200() *Delivery {
+func (r GetDeliveryInAccountResponse) GetJSON200() *Delivery {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r GetDeliveryAccountWideResponse) GetJSON400() *BadRequest {
+func (r GetDeliveryInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r GetDeliveryAccountWideResponse) GetJSON401() *Unauthorized {
+func (r GetDeliveryInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r GetDeliveryAccountWideResponse) GetJSON404() *NotFound {
+func (r GetDeliveryInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r GetDeliveryAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r GetDeliveryInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r GetDeliveryAccountWideResponse) GetJSON500() *Internal {
+func (r GetDeliveryInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r GetDeliveryAccountWideResponse) GetJSON503() *Unavailable {
+func (r GetDeliveryInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r GetDeliveryAccountWideResponse) GetBody() []byte {
+func (r GetDeliveryInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r GetDeliveryAccountWideResponse) Status() string {
+func (r GetDeliveryInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -12870,7 +12870,7 @@ func (r GetDeliveryAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r GetDeliveryAccountWideResponse) StatusCode() int {
+func (r GetDeliveryInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -12878,24 +12878,24 @@ func (r GetDeliveryAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetDeliveryAccountWideResponse) ContentType() string {
+func (r GetDeliveryInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// RetryDeliveryAccountWideResponse401Headers the declared response headers of an HTTP 401 response for RetryDeliveryAccountWide
-type RetryDeliveryAccountWideResponse401Headers struct {
+// RetryDeliveryInAccountResponse401Headers the declared response headers of an HTTP 401 response for RetryDeliveryInAccount
+type RetryDeliveryInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// RetryDeliveryAccountWideResponse429Headers the declared response headers of an HTTP 429 response for RetryDeliveryAccountWide
-type RetryDeliveryAccountWideResponse429Headers struct {
+// RetryDeliveryInAccountResponse429Headers the declared response headers of an HTTP 429 response for RetryDeliveryInAccount
+type RetryDeliveryInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type RetryDeliveryAccountWideResponse struct {
+type RetryDeliveryInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON202 the response for an HTTP 202 `application/json` response
@@ -12915,58 +12915,58 @@ type RetryDeliveryAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *RetryDeliveryAccountWideResponse401Headers
+	Headers401 *RetryDeliveryInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *RetryDeliveryAccountWideResponse429Headers
+	Headers429 *RetryDeliveryInAccountResponse429Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
-func (r RetryDeliveryAccountWideResponse) GetJSON202() *RetryAccepted {
+func (r RetryDeliveryInAccountResponse) GetJSON202() *RetryAccepted {
 	return r.JSON202
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r RetryDeliveryAccountWideResponse) GetJSON400() *BadRequest {
+func (r RetryDeliveryInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r RetryDeliveryAccountWideResponse) GetJSON401() *Unauthorized {
+func (r RetryDeliveryInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r RetryDeliveryAccountWideResponse) GetJSON404() *NotFound {
+func (r RetryDeliveryInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r RetryDeliveryAccountWideResponse) GetJSON409() *Conflict {
+func (r RetryDeliveryInAccountResponse) GetJSON409() *Conflict {
 	return r.JSON409
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r RetryDeliveryAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r RetryDeliveryInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r RetryDeliveryAccountWideResponse) GetJSON500() *Internal {
+func (r RetryDeliveryInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r RetryDeliveryAccountWideResponse) GetJSON503() *Unavailable {
+func (r RetryDeliveryInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r RetryDeliveryAccountWideResponse) GetBody() []byte {
+func (r RetryDeliveryInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r RetryDeliveryAccountWideResponse) Status() string {
+func (r RetryDeliveryInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -12974,7 +12974,7 @@ func (r RetryDeliveryAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r RetryDeliveryAccountWideResponse) StatusCode() int {
+func (r RetryDeliveryInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -12982,24 +12982,24 @@ func (r RetryDeliveryAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r RetryDeliveryAccountWideResponse) ContentType() string {
+func (r RetryDeliveryInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// GetWebhookPublicKeyAccountWideResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookPublicKeyAccountWide
-type GetWebhookPublicKeyAccountWideResponse401Headers struct {
+// GetWebhookPublicKeyInAccountResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookPublicKeyInAccount
+type GetWebhookPublicKeyInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// GetWebhookPublicKeyAccountWideResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookPublicKeyAccountWide
-type GetWebhookPublicKeyAccountWideResponse429Headers struct {
+// GetWebhookPublicKeyInAccountResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookPublicKeyInAccount
+type GetWebhookPublicKeyInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type GetWebhookPublicKeyAccountWideResponse struct {
+type GetWebhookPublicKeyInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -13019,58 +13019,58 @@ type GetWebhookPublicKeyAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *GetWebhookPublicKeyAccountWideResponse401Headers
+	Headers401 *GetWebhookPublicKeyInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetWebhookPublicKeyAccountWideResponse429Headers
+	Headers429 *GetWebhookPublicKeyInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetWebhookPublicKeyAccountWideResponse) GetJSON200() *PublicKey {
+func (r GetWebhookPublicKeyInAccountResponse) GetJSON200() *PublicKey {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r GetWebhookPublicKeyAccountWideResponse) GetJSON400() *BadRequest {
+func (r GetWebhookPublicKeyInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r GetWebhookPublicKeyAccountWideResponse) GetJSON401() *Unauthorized {
+func (r GetWebhookPublicKeyInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r GetWebhookPublicKeyAccountWideResponse) GetJSON404() *NotFound {
+func (r GetWebhookPublicKeyInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r GetWebhookPublicKeyAccountWideResponse) GetJSON409() *Error {
+func (r GetWebhookPublicKeyInAccountResponse) GetJSON409() *Error {
 	return r.JSON409
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r GetWebhookPublicKeyAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r GetWebhookPublicKeyInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r GetWebhookPublicKeyAccountWideResponse) GetJSON500() *Internal {
+func (r GetWebhookPublicKeyInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r GetWebhookPublicKeyAccountWideResponse) GetJSON503() *Unavailable {
+func (r GetWebhookPublicKeyInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r GetWebhookPublicKeyAccountWideResponse) GetBody() []byte {
+func (r GetWebhookPublicKeyInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r GetWebhookPublicKeyAccountWideResponse) Status() string {
+func (r GetWebhookPublicKeyInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -13078,7 +13078,7 @@ func (r GetWebhookPublicKeyAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r GetWebhookPublicKeyAccountWideResponse) StatusCode() int {
+func (r GetWebhookPublicKeyInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -13086,24 +13086,24 @@ func (r GetWebhookPublicKeyAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetWebhookPublicKeyAccountWideResponse) ContentType() string {
+func (r GetWebhookPublicKeyInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// RecoverWebhookDeliveriesAccountWideResponse401Headers the declared response headers of an HTTP 401 response for RecoverWebhookDeliveriesAccountWide
-type RecoverWebhookDeliveriesAccountWideResponse401Headers struct {
+// RecoverWebhookDeliveriesInAccountResponse401Headers the declared response headers of an HTTP 401 response for RecoverWebhookDeliveriesInAccount
+type RecoverWebhookDeliveriesInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// RecoverWebhookDeliveriesAccountWideResponse429Headers the declared response headers of an HTTP 429 response for RecoverWebhookDeliveriesAccountWide
-type RecoverWebhookDeliveriesAccountWideResponse429Headers struct {
+// RecoverWebhookDeliveriesInAccountResponse429Headers the declared response headers of an HTTP 429 response for RecoverWebhookDeliveriesInAccount
+type RecoverWebhookDeliveriesInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type RecoverWebhookDeliveriesAccountWideResponse struct {
+type RecoverWebhookDeliveriesInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -13129,73 +13129,73 @@ type RecoverWebhookDeliveriesAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *RecoverWebhookDeliveriesAccountWideResponse401Headers
+	Headers401 *RecoverWebhookDeliveriesInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *RecoverWebhookDeliveriesAccountWideResponse429Headers
+	Headers429 *RecoverWebhookDeliveriesInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON200() *DeliveryRetryCount {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON200() *DeliveryRetryCount {
 	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON202() *Recovery {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON202() *Recovery {
 	return r.JSON202
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON400() *BadRequest {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON401() *Unauthorized {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON404() *NotFound {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON409() *Error {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON409() *Error {
 	return r.JSON409
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON413() *PayloadTooLarge {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON415() *UnsupportedMediaType {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON500() *Internal {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetJSON503() *Unavailable {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r RecoverWebhookDeliveriesAccountWideResponse) GetBody() []byte {
+func (r RecoverWebhookDeliveriesInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r RecoverWebhookDeliveriesAccountWideResponse) Status() string {
+func (r RecoverWebhookDeliveriesInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -13203,7 +13203,7 @@ func (r RecoverWebhookDeliveriesAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r RecoverWebhookDeliveriesAccountWideResponse) StatusCode() int {
+func (r RecoverWebhookDeliveriesInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -13211,24 +13211,24 @@ func (r RecoverWebhookDeliveriesAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r RecoverWebhookDeliveriesAccountWideResponse) ContentType() string {
+func (r RecoverWebhookDeliveriesInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// CancelWebhookRecoveryAccountWideResponse401Headers the declared response headers of an HTTP 401 response for CancelWebhookRecoveryAccountWide
-type CancelWebhookRecoveryAccountWideResponse401Headers struct {
+// CancelWebhookRecoveryInAccountResponse401Headers the declared response headers of an HTTP 401 response for CancelWebhookRecoveryInAccount
+type CancelWebhookRecoveryInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// CancelWebhookRecoveryAccountWideResponse429Headers the declared response headers of an HTTP 429 response for CancelWebhookRecoveryAccountWide
-type CancelWebhookRecoveryAccountWideResponse429Headers struct {
+// CancelWebhookRecoveryInAccountResponse429Headers the declared response headers of an HTTP 429 response for CancelWebhookRecoveryInAccount
+type CancelWebhookRecoveryInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type CancelWebhookRecoveryAccountWideResponse struct {
+type CancelWebhookRecoveryInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON202 the response for an HTTP 202 `application/json` response
@@ -13248,58 +13248,58 @@ type CancelWebhookRecoveryAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *CancelWebhookRecoveryAccountWideResponse401Headers
+	Headers401 *CancelWebhookRecoveryInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *CancelWebhookRecoveryAccountWideResponse429Headers
+	Headers429 *CancelWebhookRecoveryInAccountResponse429Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
-func (r CancelWebhookRecoveryAccountWideResponse) GetJSON202() *Recovery {
+func (r CancelWebhookRecoveryInAccountResponse) GetJSON202() *Recovery {
 	return r.JSON202
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r CancelWebhookRecoveryAccountWideResponse) GetJSON400() *BadRequest {
+func (r CancelWebhookRecoveryInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r CancelWebhookRecoveryAccountWideResponse) GetJSON401() *Unauthorized {
+func (r CancelWebhookRecoveryInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r CancelWebhookRecoveryAccountWideResponse) GetJSON404() *NotFound {
+func (r CancelWebhookRecoveryInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r CancelWebhookRecoveryAccountWideResponse) GetJSON409() *Error {
+func (r CancelWebhookRecoveryInAccountResponse) GetJSON409() *Error {
 	return r.JSON409
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r CancelWebhookRecoveryAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r CancelWebhookRecoveryInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r CancelWebhookRecoveryAccountWideResponse) GetJSON500() *Internal {
+func (r CancelWebhookRecoveryInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r CancelWebhookRecoveryAccountWideResponse) GetJSON503() *Unavailable {
+func (r CancelWebhookRecoveryInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r CancelWebhookRecoveryAccountWideResponse) GetBody() []byte {
+func (r CancelWebhookRecoveryInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r CancelWebhookRecoveryAccountWideResponse) Status() string {
+func (r CancelWebhookRecoveryInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -13307,7 +13307,7 @@ func (r CancelWebhookRecoveryAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r CancelWebhookRecoveryAccountWideResponse) StatusCode() int {
+func (r CancelWebhookRecoveryInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -13315,24 +13315,24 @@ func (r CancelWebhookRecoveryAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r CancelWebhookRecoveryAccountWideResponse) ContentType() string {
+func (r CancelWebhookRecoveryInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// GetWebhookRecoveryAccountWideResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookRecoveryAccountWide
-type GetWebhookRecoveryAccountWideResponse401Headers struct {
+// GetWebhookRecoveryInAccountResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookRecoveryInAccount
+type GetWebhookRecoveryInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// GetWebhookRecoveryAccountWideResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookRecoveryAccountWide
-type GetWebhookRecoveryAccountWideResponse429Headers struct {
+// GetWebhookRecoveryInAccountResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookRecoveryInAccount
+type GetWebhookRecoveryInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type GetWebhookRecoveryAccountWideResponse struct {
+type GetWebhookRecoveryInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -13350,53 +13350,53 @@ type GetWebhookRecoveryAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *GetWebhookRecoveryAccountWideResponse401Headers
+	Headers401 *GetWebhookRecoveryInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetWebhookRecoveryAccountWideResponse429Headers
+	Headers429 *GetWebhookRecoveryInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetWebhookRecoveryAccountWideResponse) GetJSON200() *Recovery {
+func (r GetWebhookRecoveryInAccountResponse) GetJSON200() *Recovery {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r GetWebhookRecoveryAccountWideResponse) GetJSON400() *BadRequest {
+func (r GetWebhookRecoveryInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r GetWebhookRecoveryAccountWideResponse) GetJSON401() *Unauthorized {
+func (r GetWebhookRecoveryInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r GetWebhookRecoveryAccountWideResponse) GetJSON404() *NotFound {
+func (r GetWebhookRecoveryInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r GetWebhookRecoveryAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r GetWebhookRecoveryInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r GetWebhookRecoveryAccountWideResponse) GetJSON500() *Internal {
+func (r GetWebhookRecoveryInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r GetWebhookRecoveryAccountWideResponse) GetJSON503() *Unavailable {
+func (r GetWebhookRecoveryInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r GetWebhookRecoveryAccountWideResponse) GetBody() []byte {
+func (r GetWebhookRecoveryInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r GetWebhookRecoveryAccountWideResponse) Status() string {
+func (r GetWebhookRecoveryInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -13404,7 +13404,7 @@ func (r GetWebhookRecoveryAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r GetWebhookRecoveryAccountWideResponse) StatusCode() int {
+func (r GetWebhookRecoveryInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -13412,24 +13412,24 @@ func (r GetWebhookRecoveryAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetWebhookRecoveryAccountWideResponse) ContentType() string {
+func (r GetWebhookRecoveryInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// GetWebhookSecretAccountWideResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookSecretAccountWide
-type GetWebhookSecretAccountWideResponse401Headers struct {
+// GetWebhookSecretInAccountResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookSecretInAccount
+type GetWebhookSecretInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// GetWebhookSecretAccountWideResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookSecretAccountWide
-type GetWebhookSecretAccountWideResponse429Headers struct {
+// GetWebhookSecretInAccountResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookSecretInAccount
+type GetWebhookSecretInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type GetWebhookSecretAccountWideResponse struct {
+type GetWebhookSecretInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -13449,58 +13449,58 @@ type GetWebhookSecretAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *GetWebhookSecretAccountWideResponse401Headers
+	Headers401 *GetWebhookSecretInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetWebhookSecretAccountWideResponse429Headers
+	Headers429 *GetWebhookSecretInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetWebhookSecretAccountWideResponse) GetJSON200() *Secret {
+func (r GetWebhookSecretInAccountResponse) GetJSON200() *Secret {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r GetWebhookSecretAccountWideResponse) GetJSON400() *BadRequest {
+func (r GetWebhookSecretInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r GetWebhookSecretAccountWideResponse) GetJSON401() *Unauthorized {
+func (r GetWebhookSecretInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r GetWebhookSecretAccountWideResponse) GetJSON404() *NotFound {
+func (r GetWebhookSecretInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r GetWebhookSecretAccountWideResponse) GetJSON409() *Error {
+func (r GetWebhookSecretInAccountResponse) GetJSON409() *Error {
 	return r.JSON409
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r GetWebhookSecretAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r GetWebhookSecretInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r GetWebhookSecretAccountWideResponse) GetJSON500() *Internal {
+func (r GetWebhookSecretInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r GetWebhookSecretAccountWideResponse) GetJSON503() *Unavailable {
+func (r GetWebhookSecretInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r GetWebhookSecretAccountWideResponse) GetBody() []byte {
+func (r GetWebhookSecretInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r GetWebhookSecretAccountWideResponse) Status() string {
+func (r GetWebhookSecretInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -13508,7 +13508,7 @@ func (r GetWebhookSecretAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r GetWebhookSecretAccountWideResponse) StatusCode() int {
+func (r GetWebhookSecretInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -13516,28 +13516,28 @@ func (r GetWebhookSecretAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetWebhookSecretAccountWideResponse) ContentType() string {
+func (r GetWebhookSecretInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// RotateWebhookSecretAccountWideResponse401Headers the declared response headers of an HTTP 401 response for RotateWebhookSecretAccountWide
-type RotateWebhookSecretAccountWideResponse401Headers struct {
+// RotateWebhookSecretInAccountResponse401Headers the declared response headers of an HTTP 401 response for RotateWebhookSecretInAccount
+type RotateWebhookSecretInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// RotateWebhookSecretAccountWideResponse429Headers the declared response headers of an HTTP 429 response for RotateWebhookSecretAccountWide
-type RotateWebhookSecretAccountWideResponse429Headers struct {
+// RotateWebhookSecretInAccountResponse429Headers the declared response headers of an HTTP 429 response for RotateWebhookSecretInAccount
+type RotateWebhookSecretInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type RotateWebhookSecretAccountWideResponse struct {
+type RotateWebhookSecretInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *RotateWebhookSecretAccountWide200JSONResponseBody
+	JSON200 *RotateWebhookSecretInAccount200JSONResponseBody
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -13557,68 +13557,68 @@ type RotateWebhookSecretAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *RotateWebhookSecretAccountWideResponse401Headers
+	Headers401 *RotateWebhookSecretInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *RotateWebhookSecretAccountWideResponse429Headers
+	Headers429 *RotateWebhookSecretInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON200() *RotateWebhookSecretAccountWide200JSONResponseBody {
+func (r RotateWebhookSecretInAccountResponse) GetJSON200() *RotateWebhookSecretInAccount200JSONResponseBody {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON400() *BadRequest {
+func (r RotateWebhookSecretInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON401() *Unauthorized {
+func (r RotateWebhookSecretInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON404() *NotFound {
+func (r RotateWebhookSecretInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON409() *Conflict {
+func (r RotateWebhookSecretInAccountResponse) GetJSON409() *Conflict {
 	return r.JSON409
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON413() *PayloadTooLarge {
+func (r RotateWebhookSecretInAccountResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON415() *UnsupportedMediaType {
+func (r RotateWebhookSecretInAccountResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r RotateWebhookSecretInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON500() *Internal {
+func (r RotateWebhookSecretInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r RotateWebhookSecretAccountWideResponse) GetJSON503() *Unavailable {
+func (r RotateWebhookSecretInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r RotateWebhookSecretAccountWideResponse) GetBody() []byte {
+func (r RotateWebhookSecretInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r RotateWebhookSecretAccountWideResponse) Status() string {
+func (r RotateWebhookSecretInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -13626,7 +13626,7 @@ func (r RotateWebhookSecretAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r RotateWebhookSecretAccountWideResponse) StatusCode() int {
+func (r RotateWebhookSecretInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -13634,24 +13634,24 @@ func (r RotateWebhookSecretAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r RotateWebhookSecretAccountWideResponse) ContentType() string {
+func (r RotateWebhookSecretInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// GetWebhookStatsAccountWideResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookStatsAccountWide
-type GetWebhookStatsAccountWideResponse401Headers struct {
+// GetWebhookStatsInAccountResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookStatsInAccount
+type GetWebhookStatsInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// GetWebhookStatsAccountWideResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookStatsAccountWide
-type GetWebhookStatsAccountWideResponse429Headers struct {
+// GetWebhookStatsInAccountResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookStatsInAccount
+type GetWebhookStatsInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type GetWebhookStatsAccountWideResponse struct {
+type GetWebhookStatsInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -13669,53 +13669,53 @@ type GetWebhookStatsAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *GetWebhookStatsAccountWideResponse401Headers
+	Headers401 *GetWebhookStatsInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetWebhookStatsAccountWideResponse429Headers
+	Headers429 *GetWebhookStatsInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetWebhookStatsAccountWideResponse) GetJSON200() *WebhookStats {
+func (r GetWebhookStatsInAccountResponse) GetJSON200() *WebhookStats {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r GetWebhookStatsAccountWideResponse) GetJSON400() *BadRequest {
+func (r GetWebhookStatsInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r GetWebhookStatsAccountWideResponse) GetJSON401() *Unauthorized {
+func (r GetWebhookStatsInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r GetWebhookStatsAccountWideResponse) GetJSON404() *NotFound {
+func (r GetWebhookStatsInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r GetWebhookStatsAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r GetWebhookStatsInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r GetWebhookStatsAccountWideResponse) GetJSON500() *Internal {
+func (r GetWebhookStatsInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r GetWebhookStatsAccountWideResponse) GetJSON503() *Unavailable {
+func (r GetWebhookStatsInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r GetWebhookStatsAccountWideResponse) GetBody() []byte {
+func (r GetWebhookStatsInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r GetWebhookStatsAccountWideResponse) Status() string {
+func (r GetWebhookStatsInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -13723,7 +13723,7 @@ func (r GetWebhookStatsAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r GetWebhookStatsAccountWideResponse) StatusCode() int {
+func (r GetWebhookStatsInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -13731,24 +13731,24 @@ func (r GetWebhookStatsAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetWebhookStatsAccountWideResponse) ContentType() string {
+func (r GetWebhookStatsInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// TestWebhookAccountWideResponse401Headers the declared response headers of an HTTP 401 response for TestWebhookAccountWide
-type TestWebhookAccountWideResponse401Headers struct {
+// TestWebhookInAccountResponse401Headers the declared response headers of an HTTP 401 response for TestWebhookInAccount
+type TestWebhookInAccountResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
-// TestWebhookAccountWideResponse429Headers the declared response headers of an HTTP 429 response for TestWebhookAccountWide
-type TestWebhookAccountWideResponse429Headers struct {
+// TestWebhookInAccountResponse429Headers the declared response headers of an HTTP 429 response for TestWebhookInAccount
+type TestWebhookInAccountResponse429Headers struct {
 	RetryAfter *int
 }
 
-type TestWebhookAccountWideResponse struct {
+type TestWebhookInAccountResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -13770,63 +13770,63 @@ type TestWebhookAccountWideResponse struct {
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *TestWebhookAccountWideResponse401Headers
+	Headers401 *TestWebhookInAccountResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *TestWebhookAccountWideResponse429Headers
+	Headers429 *TestWebhookInAccountResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON200() *TestResult {
+func (r TestWebhookInAccountResponse) GetJSON200() *TestResult {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON400() *BadRequest {
+func (r TestWebhookInAccountResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON401() *Unauthorized {
+func (r TestWebhookInAccountResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON404() *NotFound {
+func (r TestWebhookInAccountResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON413() *PayloadTooLarge {
+func (r TestWebhookInAccountResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON415() *UnsupportedMediaType {
+func (r TestWebhookInAccountResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON429() *TooManyRequests {
+func (r TestWebhookInAccountResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON500() *Internal {
+func (r TestWebhookInAccountResponse) GetJSON500() *Internal {
 	return r.JSON500
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r TestWebhookAccountWideResponse) GetJSON503() *Unavailable {
+func (r TestWebhookInAccountResponse) GetJSON503() *Unavailable {
 	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
-func (r TestWebhookAccountWideResponse) GetBody() []byte {
+func (r TestWebhookInAccountResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r TestWebhookAccountWideResponse) Status() string {
+func (r TestWebhookInAccountResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -13834,7 +13834,7 @@ func (r TestWebhookAccountWideResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r TestWebhookAccountWideResponse) StatusCode() int {
+func (r TestWebhookInAccountResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -13842,7 +13842,7 @@ func (r TestWebhookAccountWideResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r TestWebhookAccountWideResponse) ContentType() string {
+func (r TestWebhookInAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16924,17 +16924,17 @@ func (c *ClientWithResponses) TestWebhookForAccountSurveyWithResponse(ctx contex
 	return ParseTestWebhookForAccountSurveyResponse(rsp)
 }
 
-// ListWebhooksAccountWideWithResponse List the account's account-wide webhooks (not its surveys' webhooks), in creation order.
+// ListWebhooksInAccountWithResponse List every webhook of the account: its account-wide webhooks and its surveys' webhooks (those have surveyId), in creation order.
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks (the `ListWebhooksAccountWide` operationId).
-func (c *ClientWithResponses) ListWebhooksAccountWideWithResponse(ctx context.Context, accountID AccountID, params *ListWebhooksAccountWideParams, reqEditors ...RequestEditorFn) (*ListWebhooksAccountWideResponse, error) {
-	rsp, err := c.ListWebhooksAccountWide(ctx, accountID, params, reqEditors...)
+// Corresponds with GET /api/accounts/{accountId}/webhooks (the `ListWebhooksInAccount` operationId).
+func (c *ClientWithResponses) ListWebhooksInAccountWithResponse(ctx context.Context, accountID AccountID, params *ListWebhooksInAccountParams, reqEditors ...RequestEditorFn) (*ListWebhooksInAccountResponse, error) {
+	rsp, err := c.ListWebhooksInAccount(ctx, accountID, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseListWebhooksAccountWideResponse(rsp)
+	return ParseListWebhooksInAccountResponse(rsp)
 }
 
 // CreateWebhookAccountWideWithBodyWithResponse Create an account-wide webhook: it receives the events of every survey of the account, or of those in surveyIds.
@@ -16967,251 +16967,251 @@ func (c *ClientWithResponses) CreateWebhookAccountWideWithResponse(ctx context.C
 	return ParseCreateWebhookAccountWideResponse(rsp)
 }
 
-// DeleteWebhookAccountWideWithResponse Delete a webhook and its delivery history.
+// DeleteWebhookInAccountWithResponse Delete a webhook and its delivery history.
 //
 // Deleting a webhook also deletes its deliveries, their attempts and its test events; deliveries still waiting for a retry are not sent any more (the delivery engine finds the webhook gone). Recorded in the audit log (webhook.deleted).
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id} (the `DeleteWebhookAccountWide` operationId).
-func (c *ClientWithResponses) DeleteWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*DeleteWebhookAccountWideResponse, error) {
-	rsp, err := c.DeleteWebhookAccountWide(ctx, accountID, id, reqEditors...)
+// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id} (the `DeleteWebhookInAccount` operationId).
+func (c *ClientWithResponses) DeleteWebhookInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*DeleteWebhookInAccountResponse, error) {
+	rsp, err := c.DeleteWebhookInAccount(ctx, accountID, id, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseDeleteWebhookAccountWideResponse(rsp)
+	return ParseDeleteWebhookInAccountResponse(rsp)
 }
 
-// GetWebhookAccountWideWithResponse Get a webhook (without its secret).
+// GetWebhookInAccountWithResponse Get a webhook (without its secret).
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id} (the `GetWebhookAccountWide` operationId).
-func (c *ClientWithResponses) GetWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookAccountWideResponse, error) {
-	rsp, err := c.GetWebhookAccountWide(ctx, accountID, id, reqEditors...)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id} (the `GetWebhookInAccount` operationId).
+func (c *ClientWithResponses) GetWebhookInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookInAccountResponse, error) {
+	rsp, err := c.GetWebhookInAccount(ctx, accountID, id, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseGetWebhookAccountWideResponse(rsp)
+	return ParseGetWebhookInAccountResponse(rsp)
 }
 
-// UpdateWebhookAccountWideWithBodyWithResponse Change the given fields only.
+// UpdateWebhookInAccountWithBodyWithResponse Change the given fields only.
 //
 // Members that are absent are left as they are; each given one is validated as on create. null is refused for name, url, events and isActive, clears description, and on an account-wide webhook sets surveyIds to every survey of the account. surveyId and surveyIds follow the same rules as on create: a webhook's scope is its path's and cannot change. The secret is changed with POST .../secret/rotate, not here. Recorded in the audit log (webhook.updated).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookAccountWide` operationId).
-func (c *ClientWithResponses) UpdateWebhookAccountWideWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookAccountWideResponse, error) {
-	rsp, err := c.UpdateWebhookAccountWideWithBody(ctx, accountID, id, contentType, body, reqEditors...)
+// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookInAccount` operationId).
+func (c *ClientWithResponses) UpdateWebhookInAccountWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookInAccountResponse, error) {
+	rsp, err := c.UpdateWebhookInAccountWithBody(ctx, accountID, id, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseUpdateWebhookAccountWideResponse(rsp)
+	return ParseUpdateWebhookInAccountResponse(rsp)
 }
 
-// UpdateWebhookAccountWideWithResponse Change the given fields only.
+// UpdateWebhookInAccountWithResponse Change the given fields only.
 //
 // Members that are absent are left as they are; each given one is validated as on create. null is refused for name, url, events and isActive, clears description, and on an account-wide webhook sets surveyIds to every survey of the account. surveyId and surveyIds follow the same rules as on create: a webhook's scope is its path's and cannot change. The secret is changed with POST .../secret/rotate, not here. Recorded in the audit log (webhook.updated).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookAccountWide` operationId).
-func (c *ClientWithResponses) UpdateWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body UpdateWebhookAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookAccountWideResponse, error) {
-	rsp, err := c.UpdateWebhookAccountWide(ctx, accountID, id, body, reqEditors...)
+// Corresponds with PATCH /api/accounts/{accountId}/webhooks/{id} (the `UpdateWebhookInAccount` operationId).
+func (c *ClientWithResponses) UpdateWebhookInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body UpdateWebhookInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookInAccountResponse, error) {
+	rsp, err := c.UpdateWebhookInAccount(ctx, accountID, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseUpdateWebhookAccountWideResponse(rsp)
+	return ParseUpdateWebhookInAccountResponse(rsp)
 }
 
-// ListDeliveriesAccountWideWithResponse List the webhook's deliveries, newest first.
+// ListDeliveriesInAccountWithResponse List the webhook's deliveries, newest first.
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries (the `ListDeliveriesAccountWide` operationId).
-func (c *ClientWithResponses) ListDeliveriesAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *ListDeliveriesAccountWideParams, reqEditors ...RequestEditorFn) (*ListDeliveriesAccountWideResponse, error) {
-	rsp, err := c.ListDeliveriesAccountWide(ctx, accountID, id, params, reqEditors...)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries (the `ListDeliveriesInAccount` operationId).
+func (c *ClientWithResponses) ListDeliveriesInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *ListDeliveriesInAccountParams, reqEditors ...RequestEditorFn) (*ListDeliveriesInAccountResponse, error) {
+	rsp, err := c.ListDeliveriesInAccount(ctx, accountID, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseListDeliveriesAccountWideResponse(rsp)
+	return ParseListDeliveriesInAccountResponse(rsp)
 }
 
-// GetDeliveryAccountWideWithResponse Get a delivery with every attempt (request and response).
+// GetDeliveryInAccountWithResponse Get a delivery with every attempt (request and response).
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId} (the `GetDeliveryAccountWide` operationId).
-func (c *ClientWithResponses) GetDeliveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, reqEditors ...RequestEditorFn) (*GetDeliveryAccountWideResponse, error) {
-	rsp, err := c.GetDeliveryAccountWide(ctx, accountID, id, deliveryID, reqEditors...)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId} (the `GetDeliveryInAccount` operationId).
+func (c *ClientWithResponses) GetDeliveryInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, reqEditors ...RequestEditorFn) (*GetDeliveryInAccountResponse, error) {
+	rsp, err := c.GetDeliveryInAccount(ctx, accountID, id, deliveryID, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseGetDeliveryAccountWideResponse(rsp)
+	return ParseGetDeliveryInAccountResponse(rsp)
 }
 
-// RetryDeliveryAccountWideWithResponse Attempt the delivery now.
+// RetryDeliveryInAccountWithResponse Attempt the delivery now.
 //
 // Signals the event's workflow (SignalWithStart when it has closed). A delivery waiting for its next attempt is attempted at once and its schedule goes on; a failed one gets one more attempt; a delivered one only with force=true (else 409). 409 too when the webhook is inactive. Recorded in the audit log (delivery.retried).
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId}/retry (the `RetryDeliveryAccountWide` operationId).
-func (c *ClientWithResponses) RetryDeliveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryAccountWideParams, reqEditors ...RequestEditorFn) (*RetryDeliveryAccountWideResponse, error) {
-	rsp, err := c.RetryDeliveryAccountWide(ctx, accountID, id, deliveryID, params, reqEditors...)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/deliveries/{deliveryId}/retry (the `RetryDeliveryInAccount` operationId).
+func (c *ClientWithResponses) RetryDeliveryInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, deliveryID DeliveryID, params *RetryDeliveryInAccountParams, reqEditors ...RequestEditorFn) (*RetryDeliveryInAccountResponse, error) {
+	rsp, err := c.RetryDeliveryInAccount(ctx, accountID, id, deliveryID, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseRetryDeliveryAccountWideResponse(rsp)
+	return ParseRetryDeliveryInAccountResponse(rsp)
 }
 
-// GetWebhookPublicKeyAccountWideWithResponse Show an ed25519 webhook's public key.
+// GetWebhookPublicKeyInAccountWithResponse Show an ed25519 webhook's public key.
 //
 // The whpk_ key receivers verify v1a signatures with (docs/receivers.md), and during a rotation overlap the previous one. A public key is no secret: showing it is not audited. An HMAC webhook has no public key: 409.
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyAccountWide` operationId).
-func (c *ClientWithResponses) GetWebhookPublicKeyAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookPublicKeyAccountWideResponse, error) {
-	rsp, err := c.GetWebhookPublicKeyAccountWide(ctx, accountID, id, reqEditors...)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/public-key (the `GetWebhookPublicKeyInAccount` operationId).
+func (c *ClientWithResponses) GetWebhookPublicKeyInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookPublicKeyInAccountResponse, error) {
+	rsp, err := c.GetWebhookPublicKeyInAccount(ctx, accountID, id, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseGetWebhookPublicKeyAccountWideResponse(rsp)
+	return ParseGetWebhookPublicKeyInAccountResponse(rsp)
 }
 
-// RecoverWebhookDeliveriesAccountWideWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
+// RecoverWebhookDeliveriesInAccountWithBodyWithResponse Attempt a webhook's failed and skipped deliveries again.
 //
 // Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
-func (c *ClientWithResponses) RecoverWebhookDeliveriesAccountWideWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesAccountWideResponse, error) {
-	rsp, err := c.RecoverWebhookDeliveriesAccountWideWithBody(ctx, accountID, id, contentType, body, reqEditors...)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesInAccount` operationId).
+func (c *ClientWithResponses) RecoverWebhookDeliveriesInAccountWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesInAccountResponse, error) {
+	rsp, err := c.RecoverWebhookDeliveriesInAccountWithBody(ctx, accountID, id, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseRecoverWebhookDeliveriesAccountWideResponse(rsp)
+	return ParseRecoverWebhookDeliveriesInAccountResponse(rsp)
 }
 
-// RecoverWebhookDeliveriesAccountWideWithResponse Attempt a webhook's failed and skipped deliveries again.
+// RecoverWebhookDeliveriesInAccountWithResponse Attempt a webhook's failed and skipped deliveries again.
 //
 // Starts a recovery of the deliveries the body picks, with no cap on their age or count, at a bounded rate. The same request while its recovery runs answers that recovery, and starts nothing. The webhook must be active (after it was disabled, PATCH isActive true first). Recorded in the audit log. With dryRun it answers how many deliveries it would pick now, whether or not the webhook is active, and starts nothing.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesAccountWide` operationId).
-func (c *ClientWithResponses) RecoverWebhookDeliveriesAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesAccountWideResponse, error) {
-	rsp, err := c.RecoverWebhookDeliveriesAccountWide(ctx, accountID, id, body, reqEditors...)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/recover (the `RecoverWebhookDeliveriesInAccount` operationId).
+func (c *ClientWithResponses) RecoverWebhookDeliveriesInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RecoverWebhookDeliveriesInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverWebhookDeliveriesInAccountResponse, error) {
+	rsp, err := c.RecoverWebhookDeliveriesInAccount(ctx, accountID, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseRecoverWebhookDeliveriesAccountWideResponse(rsp)
+	return ParseRecoverWebhookDeliveriesInAccountResponse(rsp)
 }
 
-// CancelWebhookRecoveryAccountWideWithResponse Stop a recovery.
+// CancelWebhookRecoveryInAccountWithResponse Stop a recovery.
 //
 // No more retries are asked for; the ones asked for go on. Recorded in the audit log.
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryAccountWide` operationId).
-func (c *ClientWithResponses) CancelWebhookRecoveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryAccountWideResponse, error) {
-	rsp, err := c.CancelWebhookRecoveryAccountWide(ctx, accountID, id, recoveryID, reqEditors...)
+// Corresponds with DELETE /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `CancelWebhookRecoveryInAccount` operationId).
+func (c *ClientWithResponses) CancelWebhookRecoveryInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*CancelWebhookRecoveryInAccountResponse, error) {
+	rsp, err := c.CancelWebhookRecoveryInAccount(ctx, accountID, id, recoveryID, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseCancelWebhookRecoveryAccountWideResponse(rsp)
+	return ParseCancelWebhookRecoveryInAccountResponse(rsp)
 }
 
-// GetWebhookRecoveryAccountWideWithResponse Show a recovery's progress.
+// GetWebhookRecoveryInAccountWithResponse Show a recovery's progress.
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryAccountWide` operationId).
-func (c *ClientWithResponses) GetWebhookRecoveryAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryAccountWideResponse, error) {
-	rsp, err := c.GetWebhookRecoveryAccountWide(ctx, accountID, id, recoveryID, reqEditors...)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/recoveries/{recoveryId} (the `GetWebhookRecoveryInAccount` operationId).
+func (c *ClientWithResponses) GetWebhookRecoveryInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, recoveryID string, reqEditors ...RequestEditorFn) (*GetWebhookRecoveryInAccountResponse, error) {
+	rsp, err := c.GetWebhookRecoveryInAccount(ctx, accountID, id, recoveryID, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseGetWebhookRecoveryAccountWideResponse(rsp)
+	return ParseGetWebhookRecoveryInAccountResponse(rsp)
 }
 
-// GetWebhookSecretAccountWideWithResponse Show the webhook's signing secret.
+// GetWebhookSecretInAccountWithResponse Show the webhook's signing secret.
 //
 // Showing a secret is recorded in the audit log (webhook.secret_shown), like a change: who saw it matters after a leak. An ed25519 webhook has no secret: 409, and nothing is recorded.
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/secret (the `GetWebhookSecretAccountWide` operationId).
-func (c *ClientWithResponses) GetWebhookSecretAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookSecretAccountWideResponse, error) {
-	rsp, err := c.GetWebhookSecretAccountWide(ctx, accountID, id, reqEditors...)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/secret (the `GetWebhookSecretInAccount` operationId).
+func (c *ClientWithResponses) GetWebhookSecretInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*GetWebhookSecretInAccountResponse, error) {
+	rsp, err := c.GetWebhookSecretInAccount(ctx, accountID, id, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseGetWebhookSecretAccountWideResponse(rsp)
+	return ParseGetWebhookSecretInAccountResponse(rsp)
 }
 
-// RotateWebhookSecretAccountWideWithBodyWithResponse Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
+// RotateWebhookSecretInAccountWithBodyWithResponse Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
 //
 // During the overlap every request is signed with both secrets (newest first), so receivers can switch without a gap. While an overlap runs, another rotation with an overlap is refused (409): it would drop the secret receivers may still be using. A rotation with overlapSeconds 0 always applies and drops every older secret at once, as a leaked secret calls for. The body is optional. Recorded in the audit log (webhook.secret_rotated, without the secret). An ed25519 webhook gets a new key pair instead: during the overlap both keys sign (two v1a values, newest first), and the answer shows both public keys.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
-func (c *ClientWithResponses) RotateWebhookSecretAccountWideWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateWebhookSecretAccountWideResponse, error) {
-	rsp, err := c.RotateWebhookSecretAccountWideWithBody(ctx, accountID, id, contentType, body, reqEditors...)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretInAccount` operationId).
+func (c *ClientWithResponses) RotateWebhookSecretInAccountWithBodyWithResponse(ctx context.Context, accountID AccountID, id WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateWebhookSecretInAccountResponse, error) {
+	rsp, err := c.RotateWebhookSecretInAccountWithBody(ctx, accountID, id, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseRotateWebhookSecretAccountWideResponse(rsp)
+	return ParseRotateWebhookSecretInAccountResponse(rsp)
 }
 
-// RotateWebhookSecretAccountWideWithResponse Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
+// RotateWebhookSecretInAccountWithResponse Replace the signing secret (or an ed25519 webhook's key pair), keeping the previous one valid for an overlap.
 //
 // During the overlap every request is signed with both secrets (newest first), so receivers can switch without a gap. While an overlap runs, another rotation with an overlap is refused (409): it would drop the secret receivers may still be using. A rotation with overlapSeconds 0 always applies and drops every older secret at once, as a leaked secret calls for. The body is optional. Recorded in the audit log (webhook.secret_rotated, without the secret). An ed25519 webhook gets a new key pair instead: during the overlap both keys sign (two v1a values, newest first), and the answer shows both public keys.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretAccountWide` operationId).
-func (c *ClientWithResponses) RotateWebhookSecretAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretAccountWideJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretAccountWideResponse, error) {
-	rsp, err := c.RotateWebhookSecretAccountWide(ctx, accountID, id, body, reqEditors...)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/secret/rotate (the `RotateWebhookSecretInAccount` operationId).
+func (c *ClientWithResponses) RotateWebhookSecretInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, body RotateWebhookSecretInAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretInAccountResponse, error) {
+	rsp, err := c.RotateWebhookSecretInAccount(ctx, accountID, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseRotateWebhookSecretAccountWideResponse(rsp)
+	return ParseRotateWebhookSecretInAccountResponse(rsp)
 }
 
-// GetWebhookStatsAccountWideWithResponse Count a webhook's attempts over time.
+// GetWebhookStatsInAccountWithResponse Count a webhook's attempts over time.
 //
 // Attempts, successes, failures and latency percentiles per bucket over the last 24 hours (hourly), 7 days (6-hourly) or 30 days (daily), for charts. Read from counters kept as attempts are recorded.
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsAccountWide` operationId).
-func (c *ClientWithResponses) GetWebhookStatsAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsAccountWideParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsAccountWideResponse, error) {
-	rsp, err := c.GetWebhookStatsAccountWide(ctx, accountID, id, params, reqEditors...)
+// Corresponds with GET /api/accounts/{accountId}/webhooks/{id}/stats (the `GetWebhookStatsInAccount` operationId).
+func (c *ClientWithResponses) GetWebhookStatsInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, params *GetWebhookStatsInAccountParams, reqEditors ...RequestEditorFn) (*GetWebhookStatsInAccountResponse, error) {
+	rsp, err := c.GetWebhookStatsInAccount(ctx, accountID, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseGetWebhookStatsAccountWideResponse(rsp)
+	return ParseGetWebhookStatsInAccountResponse(rsp)
 }
 
-// TestWebhookAccountWideWithResponse Send a webhook.test event to this webhook and return its single attempt.
+// TestWebhookInAccountWithResponse Send a webhook.test event to this webhook and return its single attempt.
 //
 // Goes through the same path as any event (outbox, workflow, Deliver activity), with one attempt and no retries; waits up to the attempt timeout. An inactive webhook gets the test too, so that it can be checked before it is activated. Takes no request body (400 when one is sent). 503 when the delivery engine is not reachable or the attempt did not finish in time (it then shows in the webhook's deliveries). Recorded in the audit log (webhook.tested).
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookAccountWide` operationId).
-func (c *ClientWithResponses) TestWebhookAccountWideWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*TestWebhookAccountWideResponse, error) {
-	rsp, err := c.TestWebhookAccountWide(ctx, accountID, id, reqEditors...)
+// Corresponds with POST /api/accounts/{accountId}/webhooks/{id}/test (the `TestWebhookInAccount` operationId).
+func (c *ClientWithResponses) TestWebhookInAccountWithResponse(ctx context.Context, accountID AccountID, id WebhookID, reqEditors ...RequestEditorFn) (*TestWebhookInAccountResponse, error) {
+	rsp, err := c.TestWebhookInAccount(ctx, accountID, id, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseTestWebhookAccountWideResponse(rsp)
+	return ParseTestWebhookInAccountResponse(rsp)
 }
 
 // ListEventTypesWithResponse List the event types: the registered ones, archived ones included, and the built-in webhook.test, webhook.failing, webhook.disabled and delivery.exhausted (notices surveyhooks sends when a webhook keeps failing, when it turns one off and when a delivery ends failed; subscribed to by name or prefix, never through *), in name order.
@@ -20628,15 +20628,15 @@ func ParseTestWebhookForAccountSurveyResponse(rsp *http.Response) (*TestWebhookF
 	return response, nil
 }
 
-// ParseListWebhooksAccountWideResponse parses an HTTP response from a ListWebhooksAccountWideWithResponse call
-func ParseListWebhooksAccountWideResponse(rsp *http.Response) (*ListWebhooksAccountWideResponse, error) {
+// ParseListWebhooksInAccountResponse parses an HTTP response from a ListWebhooksInAccountWithResponse call
+func ParseListWebhooksInAccountResponse(rsp *http.Response) (*ListWebhooksInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &ListWebhooksAccountWideResponse{
+	response := &ListWebhooksInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -20695,7 +20695,7 @@ func ParseListWebhooksAccountWideResponse(rsp *http.Response) (*ListWebhooksAcco
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers ListWebhooksAccountWideResponse401Headers
+		var headers ListWebhooksInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -20705,7 +20705,7 @@ func ParseListWebhooksAccountWideResponse(rsp *http.Response) (*ListWebhooksAcco
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers ListWebhooksAccountWideResponse429Headers
+		var headers ListWebhooksInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -20834,15 +20834,15 @@ func ParseCreateWebhookAccountWideResponse(rsp *http.Response) (*CreateWebhookAc
 	return response, nil
 }
 
-// ParseDeleteWebhookAccountWideResponse parses an HTTP response from a DeleteWebhookAccountWideWithResponse call
-func ParseDeleteWebhookAccountWideResponse(rsp *http.Response) (*DeleteWebhookAccountWideResponse, error) {
+// ParseDeleteWebhookInAccountResponse parses an HTTP response from a DeleteWebhookInAccountWithResponse call
+func ParseDeleteWebhookInAccountResponse(rsp *http.Response) (*DeleteWebhookInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &DeleteWebhookAccountWideResponse{
+	response := &DeleteWebhookInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -20897,7 +20897,7 @@ func ParseDeleteWebhookAccountWideResponse(rsp *http.Response) (*DeleteWebhookAc
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers DeleteWebhookAccountWideResponse401Headers
+		var headers DeleteWebhookInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -20907,7 +20907,7 @@ func ParseDeleteWebhookAccountWideResponse(rsp *http.Response) (*DeleteWebhookAc
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers DeleteWebhookAccountWideResponse429Headers
+		var headers DeleteWebhookInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -20921,15 +20921,15 @@ func ParseDeleteWebhookAccountWideResponse(rsp *http.Response) (*DeleteWebhookAc
 	return response, nil
 }
 
-// ParseGetWebhookAccountWideResponse parses an HTTP response from a GetWebhookAccountWideWithResponse call
-func ParseGetWebhookAccountWideResponse(rsp *http.Response) (*GetWebhookAccountWideResponse, error) {
+// ParseGetWebhookInAccountResponse parses an HTTP response from a GetWebhookInAccountWithResponse call
+func ParseGetWebhookInAccountResponse(rsp *http.Response) (*GetWebhookInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &GetWebhookAccountWideResponse{
+	response := &GetWebhookInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -20988,7 +20988,7 @@ func ParseGetWebhookAccountWideResponse(rsp *http.Response) (*GetWebhookAccountW
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers GetWebhookAccountWideResponse401Headers
+		var headers GetWebhookInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -20998,7 +20998,7 @@ func ParseGetWebhookAccountWideResponse(rsp *http.Response) (*GetWebhookAccountW
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers GetWebhookAccountWideResponse429Headers
+		var headers GetWebhookInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21012,15 +21012,15 @@ func ParseGetWebhookAccountWideResponse(rsp *http.Response) (*GetWebhookAccountW
 	return response, nil
 }
 
-// ParseUpdateWebhookAccountWideResponse parses an HTTP response from a UpdateWebhookAccountWideWithResponse call
-func ParseUpdateWebhookAccountWideResponse(rsp *http.Response) (*UpdateWebhookAccountWideResponse, error) {
+// ParseUpdateWebhookInAccountResponse parses an HTTP response from a UpdateWebhookInAccountWithResponse call
+func ParseUpdateWebhookInAccountResponse(rsp *http.Response) (*UpdateWebhookInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &UpdateWebhookAccountWideResponse{
+	response := &UpdateWebhookInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21093,7 +21093,7 @@ func ParseUpdateWebhookAccountWideResponse(rsp *http.Response) (*UpdateWebhookAc
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers UpdateWebhookAccountWideResponse401Headers
+		var headers UpdateWebhookInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21103,7 +21103,7 @@ func ParseUpdateWebhookAccountWideResponse(rsp *http.Response) (*UpdateWebhookAc
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers UpdateWebhookAccountWideResponse429Headers
+		var headers UpdateWebhookInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21117,15 +21117,15 @@ func ParseUpdateWebhookAccountWideResponse(rsp *http.Response) (*UpdateWebhookAc
 	return response, nil
 }
 
-// ParseListDeliveriesAccountWideResponse parses an HTTP response from a ListDeliveriesAccountWideWithResponse call
-func ParseListDeliveriesAccountWideResponse(rsp *http.Response) (*ListDeliveriesAccountWideResponse, error) {
+// ParseListDeliveriesInAccountResponse parses an HTTP response from a ListDeliveriesInAccountWithResponse call
+func ParseListDeliveriesInAccountResponse(rsp *http.Response) (*ListDeliveriesInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &ListDeliveriesAccountWideResponse{
+	response := &ListDeliveriesInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21184,7 +21184,7 @@ func ParseListDeliveriesAccountWideResponse(rsp *http.Response) (*ListDeliveries
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers ListDeliveriesAccountWideResponse401Headers
+		var headers ListDeliveriesInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21194,7 +21194,7 @@ func ParseListDeliveriesAccountWideResponse(rsp *http.Response) (*ListDeliveries
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers ListDeliveriesAccountWideResponse429Headers
+		var headers ListDeliveriesInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21208,15 +21208,15 @@ func ParseListDeliveriesAccountWideResponse(rsp *http.Response) (*ListDeliveries
 	return response, nil
 }
 
-// ParseGetDeliveryAccountWideResponse parses an HTTP response from a GetDeliveryAccountWideWithResponse call
-func ParseGetDeliveryAccountWideResponse(rsp *http.Response) (*GetDeliveryAccountWideResponse, error) {
+// ParseGetDeliveryInAccountResponse parses an HTTP response from a GetDeliveryInAccountWithResponse call
+func ParseGetDeliveryInAccountResponse(rsp *http.Response) (*GetDeliveryInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &GetDeliveryAccountWideResponse{
+	response := &GetDeliveryInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21275,7 +21275,7 @@ func ParseGetDeliveryAccountWideResponse(rsp *http.Response) (*GetDeliveryAccoun
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers GetDeliveryAccountWideResponse401Headers
+		var headers GetDeliveryInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21285,7 +21285,7 @@ func ParseGetDeliveryAccountWideResponse(rsp *http.Response) (*GetDeliveryAccoun
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers GetDeliveryAccountWideResponse429Headers
+		var headers GetDeliveryInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21299,15 +21299,15 @@ func ParseGetDeliveryAccountWideResponse(rsp *http.Response) (*GetDeliveryAccoun
 	return response, nil
 }
 
-// ParseRetryDeliveryAccountWideResponse parses an HTTP response from a RetryDeliveryAccountWideWithResponse call
-func ParseRetryDeliveryAccountWideResponse(rsp *http.Response) (*RetryDeliveryAccountWideResponse, error) {
+// ParseRetryDeliveryInAccountResponse parses an HTTP response from a RetryDeliveryInAccountWithResponse call
+func ParseRetryDeliveryInAccountResponse(rsp *http.Response) (*RetryDeliveryInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &RetryDeliveryAccountWideResponse{
+	response := &RetryDeliveryInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21373,7 +21373,7 @@ func ParseRetryDeliveryAccountWideResponse(rsp *http.Response) (*RetryDeliveryAc
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers RetryDeliveryAccountWideResponse401Headers
+		var headers RetryDeliveryInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21383,7 +21383,7 @@ func ParseRetryDeliveryAccountWideResponse(rsp *http.Response) (*RetryDeliveryAc
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers RetryDeliveryAccountWideResponse429Headers
+		var headers RetryDeliveryInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21397,15 +21397,15 @@ func ParseRetryDeliveryAccountWideResponse(rsp *http.Response) (*RetryDeliveryAc
 	return response, nil
 }
 
-// ParseGetWebhookPublicKeyAccountWideResponse parses an HTTP response from a GetWebhookPublicKeyAccountWideWithResponse call
-func ParseGetWebhookPublicKeyAccountWideResponse(rsp *http.Response) (*GetWebhookPublicKeyAccountWideResponse, error) {
+// ParseGetWebhookPublicKeyInAccountResponse parses an HTTP response from a GetWebhookPublicKeyInAccountWithResponse call
+func ParseGetWebhookPublicKeyInAccountResponse(rsp *http.Response) (*GetWebhookPublicKeyInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &GetWebhookPublicKeyAccountWideResponse{
+	response := &GetWebhookPublicKeyInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21471,7 +21471,7 @@ func ParseGetWebhookPublicKeyAccountWideResponse(rsp *http.Response) (*GetWebhoo
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers GetWebhookPublicKeyAccountWideResponse401Headers
+		var headers GetWebhookPublicKeyInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21481,7 +21481,7 @@ func ParseGetWebhookPublicKeyAccountWideResponse(rsp *http.Response) (*GetWebhoo
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers GetWebhookPublicKeyAccountWideResponse429Headers
+		var headers GetWebhookPublicKeyInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21495,15 +21495,15 @@ func ParseGetWebhookPublicKeyAccountWideResponse(rsp *http.Response) (*GetWebhoo
 	return response, nil
 }
 
-// ParseRecoverWebhookDeliveriesAccountWideResponse parses an HTTP response from a RecoverWebhookDeliveriesAccountWideWithResponse call
-func ParseRecoverWebhookDeliveriesAccountWideResponse(rsp *http.Response) (*RecoverWebhookDeliveriesAccountWideResponse, error) {
+// ParseRecoverWebhookDeliveriesInAccountResponse parses an HTTP response from a RecoverWebhookDeliveriesInAccountWithResponse call
+func ParseRecoverWebhookDeliveriesInAccountResponse(rsp *http.Response) (*RecoverWebhookDeliveriesInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &RecoverWebhookDeliveriesAccountWideResponse{
+	response := &RecoverWebhookDeliveriesInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21590,7 +21590,7 @@ func ParseRecoverWebhookDeliveriesAccountWideResponse(rsp *http.Response) (*Reco
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers RecoverWebhookDeliveriesAccountWideResponse401Headers
+		var headers RecoverWebhookDeliveriesInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21600,7 +21600,7 @@ func ParseRecoverWebhookDeliveriesAccountWideResponse(rsp *http.Response) (*Reco
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers RecoverWebhookDeliveriesAccountWideResponse429Headers
+		var headers RecoverWebhookDeliveriesInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21614,15 +21614,15 @@ func ParseRecoverWebhookDeliveriesAccountWideResponse(rsp *http.Response) (*Reco
 	return response, nil
 }
 
-// ParseCancelWebhookRecoveryAccountWideResponse parses an HTTP response from a CancelWebhookRecoveryAccountWideWithResponse call
-func ParseCancelWebhookRecoveryAccountWideResponse(rsp *http.Response) (*CancelWebhookRecoveryAccountWideResponse, error) {
+// ParseCancelWebhookRecoveryInAccountResponse parses an HTTP response from a CancelWebhookRecoveryInAccountWithResponse call
+func ParseCancelWebhookRecoveryInAccountResponse(rsp *http.Response) (*CancelWebhookRecoveryInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &CancelWebhookRecoveryAccountWideResponse{
+	response := &CancelWebhookRecoveryInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21688,7 +21688,7 @@ func ParseCancelWebhookRecoveryAccountWideResponse(rsp *http.Response) (*CancelW
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers CancelWebhookRecoveryAccountWideResponse401Headers
+		var headers CancelWebhookRecoveryInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21698,7 +21698,7 @@ func ParseCancelWebhookRecoveryAccountWideResponse(rsp *http.Response) (*CancelW
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers CancelWebhookRecoveryAccountWideResponse429Headers
+		var headers CancelWebhookRecoveryInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21712,15 +21712,15 @@ func ParseCancelWebhookRecoveryAccountWideResponse(rsp *http.Response) (*CancelW
 	return response, nil
 }
 
-// ParseGetWebhookRecoveryAccountWideResponse parses an HTTP response from a GetWebhookRecoveryAccountWideWithResponse call
-func ParseGetWebhookRecoveryAccountWideResponse(rsp *http.Response) (*GetWebhookRecoveryAccountWideResponse, error) {
+// ParseGetWebhookRecoveryInAccountResponse parses an HTTP response from a GetWebhookRecoveryInAccountWithResponse call
+func ParseGetWebhookRecoveryInAccountResponse(rsp *http.Response) (*GetWebhookRecoveryInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &GetWebhookRecoveryAccountWideResponse{
+	response := &GetWebhookRecoveryInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21779,7 +21779,7 @@ func ParseGetWebhookRecoveryAccountWideResponse(rsp *http.Response) (*GetWebhook
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers GetWebhookRecoveryAccountWideResponse401Headers
+		var headers GetWebhookRecoveryInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21789,7 +21789,7 @@ func ParseGetWebhookRecoveryAccountWideResponse(rsp *http.Response) (*GetWebhook
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers GetWebhookRecoveryAccountWideResponse429Headers
+		var headers GetWebhookRecoveryInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21803,15 +21803,15 @@ func ParseGetWebhookRecoveryAccountWideResponse(rsp *http.Response) (*GetWebhook
 	return response, nil
 }
 
-// ParseGetWebhookSecretAccountWideResponse parses an HTTP response from a GetWebhookSecretAccountWideWithResponse call
-func ParseGetWebhookSecretAccountWideResponse(rsp *http.Response) (*GetWebhookSecretAccountWideResponse, error) {
+// ParseGetWebhookSecretInAccountResponse parses an HTTP response from a GetWebhookSecretInAccountWithResponse call
+func ParseGetWebhookSecretInAccountResponse(rsp *http.Response) (*GetWebhookSecretInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &GetWebhookSecretAccountWideResponse{
+	response := &GetWebhookSecretInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -21877,7 +21877,7 @@ func ParseGetWebhookSecretAccountWideResponse(rsp *http.Response) (*GetWebhookSe
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers GetWebhookSecretAccountWideResponse401Headers
+		var headers GetWebhookSecretInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21887,7 +21887,7 @@ func ParseGetWebhookSecretAccountWideResponse(rsp *http.Response) (*GetWebhookSe
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers GetWebhookSecretAccountWideResponse429Headers
+		var headers GetWebhookSecretInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21901,22 +21901,22 @@ func ParseGetWebhookSecretAccountWideResponse(rsp *http.Response) (*GetWebhookSe
 	return response, nil
 }
 
-// ParseRotateWebhookSecretAccountWideResponse parses an HTTP response from a RotateWebhookSecretAccountWideWithResponse call
-func ParseRotateWebhookSecretAccountWideResponse(rsp *http.Response) (*RotateWebhookSecretAccountWideResponse, error) {
+// ParseRotateWebhookSecretInAccountResponse parses an HTTP response from a RotateWebhookSecretInAccountWithResponse call
+func ParseRotateWebhookSecretInAccountResponse(rsp *http.Response) (*RotateWebhookSecretInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &RotateWebhookSecretAccountWideResponse{
+	response := &RotateWebhookSecretInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest RotateWebhookSecretAccountWide200JSONResponseBody
+		var dest RotateWebhookSecretInAccount200JSONResponseBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -21989,7 +21989,7 @@ func ParseRotateWebhookSecretAccountWideResponse(rsp *http.Response) (*RotateWeb
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers RotateWebhookSecretAccountWideResponse401Headers
+		var headers RotateWebhookSecretInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21999,7 +21999,7 @@ func ParseRotateWebhookSecretAccountWideResponse(rsp *http.Response) (*RotateWeb
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers RotateWebhookSecretAccountWideResponse429Headers
+		var headers RotateWebhookSecretInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22013,15 +22013,15 @@ func ParseRotateWebhookSecretAccountWideResponse(rsp *http.Response) (*RotateWeb
 	return response, nil
 }
 
-// ParseGetWebhookStatsAccountWideResponse parses an HTTP response from a GetWebhookStatsAccountWideWithResponse call
-func ParseGetWebhookStatsAccountWideResponse(rsp *http.Response) (*GetWebhookStatsAccountWideResponse, error) {
+// ParseGetWebhookStatsInAccountResponse parses an HTTP response from a GetWebhookStatsInAccountWithResponse call
+func ParseGetWebhookStatsInAccountResponse(rsp *http.Response) (*GetWebhookStatsInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &GetWebhookStatsAccountWideResponse{
+	response := &GetWebhookStatsInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -22080,7 +22080,7 @@ func ParseGetWebhookStatsAccountWideResponse(rsp *http.Response) (*GetWebhookSta
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers GetWebhookStatsAccountWideResponse401Headers
+		var headers GetWebhookStatsInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -22090,7 +22090,7 @@ func ParseGetWebhookStatsAccountWideResponse(rsp *http.Response) (*GetWebhookSta
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers GetWebhookStatsAccountWideResponse429Headers
+		var headers GetWebhookStatsInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22104,15 +22104,15 @@ func ParseGetWebhookStatsAccountWideResponse(rsp *http.Response) (*GetWebhookSta
 	return response, nil
 }
 
-// ParseTestWebhookAccountWideResponse parses an HTTP response from a TestWebhookAccountWideWithResponse call
-func ParseTestWebhookAccountWideResponse(rsp *http.Response) (*TestWebhookAccountWideResponse, error) {
+// ParseTestWebhookInAccountResponse parses an HTTP response from a TestWebhookInAccountWithResponse call
+func ParseTestWebhookInAccountResponse(rsp *http.Response) (*TestWebhookInAccountResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &TestWebhookAccountWideResponse{
+	response := &TestWebhookInAccountResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
@@ -22185,7 +22185,7 @@ func ParseTestWebhookAccountWideResponse(rsp *http.Response) (*TestWebhookAccoun
 
 	switch {
 	case rsp.StatusCode == 401:
-		var headers TestWebhookAccountWideResponse401Headers
+		var headers TestWebhookInAccountResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -22195,7 +22195,7 @@ func ParseTestWebhookAccountWideResponse(rsp *http.Response) (*TestWebhookAccoun
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
-		var headers TestWebhookAccountWideResponse429Headers
+		var headers TestWebhookInAccountResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

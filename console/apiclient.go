@@ -14,6 +14,9 @@ import (
 // process (apiTransport), so the host is only a placeholder.
 const apiBase = "http://api.in-process"
 
+// jsonType is the content type of the request bodies the console builds itself.
+const jsonType = "application/json"
+
 // apiTransport runs the console's API requests through the API's handler in this process:
 // the same middleware (authentication, rate limit, deadline, logs, audit) as over the network,
 // without a socket.

@@ -155,13 +155,19 @@ func (s *stack) tab(t *testing.T) context.Context {
 // api calls the REST API with the platform key.
 func (s *stack) api(t *testing.T, method, path string, body any) (int, map[string]any) {
 	t.Helper()
+	return callAPI(t, s.url, method, path, body)
+}
+
+// callAPI calls the REST API served at base with the platform key.
+func callAPI(t *testing.T, base, method, path string, body any) (int, map[string]any) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		require.NoError(t, err)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, s.url+path, rd)
+	req, err := http.NewRequestWithContext(t.Context(), method, base+path, rd)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+platformKey)
 	if body != nil {

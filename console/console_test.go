@@ -193,8 +193,13 @@ func testScreens(t *testing.T, s *stack) {
 
 	hook := s.createWebhook(t, "screens", "Orders CRM")
 	s.createWebhook(t, "screens", "Data warehouse")
+	status, out := s.api(t, http.MethodPost, "/api/accounts/screens/surveys/survey-1/webhooks", map[string]any{"name": "NPS alerts",
+		"url": s.receiver + "/nps", "events": []string{"survey.response.completed"}, "rateLimit": map[string]any{"perSecond": 5, "burst": 10}})
+	require.Equal(t, http.StatusCreated, status, out)
+	surveyHook := out["id"].(string)
 	s.publish(t, "screens")
 	do(t, ctx, chromedp.Navigate(s.url+"/console/a/screens/webhooks"), chromedp.WaitVisible(chromedp.CSS("table.list")))
+	require.Contains(t, text(t, ctx, "table.list"), "survey survey-1 (the survey's own webhook)", "a survey's webhook is listed with its survey")
 	shoot(t, ctx, "webhooks")
 
 	do(t, ctx,
@@ -231,6 +236,7 @@ func testScreens(t *testing.T, s *stack) {
 
 	for _, screen := range []struct{ name, path, wait string }{
 		{"webhook-edit", "/webhooks/" + hook + "/edit", "#name"},
+		{"webhook-survey-edit", "/webhooks/" + surveyHook + "/edit", "#ratePerSecond"},
 		{"webhook-delete", "/webhooks/" + hook + "/delete", "button.danger"},
 		{"deliveries", "/deliveries", "#rows a"},
 		{"recover", "/webhooks/" + hook + "/recover", "#since"},

@@ -98,7 +98,7 @@ func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request, c *cal
 	}
 
 	hooksLimit := client.Limit(200)
-	hooks, err := result(c.api.ListWebhooksAccountWideWithResponse(r.Context(), c.account, &client.ListWebhooksAccountWideParams{Limit: &hooksLimit}))
+	hooks, err := result(c.api.ListWebhooksInAccountWithResponse(r.Context(), c.account, &client.ListWebhooksInAccountParams{Limit: &hooksLimit}))
 	if err != nil {
 		s.fail(w, r, c, err)
 		return
@@ -173,8 +173,8 @@ func (s *Server) listDeliveries(r *http.Request, c *call, webhook string, f clie
 	if err != nil {
 		return nil, &apiError{Status: http.StatusNotFound}
 	}
-	resp, err := result(c.api.ListDeliveriesAccountWideWithResponse(r.Context(), c.account, id,
-		&client.ListDeliveriesAccountWideParams{Status: f.Status, Type: f.Type, SurveyID: f.SurveyID, Since: f.Since,
+	resp, err := result(c.api.ListDeliveriesInAccountWithResponse(r.Context(), c.account, id,
+		&client.ListDeliveriesInAccountParams{Status: f.Status, Type: f.Type, SurveyID: f.SurveyID, Since: f.Since,
 			Until: f.Until, Limit: f.Limit, Cursor: f.Cursor}))
 	if err != nil {
 		return nil, err
@@ -206,7 +206,7 @@ func (s *Server) handleDelivery(w http.ResponseWriter, r *http.Request, c *call)
 		s.renderNotFound(w, r, c)
 		return
 	}
-	resp, err := result(c.api.GetDeliveryAccountWideWithResponse(r.Context(), c.account, hook.ID, id))
+	resp, err := result(c.api.GetDeliveryInAccountWithResponse(r.Context(), c.account, hook.ID, id))
 	if err != nil {
 		s.fail(w, r, c, err)
 		return
@@ -253,13 +253,13 @@ func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	force := r.PostFormValue("force") == "true"
 	back := accountPath(c.account, "webhooks", hook.ID.String(), "deliveries", id.String())
-	before, err := result(c.api.GetDeliveryAccountWideWithResponse(r.Context(), c.account, hook.ID, id))
+	before, err := result(c.api.GetDeliveryInAccountWithResponse(r.Context(), c.account, hook.ID, id))
 	if err != nil {
 		s.fail(w, r, c, err)
 		return
 	}
-	_, err = result(c.api.RetryDeliveryAccountWideWithResponse(r.Context(), c.account, hook.ID, id,
-		&client.RetryDeliveryAccountWideParams{Force: &force}))
+	_, err = result(c.api.RetryDeliveryInAccountWithResponse(r.Context(), c.account, hook.ID, id,
+		&client.RetryDeliveryInAccountParams{Force: &force}))
 	if statusOf(err) == http.StatusConflict {
 		s.renderStatus(w, r, c, http.StatusConflict, "message", message{Title: "Not retried", Text: apiMessage(err),
 			Link: back, LinkText: "Back to the delivery"})

@@ -161,3 +161,73 @@ func TestBrandIsChecked(t *testing.T) {
 	_, err := console.New(console.Config{Brand: console.Brand{Accent: "#00aa00", Logo: []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)}})
 	require.NoError(t, err)
 }
+
+// TestEveryWebhookOfTheAccount: the console lists a survey's webhook beside the account-wide
+// ones and edits it without a survey filter (its survey is fixed); the form sets and
+// removes a rate limit, sets an account-wide webhook back to every survey, and shows the
+// API's error next to a rate it refuses, changing nothing.
+func TestEveryWebhookOfTheAccount(t *testing.T) {
+	t.Parallel()
+	hs, _ := setupHTTP(t)
+	c, csrf := operator(t, hs.URL)
+	status, out := callAPI(t, hs.URL, http.MethodPost, "/api/accounts/acme/surveys/s1/webhooks",
+		map[string]any{"name": "Survey one's CRM", "url": "https://example.com/s1", "events": []string{"survey.response.completed"}})
+	require.Equal(t, http.StatusCreated, status, out)
+	scoped := out["id"].(string)
+	status, out = callAPI(t, hs.URL, http.MethodPost, "/api/accounts/acme/webhooks",
+		map[string]any{"name": "Warehouse", "url": "https://example.com/all", "events": []string{"*"}, "surveyIds": []string{"s2", "s3"}})
+	require.Equal(t, http.StatusCreated, status, out)
+	wide := out["id"].(string)
+
+	list := get(t, c, hs.URL+"/console/a/acme/webhooks")
+	require.Contains(t, list, "Survey one&#39;s CRM")
+	require.Contains(t, list, "survey s1 (the survey&#39;s own webhook)")
+	require.Contains(t, list, "s2, s3")
+	require.Contains(t, get(t, c, hs.URL+"/console/a/acme/webhooks/"+scoped), "https://example.com/s1")
+
+	edit := get(t, c, hs.URL+"/console/a/acme/webhooks/"+scoped+"/edit")
+	require.NotContains(t, edit, `name="surveyIds"`, "a survey's webhook has no survey filter")
+	require.Contains(t, edit, "belongs to survey <code>s1</code>")
+
+	save := func(id string, fields url.Values) (int, string) {
+		t.Helper()
+		fields.Set("csrf", csrf)
+		resp, err := c.PostForm(hs.URL+"/console/a/acme/webhooks/"+id, fields)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	hookOf := func(id string) map[string]any {
+		t.Helper()
+		status, out := callAPI(t, hs.URL, http.MethodGet, "/api/accounts/acme/webhooks/"+id, nil)
+		require.Equal(t, http.StatusOK, status, out)
+		return out
+	}
+	fields := func(name, rate, burst string) url.Values {
+		return url.Values{"name": {name}, "url": {"https://example.com/s1"}, "events": {"survey.response.completed"},
+			"surveyId": {"s1"}, "ratePerSecond": {rate}, "rateBurst": {burst}}
+	}
+
+	status, _ = save(scoped, fields("Survey one's CRM", "2.5", "4"))
+	require.Equal(t, http.StatusOK, status)
+	got := hookOf(scoped)
+	require.Equal(t, map[string]any{"perSecond": 2.5, "burst": 4.0}, got["rateLimit"])
+	require.Equal(t, "s1", got["surveyId"], "still the survey's")
+	require.Contains(t, get(t, c, hs.URL+"/console/a/acme/webhooks/"+scoped), "2.5 requests a second, 4 at once")
+
+	status, page := save(scoped, fields("Renamed", "fast", ""))
+	require.Equal(t, http.StatusUnprocessableEntity, status)
+	require.Contains(t, page, `id="rate-error"`, "the API's error shows next to the rate limit")
+	require.Equal(t, "Survey one's CRM", hookOf(scoped)["name"], "a refused form changes nothing")
+
+	status, _ = save(scoped, fields("Survey one's CRM", "", ""))
+	require.Equal(t, http.StatusOK, status)
+	require.Nil(t, hookOf(scoped)["rateLimit"], "an empty rate removes the limit")
+
+	status, _ = save(wide, url.Values{"name": {"Warehouse"}, "url": {"https://example.com/all"}, "events": {"*"}, "surveyIds": {""}})
+	require.Equal(t, http.StatusOK, status)
+	require.Nil(t, hookOf(wide)["surveyIds"], "an empty survey filter is every survey")
+	require.Contains(t, get(t, c, hs.URL+"/console/a/acme/webhooks/"+wide), "every survey of the account")
+}

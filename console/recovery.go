@@ -75,7 +75,7 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	counting := r.PostFormValue("action") != "start"
 	body.DryRun = &counting
-	resp, err := result(c.api.RecoverWebhookDeliveriesAccountWideWithResponse(r.Context(), c.account, hook.ID, body))
+	resp, err := result(c.api.RecoverWebhookDeliveriesInAccountWithResponse(r.Context(), c.account, hook.ID, body))
 	if st := statusOf(err); st == http.StatusBadRequest || st == http.StatusConflict {
 		form.Errors = fieldErrors(err, "since", "until", "statuses")
 		s.renderStatus(w, r, c, http.StatusUnprocessableEntity, "recover", form)
@@ -105,7 +105,7 @@ func (s *Server) handleRecovery(w http.ResponseWriter, r *http.Request, c *call)
 	if !ok {
 		return
 	}
-	resp, err := result(c.api.GetWebhookRecoveryAccountWideWithResponse(r.Context(), c.account, hook.ID, r.PathValue("recovery")))
+	resp, err := result(c.api.GetWebhookRecoveryInAccountWithResponse(r.Context(), c.account, hook.ID, r.PathValue("recovery")))
 	if err != nil {
 		s.fail(w, r, c, err)
 		return

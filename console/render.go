@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/surveyhooks/surveyhooks/client"
 )
 
 // view is what every page's template gets: the layout's data and the page's own.
@@ -164,6 +166,7 @@ var templateFuncs = template.FuncMap{
 	"ms":      milliseconds,
 	"join":    strings.Join,
 	"path":    pathOf,
+	"surveys": surveysOf,
 	"tail":    func() string { return tailInterval },
 	"contains": func(list []string, v string) bool {
 		return slices.Contains(list, v)
@@ -233,6 +236,19 @@ func deref(v any) any {
 		return reflect.Zero(rv.Type().Elem()).Interface()
 	}
 	return rv.Elem().Interface()
+}
+
+// surveysOf says whose events a webhook hears: a survey's own webhook hears its survey,
+// an account-wide one every survey of the account or those of its filter.
+func surveysOf(h client.Webhook) string {
+	switch {
+	case h.SurveyID != nil && *h.SurveyID != "":
+		return "survey " + *h.SurveyID + " (the survey's own webhook)"
+	case h.SurveyIds == nil || len(*h.SurveyIds) == 0:
+		return "every survey of the account"
+	default:
+		return strings.Join(*h.SurveyIds, ", ")
+	}
 }
 
 // pathOf is accountPath for templates, whose ids are UUIDs and pointers to them.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/surveyhooks/surveyhooks/client"
@@ -25,8 +24,6 @@ type webhookPage struct {
 	HasStats bool
 	Types    []typeExample
 	Overlaps []overlapChoice
-	// Surveys says which surveys the webhook hears.
-	Surveys string
 	// From is the first bucket's start; Step each bucket's length in words ("hour").
 	From *time.Time
 	Step string
@@ -63,9 +60,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 	if !slices.Contains(statsWindows, window) {
 		window = statsWindows[0]
 	}
-	wp := client.GetWebhookStatsAccountWideParamsWindow(window)
-	stats, err := result(c.api.GetWebhookStatsAccountWideWithResponse(r.Context(), c.account, hook.ID,
-		&client.GetWebhookStatsAccountWideParams{Window: &wp}))
+	wp := client.GetWebhookStatsInAccountParamsWindow(window)
+	stats, err := result(c.api.GetWebhookStatsInAccountWithResponse(r.Context(), c.account, hook.ID,
+		&client.GetWebhookStatsInAccountParams{Window: &wp}))
 	if err != nil {
 		s.fail(w, r, c, err)
 		return
@@ -78,12 +75,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 	buckets := stats.JSON200.Buckets
 	page := webhookPage{Hook: hook, Window: window, Windows: statsWindows, Totals: stats.JSON200.Totals,
 		Volume: volumeChart(buckets), Latency: latencyChart(buckets), HasStats: stats.JSON200.Totals.Attempts > 0,
-		Types: heardTypes(types, hook.Events), Overlaps: overlaps, Surveys: "every survey of the account"}
+		Types: heardTypes(types, hook.Events), Overlaps: overlaps}
 	if len(buckets) > 0 {
 		page.From, page.Step = buckets[0].Start, stepWords(stats.JSON200.Step)
-	}
-	if hook.SurveyIds != nil && len(*hook.SurveyIds) > 0 {
-		page.Surveys = strings.Join(*hook.SurveyIds, ", ")
 	}
 	s.render(w, r, c, "webhook", page)
 }
@@ -141,14 +135,14 @@ func (s *Server) handleSecretReveal(w http.ResponseWriter, r *http.Request, c *c
 	}
 	v := secretView{Hook: hook}
 	if hook.Signing == client.WebhookSigningEd25519 {
-		resp, err := result(c.api.GetWebhookPublicKeyAccountWideWithResponse(r.Context(), c.account, hook.ID))
+		resp, err := result(c.api.GetWebhookPublicKeyInAccountWithResponse(r.Context(), c.account, hook.ID))
 		if err != nil {
 			s.fail(w, r, c, err)
 			return
 		}
 		v.PublicKey, v.PreviousUntil = resp.JSON200.PublicKey, resp.JSON200.PreviousKeyExpiresAt
 	} else {
-		resp, err := result(c.api.GetWebhookSecretAccountWideWithResponse(r.Context(), c.account, hook.ID))
+		resp, err := result(c.api.GetWebhookSecretInAccountWithResponse(r.Context(), c.account, hook.ID))
 		if err != nil {
 			s.fail(w, r, c, err)
 			return
@@ -169,7 +163,7 @@ func (s *Server) handleSecretRotate(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		seconds = overlaps[0].Seconds
 	}
-	resp, err := result(c.api.RotateWebhookSecretAccountWideWithResponse(r.Context(), c.account, hook.ID,
+	resp, err := result(c.api.RotateWebhookSecretInAccountWithResponse(r.Context(), c.account, hook.ID,
 		client.SecretRotate{OverlapSeconds: &seconds}))
 	if statusOf(err) == http.StatusBadRequest || statusOf(err) == http.StatusConflict {
 		s.renderFragment(w, r, c, "webhook", "secret", secretView{Hook: hook, Error: apiMessage(err)})
@@ -210,7 +204,7 @@ func (s *Server) handleWebhookTest(w http.ResponseWriter, r *http.Request, c *ca
 	if !ok {
 		return
 	}
-	resp, err := result(c.api.TestWebhookAccountWideWithResponse(r.Context(), c.account, id))
+	resp, err := result(c.api.TestWebhookInAccountWithResponse(r.Context(), c.account, id))
 	if st := statusOf(err); st == http.StatusConflict || st == http.StatusBadRequest || st == http.StatusServiceUnavailable {
 		s.renderFragment(w, r, c, "webhook", "test_result", testView{Error: apiMessage(err)})
 		return

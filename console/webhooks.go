@@ -1,11 +1,16 @@
 package console
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
@@ -15,8 +20,9 @@ import (
 	"github.com/surveyhooks/surveyhooks/eventtype"
 )
 
-// The console manages an account's account-wide webhooks (/api/accounts/{accountId}/webhooks):
-// all its surveys, or those in surveyIds.
+// The console manages every webhook of an account through the account's path
+// (/api/accounts/{accountId}/webhooks), which reaches its surveys' webhooks too. It makes
+// account-wide webhooks: every survey of the account, or those in surveyIds.
 
 // accountsPage is the operator's account switcher.
 type accountsPage struct {
@@ -78,11 +84,11 @@ type webhooksPage struct {
 
 func (s *Server) handleWebhooks(w http.ResponseWriter, r *http.Request, c *call) {
 	limit := client.Limit(50)
-	params := &client.ListWebhooksAccountWideParams{Limit: &limit}
+	params := &client.ListWebhooksInAccountParams{Limit: &limit}
 	if cur := r.URL.Query().Get("cursor"); cur != "" {
 		params.Cursor = &cur
 	}
-	resp, err := result(c.api.ListWebhooksAccountWideWithResponse(r.Context(), c.account, params))
+	resp, err := result(c.api.ListWebhooksInAccountWithResponse(r.Context(), c.account, params))
 	if err != nil {
 		s.fail(w, r, c, err)
 		return
@@ -93,15 +99,15 @@ func (s *Server) handleWebhooks(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	// Each webhook's failure rate is its own stats request: they run a few at a time, so
 	// that a page of 50 webhooks costs a few statements' time, not 50.
-	window := client.GetWebhookStatsAccountWideParamsWindowN24H
+	window := client.GetWebhookStatsInAccountParamsWindowN24H
 	page.Webhooks = make([]webhookRow, len(resp.JSON200.Data))
 	g, ctx := errgroup.WithContext(r.Context())
 	g.SetLimit(statsConcurrency)
 	for i, hook := range resp.JSON200.Data {
 		page.Webhooks[i] = webhookRow{Webhook: hook, LastAt: lastDelivery(hook.Health)}
 		g.Go(func() error {
-			stats, err := result(c.api.GetWebhookStatsAccountWideWithResponse(ctx, c.account, hook.ID,
-				&client.GetWebhookStatsAccountWideParams{Window: &window}))
+			stats, err := result(c.api.GetWebhookStatsInAccountWithResponse(ctx, c.account, hook.ID,
+				&client.GetWebhookStatsInAccountParams{Window: &window}))
 			if err != nil {
 				return err
 			}
@@ -151,12 +157,18 @@ type webhookForm struct {
 	URL         string
 	Description string
 	Events      []string
-	SurveyIDs   string
-	IsActive    bool
-	Choices     []eventChoice
-	Notices     []eventChoice
-	Wildcards   []eventChoice
-	Errors      map[string]string
+	// SurveyID is the survey of a survey's webhook being edited: its scope is fixed, so
+	// the form shows it instead of the account-wide webhook's survey filter (SurveyIDs).
+	SurveyID  string
+	SurveyIDs string
+	// RatePerSecond and RateBurst are the rate limit as typed; no rate means none.
+	RatePerSecond string
+	RateBurst     string
+	IsActive      bool
+	Choices       []eventChoice
+	Notices       []eventChoice
+	Wildcards     []eventChoice
+	Errors        map[string]string
 }
 
 // eventChoice is one event type or wildcard the form offers.
@@ -225,34 +237,82 @@ func (s *Server) eventTypes(r *http.Request, c *call) ([]client.EventType, error
 func readWebhookForm(r *http.Request) webhookForm {
 	_ = r.ParseForm()
 	return webhookForm{
-		Name:        strings.TrimSpace(r.PostFormValue("name")),
-		URL:         strings.TrimSpace(r.PostFormValue("url")),
-		Description: strings.TrimSpace(r.PostFormValue("description")),
-		Events:      r.PostForm["events"],
-		SurveyIDs:   strings.TrimSpace(r.PostFormValue("surveyIds")),
-		IsActive:    r.PostFormValue("isActive") == "on",
+		Name:          strings.TrimSpace(r.PostFormValue("name")),
+		URL:           strings.TrimSpace(r.PostFormValue("url")),
+		Description:   strings.TrimSpace(r.PostFormValue("description")),
+		Events:        r.PostForm["events"],
+		SurveyIDs:     strings.TrimSpace(r.PostFormValue("surveyIds")),
+		RatePerSecond: strings.TrimSpace(r.PostFormValue("ratePerSecond")),
+		RateBurst:     strings.TrimSpace(r.PostFormValue("rateBurst")),
+		IsActive:      r.PostFormValue("isActive") == "on",
 	}
 }
 
-// surveyIDs reads the comma- or space-separated survey ids: none means every survey.
-func (f webhookForm) surveyIDs() *[]string {
-	ids := strings.FieldsFunc(f.SurveyIDs, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
-	if len(ids) == 0 {
+// body is the form as the API's JSON body, for a create and for an update. It is built
+// as a map, not the generated client's types, because those leave out a nil member and
+// the form needs to send null: for an account-wide webhook's survey filter (every survey)
+// and for the rate limit (none). A survey's webhook takes no survey filter, so its form
+// has no such field and the body no such member.
+func (f webhookForm) body(filtered bool) map[string]any {
+	events := f.Events
+	if events == nil {
+		events = []string{}
+	}
+	body := map[string]any{"name": f.Name, "url": f.URL, "description": f.Description, "events": events,
+		"rateLimit": f.rateLimit()}
+	if filtered {
+		var ids any // null: every survey of the account
+		if s := strings.FieldsFunc(f.SurveyIDs, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }); len(s) > 0 {
+			ids = s
+		}
+		body["surveyIds"] = ids
+	}
+	return body
+}
+
+// rateLimit is the typed rate limit as the API takes it: null without a rate, and a
+// number where one was typed. Anything else goes to the API as the text typed, so that
+// its error (which names the member) shows next to the field.
+func (f webhookForm) rateLimit() any {
+	if f.RatePerSecond == "" && f.RateBurst == "" {
 		return nil
 	}
-	return &ids
+	limit := map[string]any{"perSecond": number(f.RatePerSecond)}
+	if f.RateBurst != "" {
+		limit["burst"] = number(f.RateBurst)
+	}
+	return limit
 }
 
-var webhookInputs = []string{"name", "url", "description", "events", "surveyIds", "isActive"}
+// number is s as a JSON number when it is one, and as a string otherwise.
+func number(s string) any {
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return json.Number(s)
+	}
+	return s
+}
+
+// jsonBody encodes a request body for the generated client's WithBody calls.
+func jsonBody(v any) (io.Reader, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode api request: %w", err)
+	}
+	return bytes.NewReader(raw), nil
+}
+
+var webhookInputs = []string{"name", "url", "description", "events", "surveyIds", "rateLimit", "isActive"}
 
 func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request, c *call) {
 	form := readWebhookForm(r)
-	body := client.WebhookCreate{Name: form.Name, URL: form.URL, Events: form.Events, Description: &form.Description,
-		IsActive: &form.IsActive, SurveyIds: form.surveyIDs()}
-	if body.Events == nil {
-		body.Events = []string{}
+	fields := form.body(true)
+	fields["isActive"] = form.IsActive
+	body, err := jsonBody(fields)
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
 	}
-	resp, err := result(c.api.CreateWebhookAccountWideWithResponse(r.Context(), c.account, body))
+	resp, err := result(c.api.CreateWebhookAccountWideWithBodyWithResponse(r.Context(), c.account, jsonType, body))
 	if statusOf(err) == http.StatusBadRequest {
 		form.Errors = fieldErrors(err, webhookInputs...)
 		s.renderWebhookForm(w, r, c, http.StatusUnprocessableEntity, form)
@@ -280,7 +340,7 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, c *call) (cl
 	if !ok {
 		return client.Webhook{}, false
 	}
-	resp, err := result(c.api.GetWebhookAccountWideWithResponse(r.Context(), c.account, id))
+	resp, err := result(c.api.GetWebhookInAccountWithResponse(r.Context(), c.account, id))
 	if err != nil {
 		s.fail(w, r, c, err)
 		return client.Webhook{}, false
@@ -294,9 +354,13 @@ func (s *Server) handleWebhookEdit(w http.ResponseWriter, r *http.Request, c *ca
 		return
 	}
 	form := webhookForm{ID: hook.ID.String(), Name: hook.Name, URL: hook.URL, Description: hook.Description,
-		Events: hook.Events, IsActive: hook.IsActive}
+		Events: hook.Events, IsActive: hook.IsActive, SurveyID: deref(hook.SurveyID).(string)}
 	if hook.SurveyIds != nil {
 		form.SurveyIDs = strings.Join(*hook.SurveyIds, ", ")
+	}
+	if l := hook.RateLimit; l != nil {
+		form.RatePerSecond = strconv.FormatFloat(float64(l.PerSecond), 'f', -1, 32)
+		form.RateBurst = strconv.Itoa(deref(l.Burst).(int))
 	}
 	s.renderWebhookForm(w, r, c, http.StatusOK, form)
 }
@@ -308,17 +372,17 @@ func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request, c *
 	}
 	form := readWebhookForm(r)
 	form.ID = id.String()
-	events := form.Events
-	if events == nil {
-		events = []string{}
+	// The form of a survey's webhook has no survey filter, and says whose it is.
+	_, filtered := r.PostForm["surveyIds"]
+	if !filtered {
+		form.SurveyID = r.PostFormValue("surveyId")
 	}
-	surveys := form.surveyIDs()
-	if surveys == nil {
-		surveys = &[]string{}
+	body, err := jsonBody(form.body(filtered))
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
 	}
-	body := client.WebhookUpdate{Name: &form.Name, URL: &form.URL, Description: &form.Description, Events: &events,
-		SurveyIds: surveys}
-	_, err := result(c.api.UpdateWebhookAccountWideWithResponse(r.Context(), c.account, id, body))
+	_, err = result(c.api.UpdateWebhookInAccountWithBodyWithResponse(r.Context(), c.account, id, jsonType, body))
 	if statusOf(err) == http.StatusBadRequest {
 		form.Errors = fieldErrors(err, webhookInputs...)
 		s.renderWebhookForm(w, r, c, http.StatusUnprocessableEntity, form)
@@ -338,7 +402,7 @@ func (s *Server) handleWebhookActive(w http.ResponseWriter, r *http.Request, c *
 		return
 	}
 	active := r.PostFormValue("active") == "true"
-	_, err := result(c.api.UpdateWebhookAccountWideWithResponse(r.Context(), c.account, id, client.WebhookUpdate{IsActive: &active}))
+	_, err := result(c.api.UpdateWebhookInAccountWithResponse(r.Context(), c.account, id, client.WebhookUpdate{IsActive: &active}))
 	if err != nil {
 		s.fail(w, r, c, err)
 		return
@@ -359,7 +423,7 @@ func (s *Server) handleWebhookDelete(w http.ResponseWriter, r *http.Request, c *
 	if !ok {
 		return
 	}
-	if _, err := result(c.api.DeleteWebhookAccountWideWithResponse(r.Context(), c.account, id)); err != nil {
+	if _, err := result(c.api.DeleteWebhookInAccountWithResponse(r.Context(), c.account, id)); err != nil {
 		s.fail(w, r, c, err)
 		return
 	}

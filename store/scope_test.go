@@ -172,3 +172,32 @@ func TestScopeIsolatesWebhooks(t *testing.T) {
 		require.Equal(t, ids(w), ids(listed...))
 	}
 }
+
+// An account's list holds all its webhooks, its surveys' too, and WebhookScope names each
+// one's scope; another account's list and lookup reach none of them.
+func TestAccountWebhooksAndTheirScopes(t *testing.T) {
+	t.Parallel()
+	st, _ := setupWebhooks(t)
+	ctx := t.Context()
+	a := store.Scope{AccountID: "acct-a"}
+	wide := scopedHook(t, st, a, "wide")
+	s1 := scopedHook(t, st, store.Scope{AccountID: "acct-a", SurveyID: "s1"}, "s1")
+	theirs := scopedHook(t, st, store.Scope{AccountID: "acct-b", SurveyID: "s1"}, "theirs")
+
+	listed, err := st.ListAccountWebhooks(ctx, "acct-a", store.Page{Limit: 100})
+	require.NoError(t, err)
+	require.Equal(t, ids(wide, s1), ids(listed...), "in creation order")
+	page, err := st.ListAccountWebhooks(ctx, "acct-a", store.Page{After: &wide.ID, Limit: 100})
+	require.NoError(t, err)
+	require.Equal(t, ids(s1), ids(page...))
+
+	for _, w := range []store.Webhook{wide, s1} {
+		scope, err := st.WebhookScope(ctx, "acct-a", w.ID)
+		require.NoError(t, err)
+		require.Equal(t, w.Scope(), scope)
+	}
+	_, err = st.WebhookScope(ctx, "acct-a", theirs.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "another account's webhook")
+	_, err = st.WebhookScope(ctx, "acct-b", s1.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

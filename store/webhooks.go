@@ -48,6 +48,15 @@ const listWebhooksQuery = `SELECT ` + webhookColumns + ` FROM webhooks
 	ORDER BY id
 	LIMIT $4`
 
+// listAccountWebhooksQuery pages through every webhook of an account, its surveys' too.
+const listAccountWebhooksQuery = `SELECT ` + webhookColumns + ` FROM webhooks
+	WHERE account_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid)
+	ORDER BY id
+	LIMIT $3`
+
+const webhookScopeQuery = `SELECT account_id, coalesce(survey_id, '') AS survey_id FROM webhooks
+	WHERE account_id = $1 AND id = $2`
+
 // updateWebhookQuery changes only the columns whose argument is not NULL; survey_ids is
 // set when $10 is true (to $9, NULL meaning every survey), and the rate limit when $11 is
 // (to $12 and $13, NULL and 0 meaning none). Turning a webhook on clears
@@ -210,6 +219,33 @@ func (s *Store) ListWebhooks(ctx context.Context, scope Scope, page Page) ([]Web
 		return nil, fmt.Errorf("list webhooks: %w", mapError(err))
 	}
 	return s.openAll(rows)
+}
+
+// ListAccountWebhooks returns up to page.Limit webhooks of the account, account-wide and
+// its surveys', in creation order, starting after page.After. The caller caps the limit.
+func (s *Store) ListAccountWebhooks(ctx context.Context, accountID string, page Page) ([]Webhook, error) {
+	if page.Limit <= 0 {
+		return nil, fmt.Errorf("list account webhooks: limit %d is not positive", page.Limit)
+	}
+	var rows []webhookRow
+	if err := s.q.SelectContext(ctx, &rows, listAccountWebhooksQuery, accountID, page.After, page.Limit); err != nil {
+		return nil, fmt.Errorf("list account webhooks: %w", mapError(err))
+	}
+	return s.openAll(rows)
+}
+
+// WebhookScope returns the scope of the account's webhook id (its survey, or "" for an
+// account-wide one), or ErrNotFound when the account has no such webhook. A webhook never
+// changes scope, so the answer stays true for as long as the webhook exists.
+func (s *Store) WebhookScope(ctx context.Context, accountID string, id uuid.UUID) (Scope, error) {
+	var row struct {
+		AccountID string `db:"account_id"`
+		SurveyID  string `db:"survey_id"`
+	}
+	if err := s.q.GetContext(ctx, &row, webhookScopeQuery, accountID, id); err != nil {
+		return Scope{}, fmt.Errorf("webhook scope: %w", mapError(err))
+	}
+	return Scope(row), nil
 }
 
 // WebhookUpdate lists the fields a partial update changes; a nil field is left as it is.
