@@ -230,9 +230,9 @@ func pathScope(r *http.Request) (store.Scope, error) {
 
 // pathWebhook returns the scope and {id} of the webhook the request's path names. An id
 // that is not a UUID cannot name a webhook: it is a 404, like any other unknown id. The
-// account's path (no {surveyId}) reaches every webhook of the account, its surveys' too:
-// the scope returned is then the webhook's own, so that every rule that depends on the
-// scope (which members an update takes) is the webhook's.
+// account's path (its scope names no survey) reaches every webhook of the account, its
+// surveys' too: the scope returned is then the webhook's own, so that every rule that
+// depends on the scope (which members an update takes) is the webhook's.
 func (s *Server) pathWebhook(r *http.Request) (store.Scope, uuid.UUID, error) {
 	scope, err := pathScope(r)
 	if err != nil {
@@ -244,7 +244,7 @@ func (s *Server) pathWebhook(r *http.Request) (store.Scope, uuid.UUID, error) {
 	if err != nil || !strings.EqualFold(id.String(), raw) {
 		return store.Scope{}, uuid.Nil, errWebhookNotFound
 	}
-	if _, ok := mux.Vars(r)["surveyId"]; ok {
+	if scope.SurveyID != "" {
 		return scope, id, nil
 	}
 	scope, err = s.store.WebhookScope(r.Context(), scope.AccountID, id)
@@ -418,7 +418,7 @@ func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var hooks []store.Webhook
-	if _, ok := mux.Vars(r)["surveyId"]; ok {
+	if scope.SurveyID != "" {
 		hooks, err = s.store.ListWebhooks(r.Context(), scope, oneMore(page))
 	} else {
 		// The account's list is every webhook of the account, as its path reaches each.
