@@ -230,4 +230,16 @@ func TestEveryWebhookOfTheAccount(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Nil(t, hookOf(wide)["surveyIds"], "an empty survey filter is every survey")
 	require.Contains(t, get(t, c, hs.URL+"/console/a/acme/webhooks/"+wide), "every survey of the account")
+
+	// A webhook made in the console gets its rate limit (burst 1 when none is typed).
+	resp, err := c.PostForm(hs.URL+"/console/a/acme/webhooks", url.Values{"csrf": {csrf}, "name": {"Limited"},
+		"url": {"https://example.com/limited"}, "events": {"*"}, "surveyIds": {"s4"}, "ratePerSecond": {"3"}, "isActive": {"on"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	made := strings.TrimPrefix(resp.Request.URL.Path, "/console/a/acme/webhooks/")
+	got = hookOf(made)
+	require.Equal(t, "Limited", got["name"])
+	require.Equal(t, map[string]any{"perSecond": 3.0, "burst": 1.0}, got["rateLimit"])
+	require.Equal(t, []any{"s4"}, got["surveyIds"])
 }

@@ -292,27 +292,32 @@ func number(s string) any {
 	return s
 }
 
-// jsonBody encodes a request body for the generated client's WithBody calls.
-func jsonBody(v any) (io.Reader, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode api request: %w", err)
-	}
-	return bytes.NewReader(raw), nil
-}
-
 var webhookInputs = []string{"name", "url", "description", "events", "surveyIds", "rateLimit", "isActive"}
 
 func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request, c *call) {
 	form := readWebhookForm(r)
 	fields := form.body(true)
 	fields["isActive"] = form.IsActive
-	body, err := jsonBody(fields)
+	s.saveWebhookForm(w, r, c, form, fields, func(body io.Reader) (uuid.UUID, error) {
+		resp, err := result(c.api.CreateWebhookAccountWideWithBodyWithResponse(r.Context(), c.account, jsonType, body))
+		if err != nil {
+			return uuid.Nil, err
+		}
+		return resp.JSON201.ID, nil
+	})
+}
+
+// saveWebhookForm sends the form's fields as the body of send (a create or an update).
+// When the API refuses them, the form shows again with its errors next to their fields;
+// when it takes them, the webhook's page follows.
+func (s *Server) saveWebhookForm(w http.ResponseWriter, r *http.Request, c *call, form webhookForm, fields map[string]any,
+	send func(body io.Reader) (uuid.UUID, error)) {
+	raw, err := json.Marshal(fields)
 	if err != nil {
-		s.fail(w, r, c, err)
+		s.fail(w, r, c, fmt.Errorf("encode api request: %w", err))
 		return
 	}
-	resp, err := result(c.api.CreateWebhookAccountWideWithBodyWithResponse(r.Context(), c.account, jsonType, body))
+	id, err := send(bytes.NewReader(raw))
 	if statusOf(err) == http.StatusBadRequest {
 		form.Errors = fieldErrors(err, webhookInputs...)
 		s.renderWebhookForm(w, r, c, http.StatusUnprocessableEntity, form)
@@ -322,7 +327,7 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request, c *
 		s.fail(w, r, c, err)
 		return
 	}
-	http.Redirect(w, r, accountPath(c.account, "webhooks", resp.JSON201.ID.String()), http.StatusSeeOther)
+	http.Redirect(w, r, accountPath(c.account, "webhooks", id.String()), http.StatusSeeOther)
 }
 
 // pathWebhook reads the webhook id of the path; anything but a UUID names nothing.
@@ -377,22 +382,10 @@ func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request, c *
 	if !filtered {
 		form.SurveyID = r.PostFormValue("surveyId")
 	}
-	body, err := jsonBody(form.body(filtered))
-	if err != nil {
-		s.fail(w, r, c, err)
-		return
-	}
-	_, err = result(c.api.UpdateWebhookInAccountWithBodyWithResponse(r.Context(), c.account, id, jsonType, body))
-	if statusOf(err) == http.StatusBadRequest {
-		form.Errors = fieldErrors(err, webhookInputs...)
-		s.renderWebhookForm(w, r, c, http.StatusUnprocessableEntity, form)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, c, err)
-		return
-	}
-	http.Redirect(w, r, accountPath(c.account, "webhooks", id.String()), http.StatusSeeOther)
+	s.saveWebhookForm(w, r, c, form, form.body(filtered), func(body io.Reader) (uuid.UUID, error) {
+		_, err := result(c.api.UpdateWebhookInAccountWithBodyWithResponse(r.Context(), c.account, id, jsonType, body))
+		return id, err
+	})
 }
 
 // handleWebhookActive turns the webhook on or off (active=true|false).
