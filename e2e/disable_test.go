@@ -14,6 +14,7 @@ import (
 
 	"github.com/surveyhooks/surveyhooks/delivery"
 	"github.com/surveyhooks/surveyhooks/signature"
+	"github.com/surveyhooks/surveyhooks/testenv"
 )
 
 // notice is a request the operator's receiver got.
@@ -30,9 +31,10 @@ type notice struct {
 // recovered, every failed and skipped delivery of the window is delivered exactly once.
 func TestDisableAndRecover(t *testing.T) {
 	t.Parallel()
-	s := startWorkerStack(t, 1, delivery.Schedule{Delays: []time.Duration{time.Second, time.Second, time.Second, time.Second, time.Second}, AttemptTimeout: 2 * time.Second},
+	s := startWorkerStack(t, testenv.PostgresURL(t), delivery.Schedule{Delays: repeat(time.Second, 5), AttemptTimeout: 2 * time.Second},
 		"SURVEYHOOKS_DISABLE_AFTER=4s", "SURVEYHOOKS_DISABLE_MIN_FAILURES=4", "SURVEYHOOKS_FAILING_AFTER=3",
 		"SURVEYHOOKS_NOTICE_ACCOUNT=ops")
+	s.startWorker(t, "worker-1")
 	began := time.Now()
 
 	var mu sync.Mutex

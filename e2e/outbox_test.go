@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -43,13 +42,7 @@ func TestOutboxTemporalDown(t *testing.T) {
 		Schedule:  delivery.Schedule{Delays: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}, AttemptTimeout: 2 * time.Second},
 		Outbox:    delivery.OutboxConfig{Interval: 200 * time.Millisecond, Grace: 500 * time.Millisecond},
 	}, testLogger(t, slog.LevelError))
-	runCtx, stopRun := context.WithCancel(context.WithoutCancel(t.Context()))
-	runDone := make(chan error, 1)
-	go func() { runDone <- d.Run(runCtx) }()
-	t.Cleanup(func() {
-		stopRun()
-		require.NoError(t, <-runDone)
-	})
+	runOutbox(t, d)
 	api := startAPI(t, st, d)
 	rc := okReceiver(t)
 	api.createWebhook(t, rc.URL, "*")

@@ -55,13 +55,7 @@ func TestPostgresOutage(t *testing.T) {
 		Schedule:  delivery.Schedule{Delays: []time.Duration{time.Second, time.Second}, AttemptTimeout: 2 * time.Second},
 		Outbox:    delivery.OutboxConfig{Interval: 500 * time.Millisecond, Grace: time.Second},
 	}, testLogger(t, slog.LevelError))
-	runCtx, stopRun := context.WithCancel(context.WithoutCancel(t.Context()))
-	runDone := make(chan error, 1)
-	go func() { runDone <- d.Run(runCtx) }()
-	t.Cleanup(func() {
-		stopRun()
-		require.NoError(t, <-runDone)
-	})
+	runOutbox(t, d)
 	api := startAPI(t, st, d)
 	// About 30% of the deliveries fail their first attempt.
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, nth int) string {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -234,57 +233,14 @@ func TestScheduleOutlivesPostgresOutage(t *testing.T) {
 	require.Greater(t, tries, 6)
 }
 
-// scheduleFaults is one test's stack: the delivery service and API in the test's process
-// on the given PostgreSQL, Temporal on SQLite files, and the environment of the
-// `surveyhooks worker` processes the test starts and kills, with the same schedule.
+// scheduleFaults is one test's worker stack, with the reads its checks make.
 type scheduleFaults struct {
-	db  *sqlx.DB
-	tc  client.Client
-	api *apiClient
-	env []string
+	*workerStack
 }
 
 func setupScheduleFaults(t *testing.T, pgURL string, sched delivery.Schedule) *scheduleFaults {
 	t.Helper()
-	binary(t) // built before anything starts: the first build takes a while
-	db, err := sqlx.Open(store.DriverName, pgURL)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	st := store.New(db, testenv.Keyring())
-	opts := temporalOptions(t)
-	startTemporal(t, opts)
-	tc := dialTemporal(t, opts.FrontendAddr)
-	queue := uniqueQueue("schedule")
-	// The workflow takes the schedule's timeouts from the service, the activity its delays
-	// from the worker's environment: both are the same schedule.
-	d := delivery.New(st, tc, delivery.Config{TaskQueue: queue, Schedule: sched}, testLogger(t, slog.LevelError))
-	delays := make([]string, 0, len(sched.Delays))
-	for _, delay := range sched.Delays {
-		delays = append(delays, delay.String())
-	}
-	return &scheduleFaults{
-		db:  db,
-		tc:  tc,
-		api: startAPI(t, st, d),
-		env: []string{
-			"DATABASE_URL=" + pgURL,
-			"SURVEYHOOKS_ENCRYPTION_KEYS=" + testenv.EncryptionKeys(),
-			"TEMPORAL_ADDRESS=" + opts.FrontendAddr,
-			"TEMPORAL_NAMESPACE=default",
-			"SURVEYHOOKS_TASK_QUEUE=" + queue,
-			"SURVEYHOOKS_RETRY_DELAYS=" + strings.Join(delays, ","),
-			"SURVEYHOOKS_ATTEMPT_TIMEOUT=" + sched.AttemptTimeout.String(),
-			"SURVEYHOOKS_ALLOW_HTTP=true",
-			"SURVEYHOOKS_ALLOWED_CIDRS=127.0.0.0/8",
-		},
-	}
-}
-
-// startWorker runs `surveyhooks worker` with the stack's environment and a metrics port of
-// its own.
-func (s *scheduleFaults) startWorker(t *testing.T, name string) *proc {
-	t.Helper()
-	return startProc(t, name, append(slices.Clone(s.env), "SURVEYHOOKS_METRICS_ADDR="+freeAddr(t)), "worker")
+	return &scheduleFaults{startWorkerStack(t, pgURL, sched)}
 }
 
 // publishOne publishes an event to the stack's one webhook and returns its delivery's id.

@@ -131,6 +131,17 @@ type apiClient struct {
 	http *http.Client
 }
 
+// runOutbox runs d's outbox (Service.Run) until the test ends.
+func runOutbox(t *testing.T, d *delivery.Service) {
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(t.Context()))
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(runCtx) }()
+	t.Cleanup(func() {
+		stopRun()
+		require.NoError(t, <-runDone)
+	})
+}
+
 // startAPI serves the REST API over st and d on loopback with apiKey.
 func startAPI(t *testing.T, st *store.Store, d *delivery.Service) *apiClient {
 	t.Helper()

@@ -1,78 +1,19 @@
 package e2e_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
-	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 )
-
-// workerStack is the API and its outbox in the test, over a database and an in-process
-// Temporal server, with the workers as processes of the real binary.
-type workerStack struct {
-	api *apiClient
-	st  *store.Store
-	db  *sqlx.DB
-	// env is the workers' environment; start more workers with it.
-	env []string
-}
-
-// startWorkerStack starts the stack with workers worker processes whose environment adds
-// env to the stack's (retry delays, thresholds).
-func startWorkerStack(t *testing.T, workers int, schedule delivery.Schedule, env ...string) *workerStack {
-	t.Helper()
-	binary(t) // built before anything starts: the first build takes a while
-	pgURL := testenv.PostgresURL(t)
-	db, err := sqlx.Open(store.DriverName, pgURL)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	st := store.New(db, testenv.Keyring())
-	opts := temporalOptions(t)
-	startTemporal(t, opts)
-	tc := dialTemporal(t, opts.FrontendAddr)
-	queue := uniqueQueue("failing")
-	d := delivery.New(st, tc, delivery.Config{TaskQueue: queue, Schedule: schedule,
-		Outbox: delivery.OutboxConfig{Interval: 300 * time.Millisecond}}, testLogger(t, slog.LevelError))
-	runCtx, stopRun := context.WithCancel(context.WithoutCancel(t.Context()))
-	runDone := make(chan error, 1)
-	go func() { runDone <- d.Run(runCtx) }()
-	t.Cleanup(func() {
-		stopRun()
-		require.NoError(t, <-runDone)
-	})
-	var delays []string
-	for _, d := range schedule.Delays {
-		delays = append(delays, d.String())
-	}
-	s := &workerStack{api: startAPI(t, st, d), st: st, db: db, env: append([]string{
-		"DATABASE_URL=" + pgURL,
-		"SURVEYHOOKS_ENCRYPTION_KEYS=" + testenv.EncryptionKeys(),
-		"TEMPORAL_ADDRESS=" + opts.FrontendAddr,
-		"TEMPORAL_NAMESPACE=default",
-		"SURVEYHOOKS_TASK_QUEUE=" + queue,
-		"SURVEYHOOKS_RETRY_DELAYS=" + strings.Join(delays, ","),
-		"SURVEYHOOKS_ATTEMPT_TIMEOUT=" + schedule.AttemptTimeout.String(),
-		"SURVEYHOOKS_ALLOW_HTTP=true",
-		"SURVEYHOOKS_ALLOWED_CIDRS=127.0.0.0/8",
-	}, env...)}
-	for i := range workers {
-		startProc(t, fmt.Sprintf("worker-%d", i+1), append(slices.Clone(s.env), "SURVEYHOOKS_METRICS_ADDR="+freeAddr(t)), "worker")
-	}
-	return s
-}
 
 // TestThrottle runs three worker processes. A webhook with rateLimit 5/s and burst 5 gets
 // 200 deliveries at once: no one-second window at its receiver sees more than 10 (the rate
@@ -83,7 +24,10 @@ func startWorkerStack(t *testing.T, workers int, schedule delivery.Schedule, env
 func TestThrottle(t *testing.T) {
 	t.Parallel()
 	const events = 200
-	s := startWorkerStack(t, 3, delivery.Schedule{Delays: []time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second}, AttemptTimeout: 5 * time.Second})
+	s := startWorkerStack(t, testenv.PostgresURL(t), delivery.Schedule{Delays: repeat(2*time.Second, 3), AttemptTimeout: 5 * time.Second})
+	for i := range 3 {
+		s.startWorker(t, fmt.Sprintf("worker-%d", i+1))
+	}
 
 	limited := okReceiver(t)
 	status, hook := s.api.do(t, http.MethodPost, "/api/surveys/"+surveyID+"/webhooks", map[string]any{

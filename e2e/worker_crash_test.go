@@ -1,10 +1,8 @@
 package e2e_test
 
 import (
-	"context"
 	"fmt"
 	"hash/fnv"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -12,11 +10,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
 	"github.com/surveyhooks/surveyhooks/delivery"
-	"github.com/surveyhooks/surveyhooks/store"
 	"github.com/surveyhooks/surveyhooks/testenv"
 )
 
@@ -29,32 +25,12 @@ func TestWorkerCrash(t *testing.T) {
 		events      = 300
 		attemptTime = 2 * time.Second
 	)
-	binary(t) // built before anything starts: the first build takes a while
-	pgURL := testenv.PostgresURL(t)
-	db, err := sqlx.Open(store.DriverName, pgURL)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	st := store.New(db, testenv.Keyring())
-	opts := temporalOptions(t)
-	startTemporal(t, opts)
-	tc := dialTemporal(t, opts.FrontendAddr)
-	queue := uniqueQueue("crash")
-	d := delivery.New(st, tc, delivery.Config{
-		TaskQueue: queue,
-		Schedule:  delivery.Schedule{Delays: []time.Duration{30 * time.Second, time.Second, time.Second, time.Second}, AttemptTimeout: attemptTime},
-		Outbox:    delivery.OutboxConfig{Interval: 500 * time.Millisecond},
-	}, testLogger(t, slog.LevelError))
-	runCtx, stopRun := context.WithCancel(context.WithoutCancel(t.Context()))
-	runDone := make(chan error, 1)
-	go func() { runDone <- d.Run(runCtx) }()
-	t.Cleanup(func() {
-		stopRun()
-		require.NoError(t, <-runDone)
-	})
-	api := startAPI(t, st, d)
+	s := startWorkerStack(t, testenv.PostgresURL(t),
+		delivery.Schedule{Delays: []time.Duration{30 * time.Second, time.Second, time.Second, time.Second}, AttemptTimeout: attemptTime})
+	api, st := s.api, s.st
 
 	// About 30% of the deliveries fail their first attempt (500) and wait 30 s for the
-	// second (SURVEYHOOKS_RETRY_DELAYS below), so that over a hundred are in backoff when the
+	// second (the schedule's first delay), so that over a hundred are in backoff when the
 	// worker dies; every request takes a little while, so that some are in flight too.
 	respond := func(w http.ResponseWriter, r *http.Request, nth int) string {
 		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
@@ -71,24 +47,12 @@ func TestWorkerCrash(t *testing.T) {
 	// Every other event is a completed response: fan-out 2, the others fan-out 1.
 	wantDeliveries := events + events/2
 
-	env := []string{
-		"DATABASE_URL=" + pgURL,
-		"SURVEYHOOKS_ENCRYPTION_KEYS=" + testenv.EncryptionKeys(),
-		"TEMPORAL_ADDRESS=" + opts.FrontendAddr,
-		"TEMPORAL_NAMESPACE=default",
-		"SURVEYHOOKS_TASK_QUEUE=" + queue,
-		"SURVEYHOOKS_RETRY_DELAYS=30s,1s,1s,1s",
-		"SURVEYHOOKS_ATTEMPT_TIMEOUT=" + attemptTime.String(),
-		"SURVEYHOOKS_ALLOW_HTTP=true",
-		"SURVEYHOOKS_ALLOWED_CIDRS=127.0.0.0/8",
-		"SURVEYHOOKS_METRICS_ADDR=" + freeAddr(t),
-	}
 	// A burst: every event's workflow is started before the worker takes them on (a worker
 	// keeps up with the API otherwise, and few deliveries would be under way at any time).
 	began := time.Now()
 	accepted := publishAll(t, api, events, 8)
 	t.Logf("published %d events in %v: %v", events, time.Since(began).Round(time.Millisecond), accepted)
-	worker := startProc(t, "worker-1", env, "worker")
+	worker := s.startWorker(t, "worker-1")
 
 	// Kill the worker once it is well into the burst, with over a hundred deliveries in
 	// flight or in backoff.
@@ -105,7 +69,7 @@ func TestWorkerCrash(t *testing.T) {
 	t.Logf("at the kill: %d deliveries in flight or not started, %d in backoff",
 		atKill[delivery.StatusPending], atKill[delivery.StatusRetrying])
 
-	startProc(t, "worker-2", env, "worker")
+	s.startWorker(t, "worker-2")
 	counts := waitSettled(t, st, wantDeliveries, 150*time.Second)
 	t.Logf("all deliveries settled %v after the kill", time.Since(killedAt).Round(time.Millisecond))
 	require.Equal(t, wantDeliveries, counts[delivery.StatusDelivered], "every delivery is delivered: %v", counts)
@@ -117,7 +81,7 @@ func TestWorkerCrash(t *testing.T) {
 		URL      string    `db:"url"`
 		Attempts int       `db:"attempt_count"`
 	}
-	require.NoError(t, db.SelectContext(t.Context(), &rows, `
+	require.NoError(t, s.db.SelectContext(t.Context(), &rows, `
 		SELECT d.id, d.event_id, w.url, d.attempt_count FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id`))
 	require.Len(t, rows, wantDeliveries)
 	// A receiver records a request just after answering it, so possibly after the
