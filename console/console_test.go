@@ -271,6 +271,13 @@ func testScreens(t *testing.T, s *stack) {
 		chromedp.WaitVisible(chromedp.CSS("#attempt-1")),
 	)
 	shoot(t, ctx, "delivery")
+	do(t, ctx,
+		chromedp.Navigate(s.url+"/console/a/screens/deliveries?webhook="+surveyHook),
+		chromedp.WaitVisible(chromedp.CSS("#rows a")),
+		chromedp.Click(chromedp.CSS("#rows a")),
+		chromedp.WaitVisible(chromedp.CSS("#attempt-1")),
+	)
+	require.Contains(t, text(t, ctx, "#attempt-1"), "/hooks/nps", "a survey's webhook's delivery opens with its attempt")
 
 	do(t, ctx,
 		chromedp.Navigate(page+"/recover"),
