@@ -389,13 +389,14 @@ func waitFor(ctx context.Context, timeout time.Duration, check func() error) err
 	}
 }
 
+// freeLoopbackAddr is an address for a process the shape starts; see
+// temporalcluster.FreePorts for why the port is not simply bind(":0")'s.
 func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := temporalcluster.FreePorts(1)
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), nil
 }
 
 // pgPort is a PostgreSQL cluster's port as text, for matching sockets.

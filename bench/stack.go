@@ -4,16 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -175,13 +172,13 @@ func (s *stack) startTemporal(ctx context.Context) error {
 		return fmt.Errorf("create Temporal folder: %w", err)
 	}
 	s.cleanups = append(s.cleanups, func() { os.RemoveAll(dir) })
-	port, err := freePort()
+	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return err
 	}
 	server, err := localtemporal.Start(ctx, localtemporal.Options{
 		DataDir:          dir,
-		FrontendAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		FrontendAddr:     addr,
 		Namespace:        namespace,
 		SearchAttributes: delivery.SearchAttributes(),
 		Logger:           s.logger.With("component", "temporal-server"),
@@ -239,17 +236,4 @@ func defaultOpenDB(ctx context.Context, databaseURL string) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return db, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("find a free port: not a TCP address")
-	}
-	return addr.Port, nil
 }

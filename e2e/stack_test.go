@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/surveyhooks/surveyhooks/api"
 	apiclient "github.com/surveyhooks/surveyhooks/client"
 	"github.com/surveyhooks/surveyhooks/delivery"
+	"github.com/surveyhooks/surveyhooks/e2e/temporalcluster"
 	"github.com/surveyhooks/surveyhooks/localtemporal"
 	"github.com/surveyhooks/surveyhooks/netguard"
 	"github.com/surveyhooks/surveyhooks/signature"
@@ -48,14 +50,12 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 // loopbackPolicy lets webhooks and deliveries reach httptest receivers.
 var loopbackPolicy = netguard.Policy{AllowHTTP: true, Allowed: loopback}
 
-// freeAddr returns a loopback address nothing listens on.
+// freeAddr returns a loopback address nothing listens on, for a server the test starts.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := temporalcluster.FreePorts(1)
 	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 }
 
 // testLogger writes records of level or above to the test's output until the test ends;

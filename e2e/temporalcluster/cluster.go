@@ -112,7 +112,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Pprof {
 		perNode++
 	}
-	ports, err := freePorts(opts.Nodes * perNode)
+	ports, err := FreePorts(opts.Nodes * perNode)
 	if err != nil {
 		return nil, err
 	}
@@ -306,28 +306,44 @@ func checkHealth(ctx context.Context, addr string) error {
 	return nil
 }
 
-// freePorts returns n distinct loopback ports below maxServerPort that nothing listens on.
-func freePorts(n int) ([]int, error) {
-	seen := map[int]bool{}
+// FreePorts returns n loopback ports from minServerPort below maxServerPort that nothing
+// listens on and that no earlier call in this process returned.
+//
+// The range lies below Linux's ephemeral ports (32768 and up), so an outgoing connection
+// cannot take a port between the moment it is picked and the moment a child process binds
+// it; a port from bind(":0") can be taken that way by any process dialing out meanwhile.
+func FreePorts(n int) ([]int, error) { return freePortsIn(minServerPort, maxServerPort, n) }
+
+// freePortsIn picks n free ports from lo up to but not including hi.
+func freePortsIn(lo, hi, n int) ([]int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	var ports []int
 	for tries := 0; len(ports) < n; tries++ {
 		if tries > 100*n {
-			return nil, errors.New("no free ports below 32768")
+			return nil, fmt.Errorf("no free ports from %d to %d", lo, hi-1)
 		}
-		p := minServerPort + rand.IntN(maxServerPort-minServerPort)
-		if seen[p] {
+		p := lo + rand.IntN(hi-lo)
+		if handedOut.ports[p] {
 			continue
 		}
-		seen[p] = true
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
 			continue
 		}
 		l.Close()
+		handedOut.ports[p] = true
 		ports = append(ports, p)
 	}
 	return ports, nil
 }
+
+// handedOut keeps two callers in one process from being given the same port before either
+// binds it.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 func environ(vars map[string]string) []string {
 	var env []string
