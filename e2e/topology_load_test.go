@@ -70,18 +70,26 @@ func newPublisher(top *topology, rate float64) *publisher {
 	}
 }
 
-// run publishes until ctx ends; wait waits for the publishes still being retried.
-func (p *publisher) run(ctx context.Context) {
-	tick := time.NewTicker(p.interval)
-	defer tick.Stop()
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+// start publishes until ctx ends; wait then waits for the last publishes, retried until
+// accepted. No publish begins once ctx has ended, so the events accepted after wait are all
+// the events there are.
+func (p *publisher) start(ctx context.Context) {
+	p.wg.Go(func() {
+		tick := time.NewTicker(p.interval)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			// Both cases may be ready at once, and select picks either.
+			if ctx.Err() != nil {
+				return
+			}
+			p.wg.Go(func() { p.publish(i) })
 		}
-		p.wg.Go(func() { p.publish(i) })
-	}
+	})
 }
 
 func (p *publisher) wait() { p.wg.Wait() }

@@ -87,7 +87,7 @@ func TestTopologyFaultsUnderLoad(t *testing.T) {
 	go func() { sampler.run(loadCtx); close(samplerDone) }()
 	pub := newPublisher(top, rate)
 	began := time.Now()
-	go pub.run(loadCtx)
+	pub.start(loadCtx)
 	since := func(at time.Time) string { return fmt.Sprintf("+%.1fs", at.Sub(began).Seconds()) }
 	t.Logf("load: %.1f events/s over both API replicas, half of them completed responses (fan-out 2)", rate)
 
